@@ -1,0 +1,232 @@
+"""The connection every service holds: NATS core for request-reply, JetStream for the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Self
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+
+from foot.bus.catalog import BUCKETS, STREAMS, BucketSpec, StreamSpec
+from foot.bus.kv import KvStore
+from foot.errors import PermanentError, TransportError
+from foot.telemetry import inject_headers
+
+log = logging.getLogger(__name__)
+
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+
+class Bus:
+    """A NATS connection with FOOT's conventions: trace headers, message ids, typed errors."""
+
+    def __init__(self, client: Client, name: str) -> None:
+        self.client = client
+        self.js: JetStreamContext = client.jetstream()
+        self.name = name
+        self._buckets: dict[str, KvStore] = {}
+
+    @classmethod
+    async def connect(
+        cls, url: str, name: str, *, connect_timeout: float = 5.0, request_timeout: float = 5.0
+    ) -> Self:
+        """Connect, reconnecting forever afterwards (the caller's readiness reflects the state)."""
+
+        async def on_disconnect() -> None:
+            log.warning("disconnected from NATS", extra={"nats_client": name})
+
+        async def on_reconnect() -> None:
+            log.info("reconnected to NATS", extra={"nats_client": name})
+
+        async def on_error(exc: Exception) -> None:
+            log.warning("NATS error: %s", exc, extra={"nats_client": name})
+
+        try:
+            client = await nats.connect(
+                servers=[url],
+                name=name,
+                connect_timeout=connect_timeout,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+                error_cb=on_error,
+            )
+        except (OSError, nats.errors.Error, TimeoutError) as exc:
+            raise TransportError(f"cannot connect to NATS at {url}: {exc}") from exc
+        bus = cls(client, name)
+        bus.js = client.jetstream(timeout=request_timeout)
+        return bus
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.client.is_connected)
+
+    async def close(self) -> None:
+        if self.client.is_closed:
+            return
+        try:
+            await self.client.drain()
+        except (nats.errors.Error, TimeoutError, OSError) as exc:
+            log.warning("NATS drain failed, closing: %s", exc)
+            await self.client.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    # ---- declaration ---------------------------------------------------------------------
+
+    async def declare(
+        self,
+        streams: Iterable[StreamSpec] = STREAMS,
+        buckets: Iterable[BucketSpec] = BUCKETS,
+    ) -> None:
+        """Create streams and buckets if missing, update streams whose subjects changed."""
+        for spec in streams:
+            await self.declare_stream(spec)
+        for bucket in buckets:
+            await self.declare_bucket(bucket)
+
+    async def declare_stream(self, spec: StreamSpec) -> None:
+        config = js_api.StreamConfig(
+            name=spec.name,
+            subjects=list(spec.subjects),
+            description=spec.description,
+            max_age=spec.max_age_seconds,
+            duplicate_window=spec.duplicate_window_seconds,
+            storage=js_api.StorageType.FILE,
+        )
+        try:
+            try:
+                info = await self.js.stream_info(spec.name)
+            except nats.js.errors.NotFoundError:
+                await self.js.add_stream(config)
+                return
+            if sorted(info.config.subjects or []) != sorted(spec.subjects):
+                await self.js.update_stream(config)
+        except nats.js.errors.APIError as exc:
+            raise PermanentError(f"stream {spec.name}: {exc.description}") from exc
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise TransportError(f"stream {spec.name}: {exc}") from exc
+
+    async def declare_bucket(self, spec: BucketSpec) -> KvStore:
+        try:
+            try:
+                kv = await self.js.key_value(spec.name)
+            except nats.js.errors.BucketNotFoundError:
+                kv = await self.js.create_key_value(
+                    bucket=spec.name, description=spec.description, history=spec.history
+                )
+        except nats.js.errors.APIError as exc:
+            raise PermanentError(f"bucket {spec.name}: {exc.description}") from exc
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise TransportError(f"bucket {spec.name}: {exc}") from exc
+        store = KvStore(kv, spec.name)
+        self._buckets[spec.name] = store
+        return store
+
+    async def kv(self, bucket: str) -> KvStore:
+        """The store of a declared bucket (looked up once, then cached)."""
+        store = self._buckets.get(bucket)
+        if store is not None:
+            return store
+        try:
+            kv = await self.js.key_value(bucket)
+        except nats.js.errors.BucketNotFoundError as exc:
+            raise PermanentError(f"bucket {bucket} does not exist (not declared yet)") from exc
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise TransportError(f"bucket {bucket}: {exc}") from exc
+        store = KvStore(kv, bucket)
+        self._buckets[bucket] = store
+        return store
+
+    # ---- messages ------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        msg_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> js_api.PubAck:
+        """Publish to a stream, waiting for the stream's acknowledgement.
+
+        `msg_id` makes the publish idempotent within the stream's duplicate window.
+        """
+        outgoing = inject_headers(dict(headers or {}))
+        if msg_id is not None:
+            outgoing[MSG_ID_HEADER] = msg_id
+        try:
+            return await self.js.publish(subject, payload, headers=outgoing)
+        except nats.js.errors.APIError as exc:
+            raise PermanentError(f"publish to {subject}: {exc.description}") from exc
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise TransportError(f"publish to {subject}: {exc}") from exc
+
+    async def request(
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        wait_seconds: float = 10.0,
+        headers: dict[str, str] | None = None,
+    ) -> Msg:
+        """Core NATS request-reply (the API front door)."""
+        try:
+            return await self.client.request(
+                subject, payload, timeout=wait_seconds, headers=inject_headers(dict(headers or {}))
+            )
+        except nats.errors.NoRespondersError as exc:
+            raise TransportError(f"nobody answers on {subject}; is FOOT running?") from exc
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise TransportError(f"request on {subject}: {exc}") from exc
+
+    async def serve(
+        self,
+        subject: str,
+        handler: Callable[[Msg], Awaitable[None]],
+        *,
+        queue: str = "",
+    ) -> Subscription:
+        """Answer requests on a subject (a queue group shares the load between replicas)."""
+
+        async def callback(msg: Msg) -> None:
+            await handler(msg)
+
+        try:
+            return await self.client.subscribe(subject, queue=queue, cb=callback)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise TransportError(f"subscribe to {subject}: {exc}") from exc
+
+    async def flush(self) -> None:
+        try:
+            await self.client.flush()
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise TransportError(f"flush: {exc}") from exc
+
+
+def header_map(msg: Msg) -> dict[str, Any]:
+    return dict(msg.headers or {})
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise

@@ -1,0 +1,198 @@
+"""Level-triggered reconciliation over watched buckets, like client-go's informer + workqueue.
+
+`Informer` mirrors a bucket (or a key pattern of it) into a local cache and
+tells its `ReconcileQueue`s which keys changed. The queue hands each key to one
+worker at a time and collapses bursts: a key added while it is already queued
+is not queued twice, and a key added while it is being reconciled is queued
+once more afterwards. The reconciler reads the *current* value (from the
+cache), so whatever burst happened, the last state is always reconciled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from foot.bus.kv import Entry, KvStore
+from foot.errors import FootError
+
+log = logging.getLogger(__name__)
+
+Reconciler = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Per-key exponential backoff for failed reconciles."""
+
+    base_seconds: float = 0.05
+    max_seconds: float = 30.0
+
+    def delay(self, failures: int) -> float:
+        return float(min(self.base_seconds * 2 ** (failures - 1), self.max_seconds))
+
+
+class ReconcileQueue:
+    """A keyed work queue: deduplicating, one worker per key at a time, retry with backoff."""
+
+    def __init__(
+        self,
+        name: str,
+        reconcile: Reconciler,
+        *,
+        workers: int = 4,
+        backoff: Backoff | None = None,
+        on_outcome: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._reconcile = reconcile
+        self._workers = workers
+        self._backoff = backoff or Backoff()
+        self._on_outcome = on_outcome
+        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._processing: set[str] = set()
+        self._dirty: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._delayed: dict[str, asyncio.TimerHandle] = {}
+        self._shutting_down = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.reconciles = 0
+
+    def add(self, key: str) -> None:
+        """Ask for `key` to be reconciled (soon, once, however often it is asked)."""
+        if self._shutting_down:
+            return
+        if key in self._processing:
+            self._dirty.add(key)
+            return
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        self._idle.clear()
+        self._ready.put_nowait(key)
+
+    def add_after(self, key: str, delay: float) -> None:
+        if self._shutting_down:
+            return
+        if key in self._delayed:
+            return
+        loop = asyncio.get_running_loop()
+        self._delayed[key] = loop.call_later(delay, self._fire_delayed, key)
+        self._idle.clear()
+
+    def _fire_delayed(self, key: str) -> None:
+        self._delayed.pop(key, None)
+        self.add(key)
+        self._update_idle()
+
+    def __len__(self) -> int:
+        return len(self._queued) + len(self._delayed)
+
+    async def run(self) -> None:
+        """Run the workers until cancelled or `shut_down()`."""
+        async with asyncio.TaskGroup() as group:
+            for index in range(self._workers):
+                group.create_task(self._worker(), name=f"reconcile:{self.name}:{index}")
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self._ready.get()
+            if key == "" and self._shutting_down:
+                return
+            self._queued.discard(key)
+            self._processing.add(key)
+            started = time.perf_counter()
+            outcome = "ok"
+            try:
+                await self._reconcile(key)
+                self._failures.pop(key, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is retried with backoff
+                outcome = "error"
+                failures = self._failures.get(key, 0) + 1
+                self._failures[key] = failures
+                delay = self._backoff.delay(failures)
+                level = logging.ERROR if isinstance(exc, FootError) and not exc.retryable else 30
+                log.log(
+                    level,
+                    "reconcile %s %s failed (%d in a row), again in %.2fs: %s",
+                    self.name,
+                    key,
+                    failures,
+                    delay,
+                    exc,
+                )
+                self.add_after(key, delay)
+            finally:
+                self.reconciles += 1
+                self._processing.discard(key)
+                if key in self._dirty:
+                    self._dirty.discard(key)
+                    self.add(key)
+                if self._on_outcome is not None:
+                    self._on_outcome(outcome, time.perf_counter() - started)
+                self._update_idle()
+
+    def _update_idle(self) -> None:
+        if not self._queued and not self._processing and not self._delayed:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until nothing is queued, delayed or being reconciled."""
+        await self._idle.wait()
+
+    def shut_down(self) -> None:
+        """Stop accepting keys; workers finish their current key and return."""
+        self._shutting_down = True
+        for handle in self._delayed.values():
+            handle.cancel()
+        self._delayed.clear()
+        for _ in range(self._workers):
+            self._ready.put_nowait("")
+
+
+class Informer:
+    """Mirrors a bucket into memory and notifies queues of every changed key."""
+
+    def __init__(self, store: KvStore, pattern: str = ">") -> None:
+        self.store = store
+        self.pattern = pattern
+        self._cache: dict[str, Entry] = {}
+        self._queues: list[ReconcileQueue] = []
+        self._listeners: list[Callable[[Entry], None]] = []
+        self.synced = asyncio.Event()
+
+    def notify(self, queue: ReconcileQueue) -> None:
+        self._queues.append(queue)
+
+    def listen(self, listener: Callable[[Entry], None]) -> None:
+        """Call `listener` with every change (after the cache is updated)."""
+        self._listeners.append(listener)
+
+    def get(self, key: str) -> Entry | None:
+        return self._cache.get(key)
+
+    def values(self) -> list[Entry]:
+        return list(self._cache.values())
+
+    async def run(self) -> None:
+        """Watch forever; `synced` is set once the initial state has been replayed."""
+        async with self.store.watch(self.pattern) as events:
+            async for entry in events:
+                if entry is None:
+                    self.synced.set()
+                    continue
+                if entry.deleted:
+                    self._cache.pop(entry.key, None)
+                else:
+                    self._cache[entry.key] = entry
+                for listener in self._listeners:
+                    listener(entry)
+                for queue in self._queues:
+                    queue.add(entry.key)

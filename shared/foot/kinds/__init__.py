@@ -1,0 +1,143 @@
+"""The kind registry: which model validates a kind, which service owns it, where it is stored.
+
+Every service registers nothing itself: the registry is built here, in the
+common library, so any process (the CLI, the API front door, any service) can
+validate any kind before it is sent to its owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from foot.errors import FieldProblem, InvalidObjectError, NotFoundError
+from foot.objects import KubeObject, problems_from_validation
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    """How FOOT handles one (apiVersion, kind)."""
+
+    api_version: str
+    kind: str
+    model: type[KubeObject]
+    owner: str
+    """Service that validates, stores and alone writes objects of this kind."""
+    bucket: str
+    """JetStream key-value bucket holding the objects."""
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def key_prefix(self) -> str:
+        """Bucket key prefix shared by every object of this kind (dots separate tokens)."""
+        return f"{self.group or 'core'}.{self.kind}"
+
+    def key(self, namespace: str | None, name: str) -> str:
+        return f"{self.key_prefix}.{namespace or '_'}.{name}"
+
+    def names(self) -> Iterator[str]:
+        yield self.kind.lower()
+        yield self.plural
+        yield from self.short_names
+
+
+@dataclass(slots=True)
+class KindRegistry:
+    """Maps (apiVersion, kind) to KindInfo, and CLI spellings (`deploy`, `deployments`) too."""
+
+    _by_type: dict[tuple[str, str], KindInfo] = field(default_factory=dict)
+
+    def register(self, info: KindInfo) -> None:
+        self._by_type[(info.api_version, info.kind)] = info
+
+    def __iter__(self) -> Iterator[KindInfo]:
+        return iter(self._by_type.values())
+
+    def owned_by(self, owner: str) -> list[KindInfo]:
+        return [info for info in self if info.owner == owner]
+
+    def lookup(self, api_version: str, kind: str) -> KindInfo:
+        try:
+            return self._by_type[(api_version, kind)]
+        except KeyError:
+            known = ", ".join(sorted({f"{i.api_version}/{i.kind}" for i in self}))
+            raise InvalidObjectError(
+                f"{kind or '<no kind>'}",
+                [FieldProblem("kind", f"{api_version}/{kind} is not a kind FOOT knows ({known})")],
+            ) from None
+
+    def resolve(self, spelling: str) -> KindInfo:
+        """Find a kind by what a person types: `Deployment`, `deployment`, `deployments`, `deploy`,
+        or `deployments.apps` to pick a group."""
+        wanted, _, group = spelling.lower().partition(".")
+        matches = [
+            info
+            for info in self
+            if wanted in info.names() and (not group or info.group.lower() == group)
+        ]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise NotFoundError(f"unknown kind {spelling!r}; try one of: {self.spellings()}")
+        choices = ", ".join(f"{m.plural}.{m.group or 'core'}" for m in matches)
+        raise NotFoundError(f"kind {spelling!r} is ambiguous: {choices}")
+
+    def spellings(self) -> str:
+        return ", ".join(sorted(info.plural for info in self))
+
+    def parse(self, document: Mapping[str, Any], source: str = "object") -> KubeObject:
+        """Validate a raw document into its model; every problem is reported at once."""
+        api_version = document.get("apiVersion")
+        kind = document.get("kind")
+        problems = []
+        if not isinstance(api_version, str) or not api_version:
+            problems.append(FieldProblem("apiVersion", "is required"))
+        if not isinstance(kind, str) or not kind:
+            problems.append(FieldProblem("kind", "is required"))
+        if problems:
+            raise InvalidObjectError(source, problems)
+        assert isinstance(api_version, str)  # noqa: S101 - narrowed by the checks above
+        assert isinstance(kind, str)  # noqa: S101
+        info = self.lookup(api_version, kind)
+        name = describe(document, kind)
+        try:
+            parsed = info.model.model_validate(document, by_alias=True)
+        except ValidationError as exc:
+            raise InvalidObjectError(name, problems_from_validation(exc)) from None
+        if info.namespaced and parsed.metadata.namespace is None:
+            parsed = parsed.model_copy(
+                update={"metadata": parsed.metadata.model_copy(update={"namespace": "default"})}
+            )
+        elif not info.namespaced and parsed.metadata.namespace is not None:
+            raise InvalidObjectError(
+                name, [FieldProblem("metadata.namespace", f"{kind} is cluster-scoped")]
+            )
+        return parsed
+
+
+def describe(document: Mapping[str, Any], kind: str) -> str:
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    return f"{kind}/{name}" if isinstance(name, str) else kind
+
+
+KINDS = KindRegistry()
+
+
+def _register_builtin_kinds() -> None:
+    from foot.kinds import templates
+
+    for info in templates.template_kinds():
+        KINDS.register(info)
+
+
+_register_builtin_kinds()

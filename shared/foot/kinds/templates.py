@@ -1,0 +1,223 @@
+"""Resource templates: ordinary Kubernetes objects submitted to FOOT for placement.
+
+The scheduler owns them. A template keeps every field the user wrote (they
+are applied to member clusters as they are), so models allow unknown fields;
+the fields FOOT itself relies on (names, replicas, selectors, pod templates,
+ports, data maps) are checked so that a broken template is refused at the door
+instead of failing later in every member cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, ConfigDict, Field, field_validator
+
+from foot.kinds import KindInfo
+from foot.objects import FrozenModel, KubeObject
+
+TEMPLATE_OWNER = "scheduler"
+TEMPLATE_BUCKET = "templates"
+
+
+class OpenModel(FrozenModel):
+    """Frozen, camelCase, but keeps Kubernetes fields FOOT does not model."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class TemplateObject(KubeObject):
+    model_config = ConfigDict(extra="allow")
+
+    status: dict[str, Any] | None = None
+    """Status as last aggregated from member clusters (written by the dispatcher later)."""
+
+
+class LabelSelector(OpenModel):
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    """Labels that must all be present with these values."""
+    match_expressions: list[dict[str, Any]] = Field(default_factory=list)
+    """Set-based requirements (key, operator, values)."""
+
+
+class Container(OpenModel):
+    name: str
+    """Container name, unique within the pod."""
+    image: str = Field(min_length=1)
+    """Image reference, `registry/repository:tag`."""
+
+
+class PodSpec(OpenModel):
+    containers: list[Container] = Field(min_length=1)
+    """At least one container."""
+
+    @field_validator("containers")
+    @classmethod
+    def _unique_names(cls, containers: list[Container]) -> list[Container]:
+        names = [c.name for c in containers]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"container names must be unique, repeated: {', '.join(duplicated)}")
+        return containers
+
+
+class PodTemplate(OpenModel):
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Labels and annotations of the pods."""
+    spec: PodSpec
+
+
+NonNegative = Annotated[int, Field(ge=0)]
+
+
+class WorkloadSpec(OpenModel):
+    replicas: NonNegative | None = None
+    """Desired replicas across all clusters (divided or duplicated by the policy)."""
+    selector: LabelSelector
+    template: PodTemplate
+
+
+class Deployment(TemplateObject):
+    kind: Literal["Deployment"]
+    spec: WorkloadSpec
+
+
+class StatefulSetSpec(WorkloadSpec):
+    service_name: str | None = None
+    """Governing headless Service."""
+
+
+class StatefulSet(TemplateObject):
+    kind: Literal["StatefulSet"]
+    spec: StatefulSetSpec
+
+
+class DaemonSetSpec(OpenModel):
+    selector: LabelSelector
+    template: PodTemplate
+
+
+class DaemonSet(TemplateObject):
+    kind: Literal["DaemonSet"]
+    spec: DaemonSetSpec
+
+
+class JobSpec(OpenModel):
+    template: PodTemplate
+    parallelism: NonNegative | None = None
+    """Pods running at once."""
+    completions: NonNegative | None = None
+    """Successful pods needed."""
+
+
+class Job(TemplateObject):
+    kind: Literal["Job"]
+    spec: JobSpec
+
+
+class ServicePort(OpenModel):
+    port: int = Field(ge=1, le=65535)
+    """Port the Service exposes."""
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+    """Transport protocol."""
+    node_port: int | None = Field(default=None, ge=1, le=65535)
+    """Node port for NodePort/LoadBalancer Services."""
+
+
+class ServiceSpec(OpenModel):
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"] = "ClusterIP"
+    """How the Service is exposed."""
+    ports: list[ServicePort] = Field(default_factory=list)
+    selector: dict[str, str] = Field(default_factory=dict)
+
+
+class Service(TemplateObject):
+    kind: Literal["Service"]
+    spec: ServiceSpec
+
+
+def _all_base64(data: dict[str, str]) -> dict[str, str]:
+    for key, value in data.items():
+        try:
+            base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ValueError(f"value of key {key!r} is not valid base64") from None
+    return data
+
+
+class ConfigMap(TemplateObject):
+    kind: Literal["ConfigMap"]
+    data: dict[str, str] = Field(default_factory=dict)
+    """Text values; every value must be a string."""
+    binary_data: Annotated[dict[str, str], AfterValidator(_all_base64)] = Field(
+        default_factory=dict
+    )
+    """Binary values, base64-encoded."""
+
+
+class Secret(TemplateObject):
+    kind: Literal["Secret"]
+    type: str = "Opaque"
+    """Secret type."""
+    data: Annotated[dict[str, str], AfterValidator(_all_base64)] = Field(default_factory=dict)
+    """Values, base64-encoded."""
+    string_data: dict[str, str] = Field(default_factory=dict)
+    """Values in plain text (merged into data by the member cluster)."""
+
+
+class ServiceAccount(TemplateObject):
+    kind: Literal["ServiceAccount"]
+
+
+class PersistentVolumeClaimSpec(OpenModel):
+    access_modes: list[
+        Literal["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]
+    ] = Field(min_length=1)
+    """How the volume may be mounted."""
+    resources: dict[str, Any]
+    """Requests (`storage`) and limits."""
+
+
+class PersistentVolumeClaim(TemplateObject):
+    kind: Literal["PersistentVolumeClaim"]
+    spec: PersistentVolumeClaimSpec
+
+
+class Namespace(TemplateObject):
+    kind: Literal["Namespace"]
+    namespaced: ClassVar[bool] = False
+
+
+_TEMPLATES: tuple[tuple[str, type[TemplateObject], str, tuple[str, ...]], ...] = (
+    ("apps/v1", Deployment, "deployments", ("deploy",)),
+    ("apps/v1", StatefulSet, "statefulsets", ("sts",)),
+    ("apps/v1", DaemonSet, "daemonsets", ("ds",)),
+    ("batch/v1", Job, "jobs", ()),
+    ("v1", Service, "services", ("svc",)),
+    ("v1", ConfigMap, "configmaps", ("cm",)),
+    ("v1", Secret, "secrets", ()),
+    ("v1", ServiceAccount, "serviceaccounts", ("sa",)),
+    ("v1", PersistentVolumeClaim, "persistentvolumeclaims", ("pvc",)),
+    ("v1", Namespace, "namespaces", ("ns",)),
+)
+
+
+def template_kinds() -> list[KindInfo]:
+    infos = []
+    for api_version, model, plural, short_names in _TEMPLATES:
+        kind = model.model_fields["kind"].annotation.__args__[0]  # type: ignore[union-attr]
+        infos.append(
+            KindInfo(
+                api_version=api_version,
+                kind=kind,
+                model=model,
+                owner=TEMPLATE_OWNER,
+                bucket=TEMPLATE_BUCKET,
+                plural=plural,
+                namespaced=model.namespaced,
+                short_names=short_names,
+            )
+        )
+    return infos
