@@ -37,7 +37,13 @@ class Bus:
 
     @classmethod
     async def connect(
-        cls, url: str, name: str, *, connect_timeout: float = 5.0, request_timeout: float = 5.0
+        cls,
+        url: str,
+        name: str,
+        *,
+        connect_timeout: float = 5.0,
+        request_timeout: float = 5.0,
+        drain_timeout: float = 5.0,
     ) -> Self:
         """Connect, reconnecting forever afterwards (the caller's readiness reflects the state)."""
 
@@ -58,6 +64,7 @@ class Bus:
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
+                drain_timeout=drain_timeout,
                 disconnected_cb=on_disconnect,
                 reconnected_cb=on_reconnect,
                 error_cb=on_error,

@@ -148,15 +148,17 @@ class Consumer:
                     self._in_flight.add(task)
                     task.add_done_callback(self._in_flight.discard)
         finally:
+            # In-flight handlers still ack through the connection; the pull
+            # subscription itself is done and would otherwise hold up a drain.
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await self._subscription.unsubscribe()
             self._stopped_fetching.set()
 
     async def _fetch(self, batch: int) -> list[Msg]:
         if self._stopping.is_set():
             return []
         try:
-            return await self._subscription.fetch(
-                batch, timeout=self.spec.fetch_timeout_seconds
-            )
+            return await self._subscription.fetch(batch, timeout=self.spec.fetch_timeout_seconds)
         except nats.errors.TimeoutError:
             return []
         except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):

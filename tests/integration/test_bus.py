@@ -1,0 +1,214 @@
+"""Bus semantics on a real nats-server (Foundation acceptance 3)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+
+from foot.bus import Bus, Consumer, ConsumerSpec, Delivery, Informer, ReconcileQueue, StreamSpec
+from foot.bus.catalog import DEAD_LETTERS, BucketSpec
+from foot.bus.consumer import ATTEMPTS_HEADER, ERROR_CODE_HEADER, ERROR_HEADER, SUBJECT_HEADER
+from foot.errors import AlreadyExistsError, ConflictError, PermanentError
+from support import eventually
+
+JOBS = StreamSpec(name="TEST_JOBS", subjects=("test.jobs.>",), description="test jobs")
+
+
+@contextlib.asynccontextmanager
+async def running(consumer: Consumer) -> AsyncIterator[Consumer]:
+    await consumer.subscribe()
+    task = asyncio.create_task(consumer.run(), name="test-consumer")
+    try:
+        yield consumer
+    finally:
+        await consumer.drain(deadline_seconds=2)
+        await task
+
+
+def spec(durable: str, **overrides: object) -> ConsumerSpec:
+    values: dict[str, object] = {
+        "stream": JOBS.name,
+        "durable": durable,
+        "filter_subject": "test.jobs.>",
+        "backoff_seconds": (0.05,),
+        "fetch_timeout_seconds": 0.2,
+    }
+    values |= overrides
+    return ConsumerSpec(**values)  # type: ignore[arg-type]
+
+
+async def test_handler_that_crashes_gets_the_message_again(bus: Bus) -> None:
+    await bus.declare_stream(JOBS)
+    attempts: list[int] = []
+    done = asyncio.Event()
+
+    async def crash_first(delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        if delivery.attempt == 1:
+            raise RuntimeError("crashed mid-message")
+        done.set()
+
+    async with running(Consumer(bus, spec("crashy"), crash_first)) as consumer:
+        await bus.publish("test.jobs.a", b"payload", msg_id="job-1")
+        await asyncio.wait_for(done.wait(), 10)
+        await eventually(lambda: consumer.stats.handled == 1)
+    assert attempts == [1, 2]
+    assert consumer.stats.retried == 1
+
+
+async def test_duplicate_message_id_is_delivered_once(bus: Bus) -> None:
+    await bus.declare_stream(JOBS)
+    seen: list[bytes] = []
+
+    async def record(delivery: Delivery) -> None:
+        seen.append(delivery.data)
+
+    first = await bus.publish("test.jobs.a", b"one", msg_id="same-id")
+    second = await bus.publish("test.jobs.a", b"one-again", msg_id="same-id")
+    third = await bus.publish("test.jobs.a", b"two", msg_id="other-id")
+    assert second.duplicate
+    assert not first.duplicate
+    assert not third.duplicate
+    async with running(Consumer(bus, spec("dedupe"), record)) as consumer:
+        await eventually(lambda: consumer.stats.handled == 2)
+        await asyncio.sleep(0.3)  # a third delivery would have arrived by now
+    assert seen == [b"one", b"two"]
+
+
+async def test_stale_revision_raises_conflict(bus: Bus) -> None:
+    store = await bus.declare_bucket(BucketSpec(name="test_kv", owner="test", description="t"))
+    first = await store.create("thing", b"v1")
+    second = await store.update("thing", b"v2", revision=first)
+    with pytest.raises(ConflictError) as conflict:
+        await store.update("thing", b"v3-from-stale-reader", revision=first)
+    assert conflict.value.retryable
+    assert conflict.value.expected_revision == first
+    with pytest.raises(AlreadyExistsError):
+        await store.create("thing", b"again")
+    with pytest.raises(ConflictError):
+        await store.delete("thing", revision=first)
+    current = await store.get("thing")
+    assert current is not None
+    assert (current.value, current.revision) == (b"v2", second)
+
+
+async def test_burst_of_changes_collapses_and_last_state_wins(bus: Bus) -> None:
+    store = await bus.declare_bucket(BucketSpec(name="test_burst", owner="test", description="t"))
+    informer = Informer(store)
+    reconciled: list[int] = []
+
+    async def reconcile(key: str) -> None:
+        entry = informer.get(key)
+        assert entry is not None
+        assert entry.value is not None
+        reconciled.append(orjson.loads(entry.value)["n"])
+        await asyncio.sleep(0.002)  # a reconcile does real work
+
+    queue = ReconcileQueue("burst", reconcile, workers=2)
+    informer.notify(queue)
+    changes = 1000
+    async with asyncio.TaskGroup() as group:
+        watch = group.create_task(informer.run(), name="test-informer")
+        work = group.create_task(queue.run(), name="test-queue")
+        await asyncio.wait_for(informer.synced.wait(), 5)
+        for n in range(1, changes + 1):
+            await store.put("hot-key", orjson.dumps({"n": n}))
+        await eventually(lambda: bool(reconciled) and reconciled[-1] == changes)
+        await queue.wait_idle()
+        watch.cancel()
+        work.cancel()
+    assert reconciled[-1] == changes
+    assert len(reconciled) < changes / 5, f"{len(reconciled)} reconciles for {changes} changes"
+    assert reconciled == sorted(reconciled), "a key is never reconciled by two workers at once"
+
+
+async def test_failed_reconcile_is_retried_with_backoff(bus: Bus) -> None:
+    failures_left = Counter({"k": 3})
+    calls: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def flaky(key: str) -> None:
+        calls.append(loop.time())
+        if failures_left[key] > 0:
+            failures_left[key] -= 1
+            raise RuntimeError("member cluster said no")
+
+    queue = ReconcileQueue("flaky", flaky, workers=1)
+    async with asyncio.TaskGroup() as group:
+        work = group.create_task(queue.run(), name="test-queue")
+        queue.add("k")
+        await eventually(lambda: len(calls) == 4)
+        await queue.wait_idle()
+        work.cancel()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(calls)]
+    assert gaps == sorted(gaps), f"backoff grows: {gaps}"
+    assert gaps[0] >= 0.04
+
+
+async def test_poison_message_is_dead_lettered_with_its_error(bus: Bus) -> None:
+    await bus.declare_stream(JOBS)
+    attempts: list[int] = []
+
+    async def always_fails(delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        raise ValueError("cannot parse this payload")
+
+    dead = await bus.js.pull_subscribe(
+        "foot.dlq.poisoned", durable="dlq-reader", stream=DEAD_LETTERS.name
+    )
+    consumer = Consumer(bus, spec("poisoned", max_attempts=3), always_fails)
+    async with running(consumer):
+        await bus.publish("test.jobs.poison", b"\x00garbage", msg_id="poison-1")
+        letters = await dead.fetch(1, timeout=10)
+    assert attempts == [1, 2, 3]
+    letter = letters[0]
+    assert letter.data == b"\x00garbage"
+    headers = letter.headers or {}
+    assert "cannot parse this payload" in headers[ERROR_HEADER]
+    assert headers[ERROR_CODE_HEADER] == "ValueError"
+    assert headers[SUBJECT_HEADER] == "test.jobs.poison"
+    assert headers[ATTEMPTS_HEADER] == "3"
+    await letter.ack()
+    await dead.unsubscribe()
+
+
+async def test_permanent_error_skips_the_retries(bus: Bus) -> None:
+    await bus.declare_stream(JOBS)
+    attempts: list[int] = []
+
+    async def refuses(delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        raise PermanentError("spec.replicas: must not be negative")
+
+    consumer = Consumer(bus, spec("refuser", max_attempts=5), refuses)
+    async with running(consumer):
+        await bus.publish("test.jobs.bad", b"{}", msg_id="bad-1")
+        await eventually(lambda: consumer.stats.dead_lettered == 1)
+    assert attempts == [1]
+
+
+async def test_concurrency_is_bounded(bus: Bus) -> None:
+    await bus.declare_stream(JOBS)
+    running_now = 0
+    peak = 0
+    finished = 0
+
+    async def slow(_: Delivery) -> None:
+        nonlocal running_now, peak, finished
+        running_now += 1
+        peak = max(peak, running_now)
+        await asyncio.sleep(0.05)
+        running_now -= 1
+        finished += 1
+
+    for n in range(40):
+        await bus.publish("test.jobs.n", b"x", msg_id=f"n-{n}")
+    async with running(Consumer(bus, spec("bounded", concurrency=4), slow)):
+        await eventually(lambda: finished == 40)
+    assert peak == 4
