@@ -50,6 +50,9 @@ class EmbeddedNats:
                 f"foot-{self.port}",
             ],
             log_path=self.log_path or self.data_dir / "nats-server.log",
+            # Its own session: a Ctrl-C at the terminal must not stop NATS before the
+            # services using it have finished their in-flight work.
+            new_session=True,
         )
 
         def ready() -> bool:

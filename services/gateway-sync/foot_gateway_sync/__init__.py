@@ -1,0 +1,1 @@
+"""FOOT gateway-sync service."""

@@ -1,0 +1,1 @@
+"""FOOT registry service."""

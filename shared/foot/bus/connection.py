@@ -34,6 +34,7 @@ class Bus:
         self.js: JetStreamContext = client.jetstream()
         self.name = name
         self._buckets: dict[str, KvStore] = {}
+        self._mark_closing: Callable[[], None] = lambda: None
 
     @classmethod
     async def connect(
@@ -47,8 +48,11 @@ class Bus:
     ) -> Self:
         """Connect, reconnecting forever afterwards (the caller's readiness reflects the state)."""
 
+        closing = False
+
         async def on_disconnect() -> None:
-            log.warning("disconnected from NATS", extra={"nats_client": name})
+            if not closing:
+                log.warning("disconnected from NATS", extra={"nats_client": name})
 
         async def on_reconnect() -> None:
             log.info("reconnected to NATS", extra={"nats_client": name})
@@ -73,6 +77,12 @@ class Bus:
             raise TransportError(f"cannot connect to NATS at {url}: {exc}") from exc
         bus = cls(client, name)
         bus.js = client.jetstream(timeout=request_timeout)
+
+        def mark_closing() -> None:
+            nonlocal closing
+            closing = True
+
+        bus._mark_closing = mark_closing  # noqa: SLF001 - set once, by the constructor's twin
         return bus
 
     @property
@@ -82,6 +92,7 @@ class Bus:
     async def close(self) -> None:
         if self.client.is_closed:
             return
+        self._mark_closing()
         try:
             await self.client.drain()
         except (nats.errors.Error, TimeoutError, OSError) as exc:

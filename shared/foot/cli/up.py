@@ -1,0 +1,213 @@
+"""`foot up`: embedded NATS and the five services as separate processes, stopped cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from foot.natsserver import EmbeddedNats
+from foot.processes import free_port, port_open, spawn, stop, wait_until
+
+SERVICES = ("registry", "scheduler", "dispatcher", "gateway-sync", "storage")
+STATE_FILE = "up.json"
+HEALTH_TIMEOUT_SECONDS = 10.0
+STOP_GRACE_SECONDS = 4.0
+"""Each service gets this long after SIGTERM; their own in-flight deadline is shorter."""
+SERVICE_SHUTDOWN_DEADLINE_SECONDS = 2.5
+
+
+def foot_home() -> Path:
+    return Path(os.environ.get("FOOT_HOME", Path.home() / ".foot"))
+
+
+@dataclass
+class RunningService:
+    name: str
+    admin_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+class Stack:
+    """Everything `foot up` started, in the order it must stop (reverse of start)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.nats: EmbeddedNats | None = None
+        self.services: list[RunningService] = []
+        self.extras: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def stop(self) -> None:
+        started = time.monotonic()
+        children = [s.process for s in self.services] + [p for _, p in self.extras]
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            remaining = max(0.1, STOP_GRACE_SECONDS - (time.monotonic() - started))
+            stop(child, grace_seconds=remaining)
+        if self.nats is not None:
+            self.nats.stop()
+        self.console.print(f"[dim]stopped everything in {time.monotonic() - started:.1f}s[/dim]")
+
+
+def health_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=0.5) as response:  # noqa: S310 - our own loopback URL
+            return bool(response.status == 200)  # noqa: PLR2004
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def run_up(
+    *,
+    nats_url: str | None,
+    nats_port: int,
+    admin_port_base: int,
+    home: Path,
+    log_level: str,
+    simulated_clusters: int,
+) -> int:
+    console = Console(stderr=True)
+    logs = home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stack = Stack(console)
+    stopping = False
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    started = time.monotonic()
+    try:
+        nats_url = nats_url or start_nats(stack, home, nats_port, logs)
+        start_services(stack, nats_url, admin_port_base, log_level, logs)
+        wait_healthy(stack)
+        if simulated_clusters:
+            start_simulator(stack, simulated_clusters, home, logs, console)
+        write_state(home, nats_url, stack)
+        print_summary(stack, nats_url, time.monotonic() - started)
+        while not stopping:
+            crashed = next((s for s in stack.services if s.process.poll() is not None), None)
+            if crashed is not None:
+                raise RuntimeError(  # noqa: TRY301 - reported like every start-up failure
+                    f"{crashed.name} exited with {crashed.process.returncode}; "
+                    f"see {crashed.log_path}"
+                )
+            time.sleep(0.1)
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        console.print(f"[red]foot up failed:[/red] {exc}")
+        return 1
+    else:
+        console.print("stopping FOOT")
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        with contextlib.suppress(FileNotFoundError):
+            (home / STATE_FILE).unlink()
+
+
+def start_nats(stack: Stack, home: Path, port: int, logs: Path) -> str:
+    with stack.console.status("starting embedded NATS (JetStream)"):
+        stack.nats = EmbeddedNats(
+            data_dir=home / "nats", port=port, log_path=logs / "nats-server.log"
+        ).start()
+    stack.console.print(f"[green]✓[/green] NATS with JetStream at {stack.nats.url}")
+    return stack.nats.url
+
+
+def start_services(
+    stack: Stack, nats_url: str, admin_port_base: int, log_level: str, logs: Path
+) -> None:
+    for index, name in enumerate(SERVICES, start=1):
+        port = free_port() if admin_port_base == 0 else admin_port_base + index
+        if admin_port_base != 0 and port_open("127.0.0.1", port):
+            raise RuntimeError(
+                f"port {port} for the {name} admin server is in use; "
+                "pass --admin-port-base 0 to pick free ports"
+            )
+        log_path = logs / f"{name}.log"
+        module = "foot_" + name.replace("-", "_")
+        argv = [sys.executable, "-m", module, "--nats-url", nats_url, "--admin-port", str(port)]
+        argv += ["--log-level", log_level]
+        argv += ["--shutdown-deadline-seconds", str(SERVICE_SHUTDOWN_DEADLINE_SECONDS)]
+        process = spawn(argv, log_path=log_path, new_session=True)
+        stack.services.append(RunningService(name, f"http://127.0.0.1:{port}", process, log_path))
+
+
+def wait_healthy(stack: Stack) -> None:
+    with stack.console.status("waiting for the services' /healthz"):
+        for service in stack.services:
+
+            def healthy(svc: RunningService = service) -> bool:
+                if svc.process.poll() is not None:
+                    raise RuntimeError(
+                        f"{svc.name} exited with {svc.process.returncode}; see {svc.log_path}"
+                    )
+                return health_ok(svc.admin_url)
+
+            wait_until(healthy, timeout_seconds=HEALTH_TIMEOUT_SECONDS, what=service.name)
+
+
+def print_summary(stack: Stack, nats_url: str, seconds: float) -> None:
+    out = Console()
+    table = Table(title=f"FOOT is up ({seconds:.1f}s)")
+    table.add_column("service")
+    table.add_column("admin URL")
+    table.add_column("log")
+    for service in stack.services:
+        table.add_row(service.name, service.admin_url, str(service.log_path))
+    out.print(table)
+    out.print(f"NATS: {nats_url}")
+    out.print("Press Ctrl-C to stop.", highlight=False)
+    sys.stdout.flush()
+
+
+def start_simulator(stack: Stack, clusters: int, home: Path, logs: Path, console: Console) -> None:
+    kubeconfigs = home / "sim-kubeconfigs"
+    kubeconfigs.mkdir(exist_ok=True)
+    argv = [sys.executable, "-m", "foot_sim", "--clusters", str(clusters)]
+    argv += ["--kubeconfig-dir", str(kubeconfigs)]
+    process = spawn(argv, log_path=logs / "simulator.log")
+    stack.extras.append(("simulator", process))
+
+    def written() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"the simulator exited; see {logs / 'simulator.log'}")
+        return len(list(kubeconfigs.glob("*.yaml"))) >= clusters
+
+    wait_until(written, timeout_seconds=30, what="member-cluster simulator")
+    console.print(
+        f"[green]✓[/green] {clusters} simulated member clusters, kubeconfigs in {kubeconfigs}"
+    )
+
+
+def write_state(home: Path, nats_url: str, stack: Stack) -> None:
+    state = {
+        "nats_url": nats_url,
+        "pid": os.getpid(),
+        "services": {
+            s.name: {"admin_url": s.admin_url, "pid": s.process.pid} for s in stack.services
+        },
+        "nats_pid": stack.nats.process.pid if stack.nats and stack.nats.process else None,
+        "extra_pids": {name: p.pid for name, p in stack.extras},
+    }
+    path = home / STATE_FILE
+    path.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))

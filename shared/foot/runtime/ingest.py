@@ -1,0 +1,261 @@
+"""The API front door: objects submitted by other systems, validated, stored by their owner.
+
+Two layers, both on plain NATS request-reply:
+
+* `foot.api.apply` / `foot.api.delete`: the front door, answered by whichever
+  service instance gets the request (queue group `foot-api`). It validates
+  every document against the kind registry, then hands each valid object to
+  its owner and gathers the answers in the order of the documents.
+* `foot.api.apply.<owner>` / `foot.api.delete.<owner>`: the owner's own
+  subjects; the only place objects are written.
+
+An invalid document is never stored: it gets an error naming its fields and
+an event on `foot.events.rejected`. Other documents of the same request are
+still applied (each object is applied whole or not at all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import orjson
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from opentelemetry import trace
+from pydantic import ValidationError
+
+from foot.api import ApiError, ApiReply, ApiRequest, ObjectRef, ObjectResult, Outcome, ref_of
+from foot.bus.catalog import (
+    API_APPLY,
+    API_DELETE,
+    REJECTED,
+    owner_apply_subject,
+    owner_delete_subject,
+)
+from foot.bus.connection import Bus
+from foot.errors import FieldProblem, FootError, InvalidObjectError, NotFoundError, TransportError
+from foot.kinds import KINDS, KindInfo
+from foot.objects import KubeObject
+from foot.runtime.metrics import ServiceMetrics
+from foot.store import ObjectStore
+from foot.telemetry import extract_context, tracer
+
+log = logging.getLogger(__name__)
+
+FRONT_DOOR_QUEUE = "foot-api"
+OWNER_REQUEST_SECONDS = 10.0
+
+
+def _rejected(document: dict[str, Any], exc: FootError) -> ObjectResult:
+    return ObjectResult(
+        ref=ref_of(document), outcome="rejected", error=ApiError.from_exception(exc)
+    )
+
+
+def _resolve_ref(document: dict[str, Any]) -> tuple[KindInfo, ObjectRef]:
+    ref = ref_of(document)
+    problems = [
+        FieldProblem(path, "is required")
+        for path, value in (
+            ("apiVersion", ref.api_version),
+            ("kind", ref.kind),
+            ("metadata.name", ref.name),
+        )
+        if not value
+    ]
+    if problems:
+        raise InvalidObjectError(str(ref), problems)
+    info = KINDS.lookup(ref.api_version, ref.kind)
+    namespace = ref.namespace or ("default" if info.namespaced else None)
+    return info, ref.model_copy(update={"namespace": namespace})
+
+
+class ApiIngest:
+    """Serves the owner subjects for the kinds `owner` owns, and the shared front door."""
+
+    def __init__(self, bus: Bus, owner: str, metrics: ServiceMetrics) -> None:
+        self.bus = bus
+        self.owner = owner
+        self.metrics = metrics
+        self.store = ObjectStore(bus, owner)
+        self.kinds = KINDS.owned_by(owner)
+        self._subscriptions: list[Subscription] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        serve = self._serve
+        if self.kinds:
+            await serve(owner_apply_subject(self.owner), self._owner_apply, queue=self.owner)
+            await serve(owner_delete_subject(self.owner), self._owner_delete, queue=self.owner)
+        await serve(API_APPLY, self._front_apply, queue=FRONT_DOOR_QUEUE)
+        await serve(API_DELETE, self._front_delete, queue=FRONT_DOOR_QUEUE)
+
+    async def _serve(
+        self, subject: str, handle: Callable[[ApiRequest], Awaitable[ApiReply]], *, queue: str
+    ) -> None:
+        async def on_request(msg: Msg) -> None:
+            # Handled in a task of its own so that a slow owner does not hold up the
+            # subscription, and so that stop() can wait for requests in flight.
+            task = asyncio.create_task(self._answer(msg, handle), name=f"api:{subject}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+        self._subscriptions.append(await self.bus.serve(subject, on_request, queue=queue))
+
+    async def _answer(self, msg: Msg, handle: Callable[[ApiRequest], Awaitable[ApiReply]]) -> None:
+        with tracer().start_as_current_span(
+            f"api {msg.subject}",
+            context=extract_context(msg.headers),
+            kind=trace.SpanKind.SERVER,
+        ):
+            try:
+                request = ApiRequest.model_validate_json(msg.data)
+            except ValidationError as exc:
+                reply = ApiReply(
+                    error=ApiError(code="Invalid", message=f"malformed API request: {exc}")
+                )
+            else:
+                try:
+                    reply = await handle(request)
+                except FootError as exc:
+                    reply = ApiReply(error=ApiError.from_exception(exc))
+            await msg.respond(orjson.dumps(reply.model_dump(mode="json", by_alias=True)))
+
+    async def stop_taking_requests(self) -> None:
+        for subscription in self._subscriptions:
+            await subscription.unsubscribe()
+        self._subscriptions.clear()
+
+    async def drain(self, deadline_seconds: float) -> None:
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=deadline_seconds)
+
+    # ---- the owner: validate again (never trust the front door alone) and store -----------
+
+    async def apply_documents(self, documents: Iterable[dict[str, Any]]) -> ApiReply:
+        results = [await self._apply_one(document) for document in documents]
+        return ApiReply(results=results)
+
+    def _parse_owned(self, document: dict[str, Any]) -> KubeObject:
+        parsed = KINDS.parse(document)
+        owner = KINDS.lookup(parsed.api_version, parsed.kind).owner
+        if owner != self.owner:
+            reason = f"is owned by the {owner} service, not {self.owner}"
+            raise InvalidObjectError(str(ref_of(document)), [FieldProblem("kind", reason)])
+        return parsed
+
+    async def _owner_apply(self, request: ApiRequest) -> ApiReply:
+        return await self.apply_documents(request.objects)
+
+    async def _apply_one(self, document: dict[str, Any]) -> ObjectResult:
+        try:
+            parsed = self._parse_owned(document)
+            outcome, stored = await self.store.apply(parsed)
+        except InvalidObjectError as exc:
+            await self._publish_rejection(document, exc)
+            self.metrics.api_requests.labels("apply", "rejected").inc()
+            return _rejected(document, exc)
+        except FootError as exc:
+            self.metrics.api_requests.labels("apply", "error").inc()
+            return _rejected(document, exc)
+        self.metrics.api_requests.labels("apply", outcome).inc()
+        ref = ObjectRef(
+            api_version=stored.api_version,
+            kind=stored.kind,
+            name=stored.metadata.name,
+            namespace=stored.metadata.namespace,
+        )
+        return ObjectResult(ref=ref, outcome=outcome, generation=stored.metadata.generation)
+
+    async def delete_documents(self, documents: Iterable[dict[str, Any]]) -> ApiReply:
+        results = []
+        for document in documents:
+            try:
+                info, ref = _resolve_ref(document)
+                deleted = await self.store.delete(info, ref.namespace, ref.name)
+            except FootError as exc:
+                results.append(_rejected(document, exc))
+                continue
+            outcome: Outcome = "deleted" if deleted else "not-found"
+            self.metrics.api_requests.labels("delete", outcome).inc()
+            error = None
+            if not deleted:
+                error = ApiError.from_exception(NotFoundError(f"{ref} does not exist"))
+            results.append(ObjectResult(ref=ref, outcome=outcome, error=error))
+        return ApiReply(results=results)
+
+    async def _owner_delete(self, request: ApiRequest) -> ApiReply:
+        return await self.delete_documents(request.objects)
+
+    async def _publish_rejection(self, document: dict[str, Any], exc: InvalidObjectError) -> None:
+        event = {
+            "ref": ref_of(document).model_dump(mode="json", by_alias=True),
+            "error": ApiError.from_exception(exc).model_dump(mode="json", by_alias=True),
+            "service": self.owner,
+        }
+        try:
+            await self.bus.publish(REJECTED, orjson.dumps(event))
+        except FootError as publish_error:
+            log.warning("could not publish the rejection event: %s", publish_error)
+
+    # ---- the front door ------------------------------------------------------------------
+
+    async def _front_apply(self, request: ApiRequest) -> ApiReply:
+        results: list[ObjectResult | None] = [None] * len(request.objects)
+        by_owner: dict[str, list[int]] = {}
+        for index, document in enumerate(request.objects):
+            try:
+                parsed = KINDS.parse(document)
+            except InvalidObjectError as exc:
+                await self._publish_rejection(document, exc)
+                results[index] = _rejected(document, exc)
+                continue
+            owner = KINDS.lookup(parsed.api_version, parsed.kind).owner
+            by_owner.setdefault(owner, []).append(index)
+        await self._forward(request.objects, by_owner, results, owner_apply_subject)
+        return ApiReply(results=[r for r in results if r is not None])
+
+    async def _front_delete(self, request: ApiRequest) -> ApiReply:
+        results: list[ObjectResult | None] = [None] * len(request.objects)
+        by_owner: dict[str, list[int]] = {}
+        for index, document in enumerate(request.objects):
+            try:
+                info, _ = _resolve_ref(document)
+            except InvalidObjectError as exc:
+                results[index] = _rejected(document, exc)
+                continue
+            by_owner.setdefault(info.owner, []).append(index)
+        await self._forward(request.objects, by_owner, results, owner_delete_subject)
+        return ApiReply(results=[r for r in results if r is not None])
+
+    async def _forward(
+        self,
+        documents: list[dict[str, Any]],
+        by_owner: dict[str, list[int]],
+        results: list[ObjectResult | None],
+        subject_of: Callable[[str], str],
+    ) -> None:
+        async def ask(owner: str, indexes: list[int]) -> None:
+            batch = ApiRequest(objects=[documents[i] for i in indexes])
+            try:
+                msg = await self.bus.request(
+                    subject_of(owner),
+                    orjson.dumps(batch.model_dump(mode="json", by_alias=True)),
+                    wait_seconds=OWNER_REQUEST_SECONDS,
+                )
+                reply = ApiReply.model_validate_json(msg.data)
+                if reply.error is not None:
+                    raise TransportError(f"{owner}: {reply.error.message}")
+            except FootError as exc:
+                for i in indexes:
+                    results[i] = _rejected(documents[i], exc)
+                return
+            for i, result in zip(indexes, reply.results, strict=True):
+                results[i] = result
+
+        async with asyncio.TaskGroup() as group:
+            for owner, indexes in by_owner.items():
+                group.create_task(ask(owner, indexes), name=f"api-forward:{owner}")

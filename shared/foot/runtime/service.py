@@ -1,0 +1,164 @@
+"""The service runtime: lifecycle, supervised tasks, staged shutdown, readiness.
+
+A service subclasses `Service`, sets `name`, and in `setup()` registers what it
+runs: consumers (`consume`), informers and reconcile queues (`watch`,
+`reconcile`), or plain supervised tasks (`supervisor.spawn`). Everything is
+started by `start()` and stopped in stages by `stop()`:
+
+1. stop taking new work: API subscriptions closed, consumers stop fetching,
+   reconcile queues stop accepting keys;
+2. finish in-flight work up to `shutdown_deadline_seconds`;
+3. cancel whatever is still running (consumer messages are handed back with a
+   nak, so nothing is lost), close the admin server and the NATS connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import ClassVar, Self
+
+from foot.bus import Bus, Consumer, ConsumerSpec, Delivery, Informer, ReconcileQueue
+from foot.runtime.admin import AdminServer
+from foot.runtime.ingest import ApiIngest
+from foot.runtime.metrics import ServiceMetrics
+from foot.runtime.settings import ServiceSettings
+from foot.runtime.supervisor import Supervisor
+from foot.store import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    name: ClassVar[str] = "service"
+    settings_model: ClassVar[type[ServiceSettings]] = ServiceSettings
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.metrics = ServiceMetrics(self.name)
+        self.supervisor = Supervisor(self.name, self.metrics)
+        self._consumers: list[Consumer] = []
+        self._queues: list[ReconcileQueue] = []
+        self._informers: list[Informer] = []
+        self._started = False
+        self._stopped = False
+        self._stop_lock = asyncio.Lock()
+        self.admin = AdminServer(
+            self, settings.admin_host, settings.admin_port, settings.admin_token
+        )
+
+    # ---- what subclasses use ---------------------------------------------------------------
+
+    async def setup(self) -> None:
+        """Register consumers, informers and tasks (called once, connected to NATS)."""
+
+    def consume(
+        self, spec: ConsumerSpec, handler: Callable[[Delivery], Awaitable[None]]
+    ) -> Consumer:
+        consumer = Consumer(
+            self.bus, spec, handler, on_outcome=self.metrics.consumer_outcome(spec.durable)
+        )
+        self._consumers.append(consumer)
+        return consumer
+
+    async def watch(self, bucket: str, pattern: str = ">") -> Informer:
+        informer = Informer(await self.bus.kv(bucket), pattern)
+        self._informers.append(informer)
+        return informer
+
+    def reconcile(self, name: str, reconciler: Callable[[str], Awaitable[None]]) -> ReconcileQueue:
+        queue = ReconcileQueue(
+            name,
+            reconciler,
+            workers=self.settings.reconcile_workers,
+            on_outcome=self.metrics.reconcile_outcome(name),
+        )
+        self._queues.append(queue)
+        return queue
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        started = time.perf_counter()
+        self.bus = await Bus.connect(self.settings.nats_url, f"foot-{self.name}")
+        await self.bus.declare()
+        self.store = ObjectStore(self.bus, self.name)
+        self.ingest = ApiIngest(self.bus, self.name, self.metrics)
+        await self.setup()
+        for consumer in self._consumers:
+            await consumer.subscribe()
+            self.supervisor.spawn(f"consumer:{consumer.spec.durable}", consumer.run)
+        for index, informer in enumerate(self._informers):
+            self.supervisor.spawn(f"informer:{informer.store.name}:{index}", informer.run)
+        for queue in self._queues:
+            self.supervisor.spawn(f"queue:{queue.name}", queue.run)
+        await self.ingest.start()
+        await self.admin.start()
+        log.info(
+            "%s started in %.2fs, admin on %s",
+            self.name,
+            time.perf_counter() - started,
+            self.admin.url,
+            extra={"admin_url": self.admin.url},
+        )
+
+    def readiness_problems(self) -> list[str]:
+        problems = []
+        if not self._started or self._stopped:
+            problems.append("not running")
+        elif not self.bus.connected:
+            problems.append("not connected to NATS")
+        problems += [
+            f"cache of {informer.store.name} not synced yet"
+            for informer in self._informers
+            if not informer.synced.is_set()
+        ]
+        if self.supervisor.fatal.is_set():
+            problems.append(self.supervisor.fatal_reason)
+        return problems
+
+    async def stop(self) -> None:
+        """Staged, idempotent shutdown (see the module docstring)."""
+        async with self._stop_lock:
+            if self._stopped or not self._started:
+                self._stopped = True
+                return
+            self._stopped = True
+            deadline = self.settings.shutdown_deadline_seconds
+            log.info("%s stopping: no new work, in-flight work has %.0fs", self.name, deadline)
+            if not hasattr(self, "ingest"):  # start failed before anything ran
+                if hasattr(self, "bus"):
+                    await self.bus.close()
+                return
+            await self.ingest.stop_taking_requests()
+            for consumer in self._consumers:
+                consumer.stop_fetching()
+            for queue in self._queues:
+                queue.shut_down()
+            cancelled = 0
+            async with asyncio.TaskGroup() as group:
+                drains = [group.create_task(c.drain(deadline)) for c in self._consumers]
+                group.create_task(self.ingest.drain(deadline))
+            cancelled = sum(task.result() for task in drains)
+            if cancelled:
+                log.warning("%d message(s) handed back unfinished at the deadline", cancelled)
+            await self.supervisor.cancel_all()
+            await self.admin.stop()
+            await self.bus.close()
+            log.info("%s stopped", self.name)
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
