@@ -7,7 +7,6 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Self
 
-import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
@@ -34,7 +33,7 @@ class Bus:
         self.js: JetStreamContext = client.jetstream()
         self.name = name
         self._buckets: dict[str, KvStore] = {}
-        self._mark_closing: Callable[[], None] = lambda: None
+        self._closing = False
 
     @classmethod
     async def connect(
@@ -47,21 +46,9 @@ class Bus:
         drain_timeout: float = 5.0,
     ) -> Self:
         """Connect, reconnecting forever afterwards (the caller's readiness reflects the state)."""
-
-        closing = False
-
-        async def on_disconnect() -> None:
-            if not closing:
-                log.warning("disconnected from NATS", extra={"nats_client": name})
-
-        async def on_reconnect() -> None:
-            log.info("reconnected to NATS", extra={"nats_client": name})
-
-        async def on_error(exc: Exception) -> None:
-            log.warning("NATS error: %s", exc, extra={"nats_client": name})
-
+        bus = cls(Client(), name)
         try:
-            client = await nats.connect(
+            await bus.client.connect(
                 servers=[url],
                 name=name,
                 connect_timeout=connect_timeout,
@@ -69,21 +56,24 @@ class Bus:
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 drain_timeout=drain_timeout,
-                disconnected_cb=on_disconnect,
-                reconnected_cb=on_reconnect,
-                error_cb=on_error,
+                disconnected_cb=bus._on_disconnect,
+                reconnected_cb=bus._on_reconnect,
+                error_cb=bus._on_error,
             )
         except (OSError, nats.errors.Error, TimeoutError) as exc:
             raise TransportError(f"cannot connect to NATS at {url}: {exc}") from exc
-        bus = cls(client, name)
-        bus.js = client.jetstream(timeout=request_timeout)
-
-        def mark_closing() -> None:
-            nonlocal closing
-            closing = True
-
-        bus._mark_closing = mark_closing  # noqa: SLF001 - set once, by the constructor's twin
+        bus.js = bus.client.jetstream(timeout=request_timeout)
         return bus
+
+    async def _on_disconnect(self) -> None:
+        if not self._closing:
+            log.warning("disconnected from NATS", extra={"nats_client": self.name})
+
+    async def _on_reconnect(self) -> None:
+        log.info("reconnected to NATS", extra={"nats_client": self.name})
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("NATS error: %s", exc, extra={"nats_client": self.name})
 
     @property
     def connected(self) -> bool:
@@ -92,7 +82,7 @@ class Bus:
     async def close(self) -> None:
         if self.client.is_closed:
             return
-        self._mark_closing()
+        self._closing = True
         try:
             await self.client.drain()
         except (nats.errors.Error, TimeoutError, OSError) as exc:
