@@ -51,11 +51,13 @@ class Bus:
             await bus.client.connect(
                 servers=[url],
                 name=name,
-                connect_timeout=connect_timeout,
+                # nats-py annotates these as int but uses them as float seconds;
+                # sub-second reconnects matter for failover.
+                connect_timeout=connect_timeout,  # type: ignore[arg-type]
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                drain_timeout=drain_timeout,
+                reconnect_time_wait=0.5,  # type: ignore[arg-type]
+                drain_timeout=drain_timeout,  # type: ignore[arg-type]
                 disconnected_cb=bus._on_disconnect,
                 reconnected_cb=bus._on_reconnect,
                 error_cb=bus._on_error,
