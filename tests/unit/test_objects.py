@@ -1,0 +1,116 @@
+"""Objects, kinds and validation errors, without any server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+from foot.errors import InvalidObjectError, NotFoundError
+from foot.kinds import KINDS
+from foot.kinds.templates import Deployment
+from foot.objects import load_documents
+
+
+def deployment(**spec_overrides: object) -> dict[str, object]:
+    spec: dict[str, object] = {
+        "replicas": 2,
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+        },
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": spec | spec_overrides,
+    }
+
+
+def problems(document: Mapping[str, object]) -> dict[str, str]:
+    with pytest.raises(InvalidObjectError) as refused:
+        KINDS.parse(document)
+    return {p.path: p.reason for p in refused.value.problems}
+
+
+def test_a_valid_deployment_keeps_every_field_and_defaults_its_namespace() -> None:
+    document = deployment(strategy={"type": "Recreate"})
+    parsed = KINDS.parse(document)
+    assert isinstance(parsed, Deployment)
+    assert parsed.metadata.namespace == "default"
+    dumped = parsed.to_dict()
+    assert dumped["spec"]["strategy"] == {"type": "Recreate"}
+    assert dumped["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx"
+
+
+def test_every_problem_is_reported_at_once_with_its_path() -> None:
+    found = problems(
+        deployment(replicas=-1, template={"spec": {"containers": []}})
+        | {"metadata": {"name": "Web!"}}
+    )
+    assert set(found) == {"metadata.name", "spec.replicas", "spec.template.spec.containers"}
+    assert "greater than or equal to 0" in found["spec.replicas"]
+
+
+def test_duplicate_container_names_are_refused() -> None:
+    containers = [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]
+    found = problems(deployment(template={"spec": {"containers": containers}}))
+    assert "repeated: a" in found["spec.template.spec.containers"]
+
+
+def test_secret_data_must_be_base64() -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}
+    assert "base64" in problems(secret | {"data": {"password": "not base64!"}})["data"]
+    assert KINDS.parse(secret | {"data": {"password": "aHVudGVyMg=="}}).kind == "Secret"
+
+
+def test_cluster_scoped_kinds_refuse_a_namespace() -> None:
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "a", "namespace": "b"},
+    }
+    assert problems(namespace) == {"metadata.namespace": "Namespace is cluster-scoped"}
+
+
+def test_unknown_kind_and_missing_type_are_named() -> None:
+    gizmo = {"apiVersion": "example.com/v1", "kind": "Gizmo", "metadata": {"name": "g"}}
+    assert "is not a kind FOOT knows" in problems(gizmo)["kind"]
+    assert set(problems({"metadata": {"name": "x"}})) == {"apiVersion", "kind"}
+
+
+def test_kinds_resolve_as_people_type_them() -> None:
+    assert KINDS.resolve("deploy").kind == "Deployment"
+    assert KINDS.resolve("Deployments").kind == "Deployment"
+    assert KINDS.resolve("cm").kind == "ConfigMap"
+    assert KINDS.resolve("deployments.apps").kind == "Deployment"
+    with pytest.raises(NotFoundError, match="unknown kind 'gizmo'"):
+        KINDS.resolve("gizmo")
+
+
+def test_bucket_keys_separate_kinds_and_namespaces() -> None:
+    info = KINDS.resolve("deployments")
+    assert info.key("shop", "web") == "apps.Deployment.shop.web"
+    assert KINDS.resolve("ns").key(None, "shop") == "core.Namespace._.shop"
+
+
+def test_documents_load_from_multi_document_yaml_and_json() -> None:
+    yaml_text = "a: 1\n---\n---\nb: 2\n"
+    assert load_documents(yaml_text) == [{"a": 1}, {"b": 2}]
+    assert load_documents('[{"a": 1}, {"b": 2}]') == [{"a": 1}, {"b": 2}]
+    assert load_documents(b'{"a": 1}') == [{"a": 1}]
+
+
+def test_documents_that_do_not_parse_are_refused() -> None:
+    with pytest.raises(InvalidObjectError, match="does not parse"):
+        load_documents("a: [1, 2", source="app.yaml")
+    with pytest.raises(InvalidObjectError, match="must be a mapping"):
+        load_documents("- 1\n- 2\n")
+
+
+def test_objects_are_frozen() -> None:
+    parsed = KINDS.parse(deployment())
+    with pytest.raises(Exception, match="frozen"):
+        parsed.metadata.name = "other"  # type: ignore[misc]

@@ -1,0 +1,101 @@
+"""Settings, log redaction and the reconcile queue, without any server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from foot.bus.reconcile import Backoff, ReconcileQueue
+from foot.runtime.logs import JsonFormatter, redact
+from foot.runtime.settings import ServiceSettings, SettingsError
+from support import eventually
+
+
+def test_settings_report_every_problem_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOOT_ADMIN_PORT", "70000")
+    with pytest.raises(SettingsError) as refused:
+        ServiceSettings.load(["--nats-url", "http://wrong", "--log-level", "LOUD"])
+    where = [p.path for p in refused.value.problems]
+    assert where == [
+        "nats_url (FOOT_NATS_URL / --nats-url)",
+        "admin_port (FOOT_ADMIN_PORT / --admin-port)",
+        "log_level (FOOT_LOG_LEVEL / --log-level)",
+    ]
+
+
+def test_settings_come_from_flags_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOOT_NATS_URL", "nats://env:4222")
+    monkeypatch.setenv("FOOT_CONSUMER_CONCURRENCY", "8")
+    loaded = ServiceSettings.load(["--nats-url", "nats://flag:4222"])
+    assert loaded.nats_url == "nats://flag:4222"
+    assert loaded.consumer_concurrency == 8
+
+
+def test_every_setting_is_documented() -> None:
+    undocumented = [n for n, f in ServiceSettings.model_fields.items() if not f.description]
+    assert undocumented == []
+
+
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        ("Authorization: Bearer abcdefghijklmnop", "abcdefghijklmnop"),
+        ('{"token": "s3cr3t-t0ken-value"}', "s3cr3t-t0ken-value"),
+        ("password=hunter22", "hunter22"),
+        ("jwt eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW0ifQ.c2lnbmF0dXJlLWJ5dGVz here", "eyJhbGci"),
+    ],
+)
+def test_secrets_are_redacted_from_log_lines(line: str, secret: str) -> None:
+    assert secret not in redact(line)
+    assert "[REDACTED]" in redact(line)
+
+
+def test_json_log_lines_carry_the_trace() -> None:
+    formatter = JsonFormatter("scheduler")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "placed %s", ("web",), None)
+    with TracerProvider().get_tracer("test").start_as_current_span("work"):
+        entry = json.loads(formatter.format(record))
+    assert entry["message"] == "placed web"
+    assert entry["service"] == "scheduler"
+    assert len(entry["trace_id"]) == 32
+
+
+async def test_queue_runs_one_worker_per_key_and_requeues_dirty_keys() -> None:
+    active: set[str] = set()
+    overlaps = 0
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def reconcile(key: str) -> None:
+        nonlocal overlaps
+        overlaps += key in active
+        active.add(key)
+        calls.append(key)
+        if len(calls) == 1:
+            await release.wait()
+        active.discard(key)
+
+    queue = ReconcileQueue("unit", reconcile, workers=4)
+    async with asyncio.TaskGroup() as group:
+        work = group.create_task(queue.run())
+        queue.add("a")
+        await eventually(lambda: calls == ["a"])
+        for _ in range(50):
+            queue.add("a")  # while "a" is being reconciled: once more afterwards, not 50 times
+        queue.add("b")
+        await eventually(lambda: "b" in calls)
+        release.set()
+        await queue.wait_idle()
+        queue.shut_down()
+        await work
+    assert sorted(calls) == ["a", "a", "b"]
+    assert overlaps == 0
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    backoff = Backoff(base_seconds=0.1, max_seconds=1.0)
+    assert [backoff.delay(n) for n in (1, 2, 3, 4, 5, 9)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
