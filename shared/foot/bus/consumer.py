@@ -303,11 +303,20 @@ class Consumer:
         Returns how many handlers had to be cancelled (their messages are handed back).
         """
         self.stop_fetching()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_seconds
+        # A fetch already under way may still hand over messages; they are in-flight
+        # work too, so wait for the fetch loop to notice the stop before counting.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._stopped_fetching.wait(),
+                timeout=min(deadline_seconds, self.spec.fetch_timeout_seconds + 1.0),
+            )
         pending = set(self._in_flight)
+        still_running: set[asyncio.Task[None]] = set()
         if pending:
-            _, still_running = await asyncio.wait(pending, timeout=deadline_seconds)
-        else:
-            still_running = set()
+            remaining = max(0.0, deadline - loop.time())
+            _, still_running = await asyncio.wait(pending, timeout=remaining)
         for task in still_running:
             task.cancel()
         if still_running:

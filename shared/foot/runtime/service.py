@@ -140,10 +140,14 @@ class Service:
                 consumer.stop_fetching()
             for queue in self._queues:
                 queue.shut_down()
-            cancelled = 0
+            queue_tasks = [
+                task for name, task in self.supervisor.tasks.items() if name.startswith("queue:")
+            ]
             async with asyncio.TaskGroup() as group:
                 drains = [group.create_task(c.drain(deadline)) for c in self._consumers]
                 group.create_task(self.ingest.drain(deadline))
+                if queue_tasks:
+                    group.create_task(asyncio.wait(queue_tasks, timeout=deadline))
             cancelled = sum(task.result() for task in drains)
             if cancelled:
                 log.warning("%d message(s) handed back unfinished at the deadline", cancelled)
