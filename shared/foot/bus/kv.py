@@ -102,8 +102,15 @@ class KvStore:
         The first phase replays the latest value per key (so a restarted
         reconciler sees everything), the second streams changes as they land.
         """
+        setup = asyncio.ensure_future(self._kv.watch(pattern))
         try:
-            watcher = await self._kv.watch(pattern)
+            watcher = await asyncio.shield(setup)
+        except asyncio.CancelledError:
+            # Cancelled half-way (e.g. a stop right after start): nats-py has already
+            # subscribed and started heartbeat tasks, so finish and undo the setup.
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await (await setup).stop()  # type: ignore[no-untyped-call]
+            raise
         except (nats.errors.Error, TimeoutError) as exc:
             raise TransportError(f"{self.name}: watch {pattern} failed: {exc}") from exc
 
