@@ -16,6 +16,7 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 
 from foot.bus.catalog import BUCKETS, STREAMS, BucketSpec, StreamSpec
+from foot.bus.errors import nats_errors
 from foot.bus.kv import KvStore
 from foot.errors import PermanentError, TransportError
 from foot.telemetry import inject_headers
@@ -119,7 +120,7 @@ class Bus:
             duplicate_window=spec.duplicate_window_seconds,
             storage=js_api.StorageType.FILE,
         )
-        try:
+        with nats_errors(f"stream {spec.name}"):
             try:
                 info = await self.js.stream_info(spec.name)
             except nats.js.errors.NotFoundError:
@@ -127,23 +128,15 @@ class Bus:
                 return
             if sorted(info.config.subjects or []) != sorted(spec.subjects):
                 await self.js.update_stream(config)
-        except nats.js.errors.APIError as exc:
-            raise PermanentError(f"stream {spec.name}: {exc.description}") from exc
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"stream {spec.name}: {exc}") from exc
 
     async def declare_bucket(self, spec: BucketSpec) -> KvStore:
-        try:
+        with nats_errors(f"bucket {spec.name}"):
             try:
                 kv = await self.js.key_value(spec.name)
             except nats.js.errors.BucketNotFoundError:
                 kv = await self.js.create_key_value(
                     bucket=spec.name, description=spec.description, history=spec.history
                 )
-        except nats.js.errors.APIError as exc:
-            raise PermanentError(f"bucket {spec.name}: {exc.description}") from exc
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"bucket {spec.name}: {exc}") from exc
         store = KvStore(kv, spec.name)
         self._buckets[spec.name] = store
         return store
@@ -153,12 +146,11 @@ class Bus:
         store = self._buckets.get(bucket)
         if store is not None:
             return store
-        try:
-            kv = await self.js.key_value(bucket)
-        except nats.js.errors.BucketNotFoundError as exc:
-            raise PermanentError(f"bucket {bucket} does not exist (not declared yet)") from exc
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"bucket {bucket}: {exc}") from exc
+        with nats_errors(f"bucket {bucket}"):
+            try:
+                kv = await self.js.key_value(bucket)
+            except nats.js.errors.BucketNotFoundError as exc:
+                raise PermanentError(f"bucket {bucket} does not exist (not declared yet)") from exc
         store = KvStore(kv, bucket)
         self._buckets[bucket] = store
         return store
@@ -180,12 +172,8 @@ class Bus:
         outgoing = inject_headers(dict(headers or {}))
         if msg_id is not None:
             outgoing[MSG_ID_HEADER] = msg_id
-        try:
+        with nats_errors(f"publish to {subject}"):
             return await self.js.publish(subject, payload, headers=outgoing)
-        except nats.js.errors.APIError as exc:
-            raise PermanentError(f"publish to {subject}: {exc.description}") from exc
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"publish to {subject}: {exc}") from exc
 
     async def request(
         self,
@@ -196,14 +184,16 @@ class Bus:
         headers: dict[str, str] | None = None,
     ) -> Msg:
         """Core NATS request-reply (the API front door)."""
-        try:
-            return await self.client.request(
-                subject, payload, timeout=wait_seconds, headers=inject_headers(dict(headers or {}))
-            )
-        except nats.errors.NoRespondersError as exc:
-            raise TransportError(f"nobody answers on {subject}; is FOOT running?") from exc
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"request on {subject}: {exc}") from exc
+        with nats_errors(f"request on {subject}"):
+            try:
+                return await self.client.request(
+                    subject,
+                    payload,
+                    timeout=wait_seconds,
+                    headers=inject_headers(dict(headers or {})),
+                )
+            except nats.errors.NoRespondersError as exc:
+                raise TransportError(f"nobody answers on {subject}; is FOOT running?") from exc
 
     async def serve(
         self,
@@ -217,16 +207,12 @@ class Bus:
         async def callback(msg: Msg) -> None:
             await handler(msg)
 
-        try:
+        with nats_errors(f"subscribe to {subject}"):
             return await self.client.subscribe(subject, queue=queue, cb=callback)
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"subscribe to {subject}: {exc}") from exc
 
     async def flush(self) -> None:
-        try:
+        with nats_errors("flush"):
             await self.client.flush()
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"flush: {exc}") from exc
 
 
 def header_map(msg: Msg) -> dict[str, Any]:

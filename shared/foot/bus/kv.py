@@ -11,7 +11,11 @@ import nats.errors
 import nats.js.errors
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
-from foot.errors import AlreadyExistsError, ConflictError, PermanentError, TransportError
+from foot.bus.errors import nats_errors
+from foot.errors import AlreadyExistsError, ConflictError
+
+WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
+"""JetStream's error codes for an expected-last-sequence mismatch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,53 +39,43 @@ class KvStore:
         self.name = name
 
     async def get(self, key: str) -> Entry | None:
-        try:
-            entry = await self._kv.get(key)
-        except nats.js.errors.KeyNotFoundError:
-            return None
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"{self.name}/{key}: get failed: {exc}") from exc
+        with nats_errors(f"{self.name}/{key}: get"):
+            try:
+                entry = await self._kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                return None
         return Entry(key=key, value=entry.value, revision=entry.revision or 0)
 
     async def create(self, key: str, value: bytes) -> int:
         """Store a new key; AlreadyExistsError when it is present (and not deleted)."""
-        try:
-            return await self._kv.create(key, value)
-        except nats.js.errors.KeyWrongLastSequenceError as exc:
-            raise AlreadyExistsError(f"{self.name}/{key} already exists") from exc
-        except nats.js.errors.APIError as exc:
-            raise PermanentError(f"{self.name}/{key}: create refused: {exc.description}") from exc
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"{self.name}/{key}: create failed: {exc}") from exc
+        with nats_errors(f"{self.name}/{key}: create"):
+            try:
+                return await self._kv.create(key, value)
+            except nats.js.errors.KeyWrongLastSequenceError as exc:
+                raise AlreadyExistsError(f"{self.name}/{key} already exists") from exc
 
     async def update(self, key: str, value: bytes, revision: int) -> int:
         """Replace the value only if the stored revision is `revision`; else ConflictError."""
-        try:
-            return await self._kv.update(key, value, last=revision)
-        except nats.js.errors.KeyWrongLastSequenceError as exc:
-            raise ConflictError(self.name, key, revision) from exc
-        except nats.js.errors.APIError as exc:
-            raise PermanentError(f"{self.name}/{key}: update refused: {exc.description}") from exc
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"{self.name}/{key}: update failed: {exc}") from exc
+        with nats_errors(f"{self.name}/{key}: update"):
+            try:
+                return await self._kv.update(key, value, last=revision)
+            except nats.js.errors.KeyWrongLastSequenceError as exc:
+                raise ConflictError(self.name, key, revision) from exc
 
     async def put(self, key: str, value: bytes) -> int:
         """Unconditional write, for values only this process ever writes."""
-        try:
+        with nats_errors(f"{self.name}/{key}: put"):
             return await self._kv.put(key, value)
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"{self.name}/{key}: put failed: {exc}") from exc
 
     async def delete(self, key: str, revision: int | None = None) -> None:
         """Delete (optionally only at `revision`, else ConflictError)."""
-        try:
-            await self._kv.delete(key, last=revision)
-        except nats.js.errors.APIError as exc:
-            if exc.err_code in {10071, 10164}:  # wrong last sequence
-                raise ConflictError(self.name, key, revision) from exc
-            raise PermanentError(f"{self.name}/{key}: delete refused: {exc.description}") from exc
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"{self.name}/{key}: delete failed: {exc}") from exc
+        with nats_errors(f"{self.name}/{key}: delete"):
+            try:
+                await self._kv.delete(key, last=revision)
+            except nats.js.errors.APIError as exc:
+                if exc.err_code in WRONG_LAST_SEQUENCE:
+                    raise ConflictError(self.name, key, revision) from exc
+                raise
 
     async def entries(self, pattern: str = ">") -> list[Entry]:
         """A consistent snapshot of the live keys matching `pattern` (NATS wildcards)."""
@@ -104,15 +98,14 @@ class KvStore:
         """
         setup = asyncio.ensure_future(self._kv.watch(pattern))
         try:
-            watcher = await asyncio.shield(setup)
+            with nats_errors(f"{self.name}: watch {pattern}"):
+                watcher = await asyncio.shield(setup)
         except asyncio.CancelledError:
             # Cancelled half-way (e.g. a stop right after start): nats-py has already
             # subscribed and started heartbeat tasks, so finish and undo the setup.
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await (await setup).stop()  # type: ignore[no-untyped-call]
             raise
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"{self.name}: watch {pattern} failed: {exc}") from exc
 
         async def events() -> AsyncIterator[Entry | None]:
             async for raw in watcher:
