@@ -11,6 +11,9 @@ import pytest
 from foot.bus import Bus
 from foot.natsserver import EmbeddedNats
 
+# Real member clusters (kube_clusters: three per session; kube_cluster_factory: per test).
+pytest_plugins = ("foot_testenv.fixtures",)
+
 LEAK_GRACE_SECONDS = 0.5
 
 

@@ -1,0 +1,367 @@
+"""Locating, installing and building the binaries behind the test member clusters.
+
+kube-apiserver and kube-controller-manager are built from the Go module
+``k8s.io/kubernetes`` through the wrapper module in ``testenv/kube`` and cached
+by version under ``${XDG_CACHE_HOME:-~/.cache}/foot/kube/<version>/bin``; etcd
+comes from Debian's ``etcd-server`` package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from foot.processes import spawn
+
+ETCD_PATH = Path("/usr/bin/etcd")
+ETCD_DEBIAN_PACKAGE = "etcd-server"
+WRAPPER_MODULE_DIR = Path(__file__).resolve().parent.parent / "kube"
+KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager")
+MINIMUM_GO = (1, 26)
+# /usr/local/go is where the official Go tarball installs; PATH may not include it.
+GO_CANDIDATES = ("/usr/local/go/bin/go",)
+SETUP_HINT = "run `./dev setup` (or `foot-testenv ensure`) first"
+BUILD_HEARTBEAT_SECONDS = 60.0
+
+Reporter = Callable[[str], None]
+
+
+class FootTestenvError(RuntimeError):
+    """The test environment cannot be prepared; the message says why and what to do."""
+
+
+class BinariesMissingError(FootTestenvError):
+    """The cluster binaries are not installed or built on this machine yet."""
+
+
+@dataclass(frozen=True)
+class KubeBinaries:
+    """Paths of the programs that make up one test member cluster."""
+
+    version: str
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    etcd: Path
+
+
+def pinned_kubernetes_version(wrapper_dir: Path = WRAPPER_MODULE_DIR) -> str:
+    """The k8s.io/kubernetes version the wrapper module's go.mod requires."""
+    go_mod = wrapper_dir / "go.mod"
+    try:
+        text = go_mod.read_text()
+    except FileNotFoundError:
+        raise FootTestenvError(
+            f"{go_mod} is missing: foot-testenv must run from a FOOT source checkout "
+            "(installed editable by ./dev)"
+        ) from None
+    # Either `require k8s.io/kubernetes vX.Y.Z` or a line of a `require (...)` block.
+    match = re.search(
+        r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\d+\.\d+\.\d+)\s*(?://.*)?$",
+        text,
+        re.MULTILINE,
+    )
+    if match is None:
+        raise FootTestenvError(f"{go_mod} has no `require k8s.io/kubernetes vX.Y.Z` line")
+    return match.group(1)
+
+
+def cache_root() -> Path:
+    """Folder holding one subfolder of built binaries per Kubernetes version."""
+    xdg_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg_cache) / "foot" / "kube"
+
+
+def cached_bin_dir(version: str) -> Path:
+    return cache_root() / version / "bin"
+
+
+def find_binaries() -> KubeBinaries:
+    """The installed binaries, or BinariesMissingError naming what is missing."""
+    version = pinned_kubernetes_version()
+    bin_dir = cached_bin_dir(version)
+    missing = [name for name in KUBE_COMMANDS if not _is_executable(bin_dir / name)]
+    if missing:
+        raise BinariesMissingError(
+            f"{', '.join(missing)} {version} not built in {bin_dir}: {SETUP_HINT}"
+        )
+    if not _is_executable(ETCD_PATH):
+        raise BinariesMissingError(f"{ETCD_PATH} is missing: {SETUP_HINT}")
+    return KubeBinaries(
+        version=version,
+        kube_apiserver=bin_dir / "kube-apiserver",
+        kube_controller_manager=bin_dir / "kube-controller-manager",
+        etcd=ETCD_PATH,
+    )
+
+
+def ensure(report: Reporter) -> KubeBinaries:
+    """Install etcd and build the Kubernetes binaries unless already there."""
+    _ensure_etcd(report)
+    version = pinned_kubernetes_version()
+    bin_dir = cached_bin_dir(version)
+    if not all(_is_executable(bin_dir / name) for name in KUBE_COMMANDS):
+        root = cache_root()
+        root.mkdir(parents=True, exist_ok=True)
+        # Two `ensure` runs at once (two terminals, CI steps) must not both build.
+        with _exclusive_lock(root / ".build.lock"):
+            if not all(_is_executable(bin_dir / name) for name in KUBE_COMMANDS):
+                _build(version, report)
+    return find_binaries()
+
+
+def _ensure_etcd(report: Reporter) -> None:
+    if _is_executable(ETCD_PATH):
+        return
+    if os.geteuid() != 0:
+        raise FootTestenvError(
+            f"{ETCD_PATH} is missing and installing it needs root: "
+            f"run `sudo apt-get install -y {ETCD_DEBIAN_PACKAGE}`, then `foot-testenv ensure` again"
+        )
+    if shutil.which("apt-get") is None:
+        raise FootTestenvError(
+            f"{ETCD_PATH} is missing and apt-get is not available: install etcd 3.4+ "
+            f"so that {ETCD_PATH} exists"
+        )
+    report(f"installing {ETCD_DEBIAN_PACKAGE} with apt-get ({ETCD_PATH} is missing)")
+    started = time.monotonic()
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "--no-install-recommends", ETCD_DEBIAN_PACKAGE],
+    ):
+        completed = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            raise FootTestenvError(
+                f"`{' '.join(argv)}` failed with exit code {completed.returncode}:\n"
+                + _tail(completed.stdout + completed.stderr)
+            )
+    # The package also ships a systemd unit; a test machine must not run a shared etcd.
+    if shutil.which("systemctl") is not None:
+        subprocess.run(["systemctl", "disable", "--now", "etcd"], capture_output=True, check=False)
+    if not _is_executable(ETCD_PATH):
+        raise FootTestenvError(f"{ETCD_DEBIAN_PACKAGE} installed but {ETCD_PATH} is still missing")
+    report(f"installed {ETCD_DEBIAN_PACKAGE} in {time.monotonic() - started:.1f} s")
+
+
+def find_go() -> tuple[Path, tuple[int, int]]:
+    """A Go toolchain new enough to build the pinned Kubernetes, and its version."""
+    candidates: list[str] = []
+    on_path = shutil.which("go")
+    if on_path is not None:
+        candidates.append(on_path)
+    candidates += [c for c in GO_CANDIDATES if c not in candidates]
+    found: list[str] = []
+    for candidate in candidates:
+        if not _is_executable(Path(candidate)):
+            continue
+        version = _go_version(Path(candidate))
+        if version is None:
+            continue
+        found.append(f"{candidate} (go{version[0]}.{version[1]})")
+        if version >= MINIMUM_GO:
+            return Path(candidate), version
+    wanted = f"Go {MINIMUM_GO[0]}.{MINIMUM_GO[1]}+"
+    if found:
+        raise FootTestenvError(
+            f"building kube-apiserver needs {wanted}; found only {', '.join(found)}: "
+            "install a newer Go from https://go.dev/dl/ into /usr/local/go"
+        )
+    raise FootTestenvError(
+        f"building kube-apiserver needs {wanted}, and no `go` was found on PATH or in "
+        "/usr/local/go/bin: install it from https://go.dev/dl/"
+    )
+
+
+def _go_version(go: Path) -> tuple[int, int] | None:
+    completed = subprocess.run(
+        [str(go), "env", "GOVERSION"], capture_output=True, text=True, check=False
+    )
+    match = re.match(r"go(\d+)\.(\d+)", completed.stdout.strip())
+    if completed.returncode != 0 or match is None:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+def _build_env(go: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            # Static binaries, as the Kubernetes release builds them.
+            "CGO_ENABLED": "0",
+            # go.sum is committed; a build must never rewrite go.mod or go.sum, and the
+            # wrapper's VCS state is irrelevant to the binaries.
+            "GOFLAGS": "-mod=readonly -buildvcs=false",
+            # Use the Go found here rather than silently downloading another toolchain.
+            "GOTOOLCHAIN": "local",
+        }
+    )
+    env.pop("GOEXPERIMENT", None)
+    # The jsonv2 experiment (default from Go 1.27) makes kube-apiserver serve malformed
+    # /openapi/v2; turn it off whenever this Go knows the experiment.
+    probe = subprocess.run(
+        [str(go), "env", "GOEXPERIMENT"],
+        env={**env, "GOEXPERIMENT": "nojsonv2"},
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode == 0:
+        env["GOEXPERIMENT"] = "nojsonv2"
+    return env
+
+
+def _version_ldflags(version: str) -> str:
+    """Linker flags stamping the release into the binaries, as the Kubernetes build does."""
+    major, minor = version.removeprefix("v").split(".")[:2]
+    build_date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    package = "k8s.io/component-base/version"
+    stamps = {
+        "gitVersion": version,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        "buildDate": build_date,
+    }
+    return " ".join(["-s", "-w", *(f"-X {package}.{key}={value}" for key, value in stamps.items())])
+
+
+def _build(version: str, report: Reporter) -> None:
+    go, go_version = find_go()
+    root = cache_root()
+    # Leftovers of interrupted builds; safe to remove because the build lock is held.
+    for stale in root.glob(".build-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".build-{version}-", dir=root))
+    try:
+        report(
+            f"building {' and '.join(KUBE_COMMANDS)} {version} with go{go_version[0]}."
+            f"{go_version[1]} (first time on this machine, ~5-10 min)"
+        )
+        started = time.monotonic()
+        _go_build(go, version, staging / "bin", staging / "build.log", report)
+        build_seconds = time.monotonic() - started
+        report(f"built {version} in {build_seconds:.0f} s; checking that it serves valid OpenAPI")
+        _check_built_binaries(staging / "bin", version)
+        (staging / "build-info.json").write_text(
+            json.dumps(
+                {
+                    "kubernetes_version": version,
+                    "go": f"{go_version[0]}.{go_version[1]}",
+                    "build_seconds": round(build_seconds, 1),
+                },
+                indent=2,
+            )
+        )
+        target = root / version
+        staging.chmod(0o755)  # mkdtemp makes it private; the binaries are not secrets
+        # A half-built version folder (created by hand, say) would shadow the new build.
+        if target.exists():
+            shutil.rmtree(target)
+        # One rename publishes the build: an interrupted build never leaves a broken cache.
+        staging.rename(target)
+        report(f"cached in {target / 'bin'}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _go_build(go: Path, version: str, out_dir: Path, log_path: Path, report: Reporter) -> None:
+    out_dir.mkdir(parents=True)
+    argv = [
+        str(go),
+        "build",
+        "-ldflags",
+        _version_ldflags(version),
+        "-o",
+        f"{out_dir}{os.sep}",
+        *(f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_COMMANDS),
+    ]
+    started = time.monotonic()
+    # Tied to this process: a killed `ensure` must not leave a compiler running.
+    process = spawn(
+        argv,
+        env=_build_env(go),
+        log_path=log_path,
+        cwd=WRAPPER_MODULE_DIR,
+        new_session=True,
+        death_signal=signal.SIGKILL,
+    )
+    try:
+        while True:
+            try:
+                process.wait(timeout=BUILD_HEARTBEAT_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                report(f"still building ({(time.monotonic() - started) / 60:.0f} min so far)")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if process.returncode != 0:
+        raise FootTestenvError(
+            f"`go build` of {version} failed with exit code {process.returncode}:\n"
+            + _tail(log_path.read_text())
+        )
+
+
+def _check_built_binaries(bin_dir: Path, version: str) -> None:
+    """Reject a build that does not report its version or serves unparsable /openapi/v2."""
+    for name in KUBE_COMMANDS:
+        completed = subprocess.run(
+            [str(bin_dir / name), "--version"], capture_output=True, text=True, check=False
+        )
+        if completed.returncode != 0 or version not in completed.stdout:
+            raise FootTestenvError(
+                f"the freshly built {name} does not report {version}: "
+                f"{(completed.stdout + completed.stderr).strip()[:500]}"
+            )
+    # Imported here: clusters imports this module.
+    from foot_testenv.clusters import KubeClusters
+
+    binaries = KubeBinaries(
+        version=version,
+        kube_apiserver=bin_dir / "kube-apiserver",
+        kube_controller_manager=bin_dir / "kube-controller-manager",
+        etcd=ETCD_PATH,
+    )
+    with KubeClusters.start_blocking(count=1, binaries=binaries) as clusters:
+        try:
+            document = clusters[0].get_json_blocking("/openapi/v2")
+        except ValueError as error:
+            raise FootTestenvError(
+                f"the freshly built kube-apiserver serves malformed /openapi/v2 ({error}); "
+                "was it built with the jsonv2 Go experiment on?"
+            ) from None
+    if (
+        not isinstance(document, dict)
+        or document.get("swagger") != "2.0"
+        or not document.get("paths")
+    ):
+        raise FootTestenvError("the freshly built kube-apiserver serves an unusable /openapi/v2")
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
