@@ -7,6 +7,7 @@ the process group) must stop everything within 5 s, leaving no process behind.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from kubernetes_asyncio import client, config
 
 START_BUDGET_SECONDS = 10.0
 STOP_BUDGET_SECONDS = 5.0
@@ -40,11 +42,14 @@ def healthz(url: str) -> int:
         return 0
 
 
-@pytest.fixture
-def foot_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+@pytest.fixture(params=[0, 2], ids=["no-sim", "sim-2"])
+def foot_up(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     home = tmp_path / "foot-home"
     env = dict(os.environ, FOOT_HOME=str(home))
     argv = [sys.executable, "-m", "foot.cli.main", "up", "--nats-port", "0"]
+    argv += ["--sim", str(request.param)]
     with (tmp_path / "up.out").open("wb") as output:
         process = subprocess.Popen(
             [*argv, "--admin-port-base", "0"],
@@ -57,6 +62,15 @@ def foot_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+async def namespaces_seen_through(kubeconfig: Path) -> set[str]:
+    """What a real kubernetes-asyncio client lists through a simulated cluster's kubeconfig."""
+    configuration = client.Configuration()
+    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    async with client.ApiClient(configuration) as api:
+        listed = await client.CoreV1Api(api).list_namespace()
+    return {item.metadata.name for item in listed.items}
 
 
 def test_foot_up_serves_health_and_stops_cleanly_on_ctrl_c(
@@ -79,7 +93,10 @@ def test_foot_up_serves_health_and_stops_cleanly_on_ctrl_c(
     assert came_up < START_BUDGET_SECONDS
 
     children = [s["pid"] for s in state["services"].values()] + [state["nats_pid"]]
+    children += list(state["extra_pids"].values())
     assert all(alive(pid) for pid in children)
+    for kubeconfig in state["kubeconfigs"]:
+        assert asyncio.run(namespaces_seen_through(Path(kubeconfig))) >= {"default"}
 
     ctrl_c = time.monotonic()
     os.killpg(process.pid, signal.SIGINT)

@@ -49,6 +49,7 @@ class Stack:
         self.nats: EmbeddedNats | None = None
         self.services: list[RunningService] = []
         self.extras: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.kubeconfigs: list[Path] = []
 
     def stop(self) -> None:
         started = time.monotonic()
@@ -181,22 +182,31 @@ def print_summary(stack: Stack, nats_url: str, seconds: float) -> None:
 
 
 def start_simulator(stack: Stack, clusters: int, home: Path, logs: Path, console: Console) -> None:
-    kubeconfigs = home / "sim-kubeconfigs"
-    kubeconfigs.mkdir(exist_ok=True)
+    kubeconfig_dir = home / "sim-kubeconfigs"
+    kubeconfig_dir.mkdir(exist_ok=True)
+    for stale in kubeconfig_dir.glob("*.kubeconfig"):
+        stale.unlink()
+    log_path = logs / "simulator.log"
+    log_path.write_bytes(b"")  # the simulator announces its clusters there, one line each
     argv = [sys.executable, "-m", "foot_sim", "--clusters", str(clusters)]
-    argv += ["--kubeconfig-dir", str(kubeconfigs)]
-    process = spawn(argv, log_path=logs / "simulator.log")
+    argv += ["--kubeconfig-dir", str(kubeconfig_dir)]
+    process = spawn(argv, log_path=log_path, new_session=True)
     stack.extras.append(("simulator", process))
+    announced: list[list[str]] = []
 
-    def written() -> bool:
+    def all_announced() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"the simulator exited; see {logs / 'simulator.log'}")
-        return len(list(kubeconfigs.glob("*.yaml"))) >= clusters
+            raise RuntimeError(f"the simulator exited; see {log_path}")
+        lines = log_path.read_text(errors="replace").splitlines()
+        announced[:] = [line.split("\t") for line in lines if line.count("\t") == 2]  # noqa: PLR2004
+        return len(announced) >= clusters
 
-    wait_until(written, timeout_seconds=30, what="member-cluster simulator")
-    console.print(
-        f"[green]✓[/green] {clusters} simulated member clusters, kubeconfigs in {kubeconfigs}"
-    )
+    with console.status(f"starting {clusters} simulated member clusters"):
+        wait_until(all_announced, timeout_seconds=30, what="member-cluster simulator")
+    stack.kubeconfigs = [Path(path) for _name, _server, path in announced[:clusters]]
+    console.print(f"[green]✓[/green] {clusters} simulated member clusters:")
+    for name, server, path in announced[:clusters]:
+        console.print(f"  {name} at {server}  KUBECONFIG={path}", highlight=False)
 
 
 def write_state(home: Path, nats_url: str, stack: Stack) -> None:
@@ -208,6 +218,7 @@ def write_state(home: Path, nats_url: str, stack: Stack) -> None:
         },
         "nats_pid": stack.nats.process.pid if stack.nats and stack.nats.process else None,
         "extra_pids": {name: p.pid for name, p in stack.extras},
+        "kubeconfigs": [str(path) for path in stack.kubeconfigs],
     }
     path = home / STATE_FILE
     path.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))
