@@ -44,13 +44,48 @@ TEMPLATES = BucketSpec(
     description="Resource templates (any Kubernetes object) submitted for placement",
 )
 
+POLICIES = BucketSpec(
+    name="policies",
+    owner="scheduler",
+    description="Propagation and override policies (FOOT's group and Karmada's), validated",
+)
+BINDINGS = BucketSpec(
+    name="bindings",
+    owner="scheduler",
+    description="Placement decisions: which clusters get how many replicas of a template",
+)
+CLUSTERS = BucketSpec(
+    name="clusters",
+    owner="registry",
+    description="Member clusters: spec, status, conditions and taints",
+)
+CLUSTER_CREDENTIALS = BucketSpec(
+    name="cluster-credentials",
+    owner="registry",
+    description="Per-cluster credentials FOOT uses to reach members, sealed (never plain text)",
+)
+WORKS = BucketSpec(
+    name="works",
+    owner="dispatcher",
+    description="Per-cluster manifests after overrides, with their applied state and status",
+)
+
 STREAMS: tuple[StreamSpec, ...] = (EVENTS, DEAD_LETTERS)
-BUCKETS: tuple[BucketSpec, ...] = (TEMPLATES,)
+BUCKETS: tuple[BucketSpec, ...] = (
+    TEMPLATES,
+    POLICIES,
+    BINDINGS,
+    CLUSTERS,
+    CLUSTER_CREDENTIALS,
+    WORKS,
+)
 
 # Subjects of the API front door (plain request-reply, deliberately not captured by a stream).
 API_APPLY = "foot.api.apply"
 API_DELETE = "foot.api.delete"
 REJECTED = "foot.events.rejected"
+HEALTH_PREFIX = "foot.events.health"
+"""Cluster health transitions: `foot.events.health.<cluster>`, payload `ClusterHealthEvent`."""
 
 
 def owner_apply_subject(owner: str) -> str:
@@ -63,3 +98,7 @@ def owner_delete_subject(owner: str) -> str:
 
 def dead_letter_subject(consumer: str) -> str:
     return f"foot.dlq.{consumer}"
+
+
+def health_subject(cluster: str) -> str:
+    return f"{HEALTH_PREFIX}.{cluster}"

@@ -20,6 +20,8 @@ from rich.table import Table
 
 from foot.natsserver import EmbeddedNats
 from foot.processes import free_port, port_open, spawn, stop, wait_until
+from foot.runtime.settings import default_home
+from foot.secrets import SecretBox
 
 SERVICES = ("registry", "scheduler", "dispatcher", "gateway-sync", "storage")
 STATE_FILE = "up.json"
@@ -30,7 +32,7 @@ SERVICE_SHUTDOWN_DEADLINE_SECONDS = 2.5
 
 
 def foot_home() -> Path:
-    return Path(os.environ.get("FOOT_HOME", Path.home() / ".foot"))
+    return default_home()
 
 
 @dataclass
@@ -137,6 +139,8 @@ def start_nats(stack: Stack, home: Path, port: int, logs: Path) -> str:
 def start_services(
     stack: Stack, nats_url: str, admin_port_base: int, log_level: str, logs: Path
 ) -> None:
+    secret_key_file = logs.parent / "secret.key"
+    SecretBox.from_file(secret_key_file, create=True)  # one key for every service, made once
     for index, name in enumerate(SERVICES, start=1):
         port = free_port() if admin_port_base == 0 else admin_port_base + index
         if admin_port_base != 0 and port_open("127.0.0.1", port):
@@ -149,6 +153,7 @@ def start_services(
         argv = [sys.executable, "-m", module, "--nats-url", nats_url, "--admin-port", str(port)]
         argv += ["--log-level", log_level]
         argv += ["--shutdown-deadline-seconds", str(SERVICE_SHUTDOWN_DEADLINE_SECONDS)]
+        argv += ["--secret-key-file", str(secret_key_file)]
         process = spawn(argv, log_path=log_path, new_session=True)
         stack.services.append(RunningService(name, f"http://127.0.0.1:{port}", process, log_path))
 

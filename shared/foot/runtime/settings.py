@@ -6,7 +6,9 @@ service touches anything.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, ValidationError
@@ -15,6 +17,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from foot.errors import FieldProblem, PermanentError
 
 ENV_PREFIX = "FOOT_"
+
+
+def default_home() -> Path:
+    """FOOT's data folder: FOOT_HOME, or ~/.foot."""
+    return Path(os.environ.get("FOOT_HOME") or Path.home() / ".foot")
 
 
 class SettingsError(PermanentError):
@@ -56,6 +63,9 @@ class ServiceSettings(BaseSettings):
     """Messages each consumer handles at once."""
     reconcile_workers: int = Field(default=4, ge=1, le=256)
     """Keys each reconcile queue works on at once."""
+    secret_key_file: Path = Field(default_factory=lambda: default_home() / "secret.key")
+    """File holding the base64 AES-256 key that seals stored credentials (mode 600; created
+    on first use). Every service of one installation must use the same file."""
 
     @classmethod
     def load(cls, argv: Sequence[str] | None = None) -> Self:

@@ -1,0 +1,68 @@
+"""How FOOT reaches a member cluster: the credential the registry minted at join.
+
+The registry is the only writer of the `cluster-credentials` bucket; the
+dispatcher (and anyone else applying into members) reads it through
+`CredentialStore.get`. Values are sealed with `SecretBox`; the token never
+appears in a repr, a log line or the bucket in plain text.
+"""
+
+from __future__ import annotations
+
+import orjson
+from pydantic import Field, SecretStr
+
+from foot.bus.catalog import CLUSTER_CREDENTIALS
+from foot.bus.kv import KvStore
+from foot.errors import NotFoundError
+from foot.objects import FrozenModel
+from foot.secrets import SecretBox
+
+
+class ClusterCredential(FrozenModel):
+    """A ServiceAccount token for one member cluster's API server."""
+
+    cluster: str = Field(min_length=1)
+    """Member cluster name."""
+    server: str = Field(pattern=r"^https?://")
+    """API server URL."""
+    token: SecretStr
+    """Bearer token of FOOT's ServiceAccount in that cluster."""
+    ca_pem: str | None = None
+    """PEM of the CA that signed the API server's certificate (None: system trust)."""
+    insecure_skip_tls_verify: bool = False
+    """Skip TLS verification (only when the joining kubeconfig said so)."""
+    tls_server_name: str | None = None
+    """Server name to verify the certificate against, when it differs from the URL's host."""
+    service_account: str = "foot/foot-controller"
+    """`namespace/name` of the ServiceAccount the token belongs to."""
+
+
+def _context(cluster: str) -> str:
+    return f"{CLUSTER_CREDENTIALS.name}/{cluster}"
+
+
+class CredentialStore:
+    """Sealed cluster credentials in their bucket."""
+
+    def __init__(self, kv: KvStore, box: SecretBox) -> None:
+        self._kv = kv
+        self._box = box
+
+    async def put(self, credential: ClusterCredential) -> int:
+        """Store (or replace) a credential; registry only."""
+        document = credential.model_dump(mode="json", by_alias=True)
+        document["token"] = credential.token.get_secret_value()
+        sealed = self._box.seal(orjson.dumps(document), context=_context(credential.cluster))
+        return await self._kv.put(credential.cluster, sealed)
+
+    async def get(self, cluster: str) -> ClusterCredential:
+        """The credential of `cluster`, or NotFoundError."""
+        entry = await self._kv.get(cluster)
+        if entry is None or entry.value is None:
+            raise NotFoundError(f"no credential stored for cluster {cluster!r}")
+        opened = self._box.open(entry.value, context=_context(cluster))
+        return ClusterCredential.model_validate(orjson.loads(opened))
+
+    async def delete(self, cluster: str) -> None:
+        """Forget a credential; registry only."""
+        await self._kv.delete(cluster)
