@@ -134,13 +134,15 @@ KINDS = KindRegistry()
 
 
 def _register_builtin_kinds() -> None:
-    from foot.kinds import clusters, policies, templates
+    from foot.kinds import bindings, clusters, policies, templates
 
     for info in templates.template_kinds():
         KINDS.register(info)
     for info in policies.policy_kinds():
         KINDS.register(info)
     for info in clusters.cluster_kinds():
+        KINDS.register(info)
+    for info in bindings.binding_kinds():
         KINDS.register(info)
 
 
