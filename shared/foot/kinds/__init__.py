@@ -134,7 +134,7 @@ KINDS = KindRegistry()
 
 
 def _register_builtin_kinds() -> None:
-    from foot.kinds import bindings, clusters, policies, templates
+    from foot.kinds import bindings, clusters, policies, templates, works
 
     for info in templates.template_kinds():
         KINDS.register(info)
@@ -143,6 +143,8 @@ def _register_builtin_kinds() -> None:
     for info in clusters.cluster_kinds():
         KINDS.register(info)
     for info in bindings.binding_kinds():
+        KINDS.register(info)
+    for info in works.work_kinds():
         KINDS.register(info)
 
 

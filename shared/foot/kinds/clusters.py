@@ -85,6 +85,9 @@ class ClusterSpec(FrozenModel):
     """Zones of a cluster spanning several (Karmada's newer field); `zone` wins if both set."""
     taints: list[Taint] = Field(default_factory=list)
     """Taints repel placements unless a policy tolerates them."""
+    gateway_address: str | None = None
+    """Address (IP or DNS name) at which the gateway reaches this cluster's NodePort
+    Services; defaults to the API endpoint's host when unset."""
     resource_models: list[ResourceModel] = Field(default_factory=list)
     """Node grades, for estimating how many replicas fit (informational here)."""
 

@@ -1,0 +1,145 @@
+"""Works: one cluster's share of a binding, rendered, applied, and observed.
+
+Written by the dispatcher only (bucket `works`, key `<cluster>.<binding key>`); the
+gateway-sync reads their status (where a Service really runs and how it is
+reached), the storage service reads them to know what is placed where. Shaped after
+Karmada's `work.karmada.io` Work.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from foot.kinds import KindInfo
+from foot.kinds.bindings import ObjectReference
+from foot.objects import FrozenModel, KubeObject
+
+WORK_API_VERSION = "work.foot.dev/v1alpha1"
+WORK_OWNER = "dispatcher"
+WORK_BUCKET = "works"
+
+WorkHealth = Literal["Healthy", "Progressing", "Unhealthy", "Unknown"]
+
+
+class WorkSpec(FrozenModel):
+    cluster: str
+    """Member cluster the manifests go to."""
+    binding: ObjectReference
+    """The binding this work renders (its template is `binding`'s resource)."""
+    manifests: list[dict[str, Any]] = Field(default_factory=list)
+    """Kubernetes objects exactly as applied: replicas set, overrides done, labels added."""
+    manifests_hash: str = ""
+    """Hash of `manifests`; an apply is skipped when the member already has this hash."""
+    conflict_resolution: Literal["Abort", "Overwrite"] = "Abort"
+    """Abort: leave an object FOOT did not create untouched and report it; Overwrite: take it."""
+    suspended: bool = False
+    """Held by the policy's suspension: not applied until resumed."""
+    deleting: bool = False
+    """The work is being removed from the member (purge in progress)."""
+
+
+class ServicePort(FrozenModel):
+    name: str | None = None
+    """Port name in the Service."""
+    port: int
+    """Service port."""
+    protocol: str = "TCP"
+    """Protocol."""
+    node_port: int | None = None
+    """NodePort on every node, when the Service is NodePort or LoadBalancer."""
+
+
+class ServiceEndpoints(FrozenModel):
+    """How something outside the member cluster (the gateway) reaches a Service."""
+
+    type: str
+    """ClusterIP, NodePort, LoadBalancer or ExternalName."""
+    ports: list[ServicePort] = Field(default_factory=list)
+    """Ports with their NodePorts."""
+    load_balancer_ingress: list[str] = Field(default_factory=list)
+    """IPs or hostnames from status.loadBalancer.ingress."""
+
+
+class ManifestStatus(FrozenModel):
+    """What the member reports for one applied object."""
+
+    api_version: str
+    """apiVersion of the object."""
+    kind: str
+    """Kind of the object."""
+    namespace: str | None = None
+    """Namespace in the member."""
+    name: str
+    """Name in the member."""
+    applied: bool = False
+    """The member accepted the last apply of this manifest."""
+    conflict: str | None = None
+    """Why it was not applied (an object FOOT did not create, with Abort)."""
+    error: str | None = None
+    """Last apply error, if any (never a credential)."""
+    health: WorkHealth = "Unknown"
+    """Interpretation of the object's status (per kind)."""
+    replicas: int | None = None
+    """Desired replicas in the member (workloads)."""
+    ready_replicas: int | None = None
+    """Ready replicas in the member (workloads)."""
+    service: ServiceEndpoints | None = None
+    """For Services: how the gateway reaches them."""
+    observed_generation: int | None = None
+    """metadata.generation the member's status refers to."""
+
+
+class WorkCondition(FrozenModel):
+    type: str
+    """Applied, Available, Conflict..."""
+    status: Literal["True", "False", "Unknown"]
+    """Whether it holds."""
+    reason: str
+    """Machine-readable reason."""
+    message: str = ""
+    """Detail in words."""
+    last_transition_time: datetime | None = None
+    """When status last changed."""
+
+
+class WorkStatus(FrozenModel):
+    applied_hash: str | None = None
+    """`spec.manifestsHash` last applied successfully."""
+    manifests: list[ManifestStatus] = Field(default_factory=list)
+    """One entry per manifest, in spec order."""
+    conditions: list[WorkCondition] = Field(default_factory=list)
+    """Applied / Available / Conflict."""
+    health: WorkHealth = "Unknown"
+    """Worst health of the manifests."""
+    last_applied_trace: str | None = None
+    """W3C traceparent of the rollout that last applied this work."""
+    observed_at: datetime | None = None
+    """When the member was last observed."""
+
+
+class Work(KubeObject):
+    api_version: Literal["work.foot.dev/v1alpha1"]
+    kind: Literal["Work"]
+    spec: WorkSpec
+    status: WorkStatus = Field(default_factory=WorkStatus)
+
+    namespaced: ClassVar[bool] = True
+    """In the template's namespace; name `<binding name>.<cluster>`."""
+
+
+def work_kinds() -> list[KindInfo]:
+    return [
+        KindInfo(
+            api_version=WORK_API_VERSION,
+            kind="Work",
+            model=Work,
+            owner=WORK_OWNER,
+            bucket=WORK_BUCKET,
+            plural="works",
+            namespaced=True,
+            short_names=("work",),
+        )
+    ]
