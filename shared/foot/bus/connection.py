@@ -14,12 +14,13 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js import api as js_api
+from opentelemetry import trace
 
 from foot.bus.catalog import BUCKETS, STREAMS, BucketSpec, StreamSpec
 from foot.bus.errors import nats_errors
 from foot.bus.kv import KvStore
 from foot.errors import PermanentError, TransportError
-from foot.telemetry import inject_headers
+from foot.telemetry import inject_headers, tracer
 
 log = logging.getLogger(__name__)
 
@@ -169,11 +170,16 @@ class Bus:
 
         `msg_id` makes the publish idempotent within the stream's duplicate window.
         """
-        outgoing = inject_headers(dict(headers or {}))
-        if msg_id is not None:
-            outgoing[MSG_ID_HEADER] = msg_id
-        with nats_errors(f"publish to {subject}"):
-            return await self.js.publish(subject, payload, headers=outgoing)
+        with tracer().start_as_current_span(
+            f"publish {subject}",
+            kind=trace.SpanKind.PRODUCER,
+            attributes={"messaging.system": "nats", "messaging.destination.name": subject},
+        ):
+            outgoing = inject_headers(dict(headers or {}))
+            if msg_id is not None:
+                outgoing[MSG_ID_HEADER] = msg_id
+            with nats_errors(f"publish to {subject}"):
+                return await self.js.publish(subject, payload, headers=outgoing)
 
     async def request(
         self,
