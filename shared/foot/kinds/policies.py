@@ -22,6 +22,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from foot.kinds import KindInfo
+from foot.kinds.clusters import TAINT_NOT_READY, TAINT_UNREACHABLE
 from foot.objects import FrozenModel, KubeObject
 
 POLICY_GROUP = "policy.foot.dev"
@@ -42,6 +43,15 @@ INT32_MAX = 2**31 - 1
 _QUALIFIED_NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUALIFIED_NAME_MAX = 63
+
+KARMADA_TAINT_NOT_READY = "cluster.karmada.io/not-ready"
+KARMADA_TAINT_UNREACHABLE = "cluster.karmada.io/unreachable"
+TAINT_KEY_ALIASES = {
+    KARMADA_TAINT_NOT_READY: TAINT_NOT_READY,
+    KARMADA_TAINT_UNREACHABLE: TAINT_UNREACHABLE,
+}
+"""Karmada's system taint keys, which Karmada users write in tolerations, and FOOT's keys the
+registry puts on clusters: a toleration of the Karmada key tolerates FOOT's taint."""
 
 
 def check_qualified_name(value: str) -> str:
@@ -254,7 +264,7 @@ class Toleration(FrozenModel):
             return False
         if not self.key:
             return True
-        if self.key != key:
+        if self.key != key and TAINT_KEY_ALIASES.get(self.key) != key:
             return False
         return self.operator == "Exists" or (self.value or "") == (value or "")
 

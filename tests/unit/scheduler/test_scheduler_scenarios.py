@@ -6,7 +6,11 @@ exactly as Karmada's documentation writes them) holds:
     description: what the case shows
     now: optional ISO time (defaults to 2025-01-01T12:00:00Z)
     clusters: short cluster forms (name, labels, provider/region/zone/zones, taints,
-              syncMode, resources: resourceSummary, apiEnablements: standard kinds if absent)
+              syncMode, resources: resourceSummary, apiEnablements: standard kinds if absent,
+              ready/readySince: the Ready condition, heard: {status, since} a health event
+              newer or older than the condition)
+    failover: optional, false turns FOOT's cluster failover off (default on)
+    defaultTolerationSeconds: optional, FOOT's default not-ready/unreachable toleration
     template: the resource template, as a user writes it
     policy: one PropagationPolicy/ClusterPropagationPolicy, or `policies:` a list to match from
     claimedBy: optional (kind, namespace, name) of the policy holding the template now
@@ -48,6 +52,7 @@ from foot.kinds.policies import (
 from foot_scheduler.core import (
     AppHealth,
     ClusterSnapshot,
+    ClusterView,
     PreviousPlacement,
     ScheduleResult,
     TargetCluster,
@@ -58,6 +63,7 @@ from foot_scheduler.core import (
     workload_from_template,
 )
 from foot_scheduler.core.matching import schedule_priority
+from foot_scheduler.core.snapshot import Readiness
 
 HERE = Path(__file__).parent
 SCENARIO_FILES = sorted([*HERE.glob("scenarios/*.yaml"), *HERE.glob("karmada/*.yaml")])
@@ -102,7 +108,13 @@ def cluster_document(short: Mapping[str, Any]) -> dict[str, Any]:
     status: dict[str, Any] = {
         "kubernetesVersion": "v1.31.0",
         "apiEnablements": short.get("apiEnablements", STANDARD_API_ENABLEMENTS),
-        "conditions": [{"type": "Ready", "status": short.get("ready", "True")}],
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": short.get("ready", "True"),
+                **({"lastTransitionTime": short["readySince"]} if "readySince" in short else {}),
+            }
+        ],
     }
     if "resources" in short:
         status["resourceSummary"] = short["resources"]
@@ -130,12 +142,16 @@ def _load(path: Path) -> dict[str, Any]:
 
 def run_scenario(scenario: Mapping[str, Any]) -> None:
     now = _time(scenario.get("now", DEFAULT_NOW))
-    clusters = []
+    views = []
+    failover = bool(scenario.get("failover", True))
     for short in scenario.get("clusters", []):
         parsed = KINDS.parse(cluster_document(short))
         assert isinstance(parsed, Cluster)
-        clusters.append(parsed)
-    snapshot = ClusterSnapshot.of(clusters, now)
+        heard = short.get("heard")
+        readiness = Readiness(heard["status"], _time(heard["since"])) if heard else None
+        views.append(ClusterView.from_cluster(parsed, readiness, failover=failover))
+    snapshot = ClusterSnapshot.of(views, now)
+    default_seconds = int(scenario.get("defaultTolerationSeconds", 0))
     template = KINDS.parse(scenario["template"])
     documents = scenario.get("policies") or [scenario["policy"]]
     policies: list[AnyPropagationPolicy] = []
@@ -175,10 +191,27 @@ def run_scenario(scenario: Mapping[str, Any]) -> None:
         name: AppHealth(bool(item["healthy"]), _time(item["since"]))
         for name, item in (scenario.get("appHealth") or {}).items()
     }
-    result = schedule(workload, claim.policy.spec, snapshot, previous, health)
+    result = schedule(
+        workload,
+        claim.policy.spec,
+        snapshot,
+        previous,
+        health,
+        default_toleration_seconds=default_seconds,
+    )
     check_result(result, expect)
     # Same inputs, same answer.
-    assert schedule(workload, claim.policy.spec, snapshot, previous, health) == result
+    assert (
+        schedule(
+            workload,
+            claim.policy.spec,
+            snapshot,
+            previous,
+            health,
+            default_toleration_seconds=default_seconds,
+        )
+        == result
+    )
 
     if "overrides" in expect:
         overrides: list[AnyOverridePolicy] = []

@@ -7,10 +7,11 @@ unschedulable workload always says which rule excluded which cluster.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from foot.kinds.clusters import TAINT_NOT_READY, TAINT_UNREACHABLE
 from foot.kinds.policies import ClusterAffinity, PropagationSpec, Toleration
 from foot.quantity import format_milli
 from foot_scheduler.core.snapshot import ClusterView, TaintView
@@ -45,9 +46,30 @@ class CycleContext:
     """Divided by available replicas or Aggregated: capacity limits the placement."""
     available: Mapping[str, int]
     """Replicas of this workload each cluster can run (including those it already runs)."""
+    tolerations: tuple[Toleration, ...] = ()
+    """The policy's cluster tolerations plus FOOT's default failover tolerations."""
 
 
 Filter = Callable[[CycleContext, ClusterView], str | None]
+
+
+def effective_tolerations(
+    tolerations: Sequence[Toleration], default_seconds: int
+) -> tuple[Toleration, ...]:
+    """The policy's tolerations, plus (as Karmada's webhook and Kubernetes do for pods) a
+    NoExecute toleration of the not-ready and unreachable taints for `default_seconds`, for each
+    of the two the policy does not tolerate itself. With 0 nothing is added: replicas leave a
+    cluster the moment it is not Ready."""
+    if default_seconds <= 0:
+        return tuple(tolerations)
+    defaults = [
+        Toleration(
+            key=key, operator="Exists", effect="NoExecute", toleration_seconds=default_seconds
+        )
+        for key in (TAINT_NOT_READY, TAINT_UNREACHABLE)
+        if not any(t.tolerates(key, None, "NoExecute") for t in tolerations)
+    ]
+    return (*tolerations, *defaults)
 
 
 def cluster_affinity(ctx: CycleContext, cluster: ClusterView) -> str | None:
@@ -56,12 +78,12 @@ def cluster_affinity(ctx: CycleContext, cluster: ClusterView) -> str | None:
     return ctx.affinity.rejection(cluster.name, cluster.labels, cluster.fields)
 
 
-def _tolerating(tolerations: list[Toleration], taint: TaintView) -> list[Toleration]:
+def _tolerating(tolerations: Sequence[Toleration], taint: TaintView) -> list[Toleration]:
     return [t for t in tolerations if t.tolerates(taint.key, taint.value, taint.effect)]
 
 
 def toleration_deadline(
-    tolerating: list[Toleration], taint: TaintView, now: datetime
+    tolerating: Sequence[Toleration], taint: TaintView, now: datetime
 ) -> datetime | None:
     """When a tolerated NoExecute taint stops being tolerated (None: never)."""
     if any(t.toleration_seconds is None for t in tolerating):
@@ -72,7 +94,7 @@ def toleration_deadline(
 
 
 def taint_toleration(ctx: CycleContext, cluster: ClusterView) -> str | None:
-    tolerations = ctx.spec.placement.cluster_tolerations
+    tolerations = ctx.tolerations
     already_there = cluster.name in ctx.previous
     for taint in cluster.taints:
         if taint.effect == "PreferNoSchedule":

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 
-from foot.kinds.policies import ClusterAffinity, PropagationSpec, SpreadConstraint
+from foot.kinds.policies import ClusterAffinity, PropagationSpec, SpreadConstraint, Toleration
 from foot_scheduler.core import divide
 from foot_scheduler.core.filters import (
     FILTERS,
     AppHealth,
     CycleContext,
     available_replicas,
+    effective_tolerations,
     toleration_deadline,
 )
 from foot_scheduler.core.result import (
@@ -62,9 +63,16 @@ def schedule(
     snapshot: ClusterSnapshot,
     previous: PreviousPlacement | None = None,
     app_health: Mapping[str, AppHealth] | None = None,
+    *,
+    default_toleration_seconds: int = 0,
 ) -> ScheduleResult:
-    """Place `workload` as `spec` says over the clusters in `snapshot`."""
+    """Place `workload` as `spec` says over the clusters in `snapshot`.
+
+    `default_toleration_seconds`: how long replicas may stay on a cluster that is not Ready
+    when the policy tolerates nothing about it (FOOT's failover default, see
+    `effective_tolerations`)."""
     previous = previous or PreviousPlacement()
+    tolerations = effective_tolerations(placement_tolerations(spec), default_toleration_seconds)
     placement = spec.placement
     division = placement.division if workload.replicas is not None else "Duplicated"
     prior = previous.replicas()
@@ -101,6 +109,7 @@ def schedule(
             division=division,
             capacity_matters=capacity_matters,
             available=available,
+            tolerations=tolerations,
         )
         attempt = _attempt(ctx, snapshot, group_name)
         verdicts.extend(attempt.verdicts)
@@ -121,6 +130,10 @@ def schedule(
         verdicts=tuple(verdicts),
         division=division,
     )
+
+
+def placement_tolerations(spec: PropagationSpec) -> tuple[Toleration, ...]:
+    return tuple(spec.placement.cluster_tolerations)
 
 
 def _filter(
@@ -359,7 +372,7 @@ def _result(
 
 
 def _next_toleration_deadline(ctx: CycleContext, targets: Sequence[ClusterView]) -> datetime | None:
-    tolerations = ctx.spec.placement.cluster_tolerations
+    tolerations = ctx.tolerations
     deadlines = []
     for cluster in targets:
         for taint in cluster.taints:

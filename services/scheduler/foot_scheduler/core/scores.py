@@ -32,7 +32,7 @@ def available_capacity(
 
 def prefer_no_schedule(ctx: CycleContext, cluster: ClusterView, _: Sequence[ClusterView]) -> int:
     """Avoid clusters with a PreferNoSchedule taint the policy does not tolerate."""
-    tolerations = ctx.spec.placement.cluster_tolerations
+    tolerations = ctx.tolerations
     for taint in cluster.taints:
         if taint.effect == "PreferNoSchedule" and not any(
             t.tolerates(taint.key, taint.value, taint.effect) for t in tolerations

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 
-from foot.kinds.clusters import Cluster
+from foot.kinds.clusters import TAINT_NOT_READY, TAINT_UNREACHABLE, Cluster
 from foot.kinds.policies import selected_cluster_fields
 from foot.quantity import milli_value
 
@@ -28,6 +28,64 @@ class TaintView:
     def describe(self) -> str:
         value = f"={self.value}" if self.value else ""
         return f"{self.key}{value}:{self.effect}"
+
+
+SYSTEM_TAINT_KEYS = frozenset({TAINT_NOT_READY, TAINT_UNREACHABLE})
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """A cluster's Ready condition as the scheduler last heard it (the registry's health event,
+    which may arrive before the cluster object records the same transition)."""
+
+    status: str
+    """True, False or Unknown."""
+    since: datetime | None
+    """When it took this value."""
+    heard: bool = True
+    """True when it comes from a health event, False when from the cluster's condition."""
+
+
+def effective_readiness(cluster: Cluster, heard: Readiness | None) -> Readiness:
+    """The newer of the cluster's Ready condition and the last health event heard; a cluster
+    that reports no Ready condition yet counts as Unknown."""
+    condition = cluster.status.condition("Ready")
+    recorded = (
+        Readiness(condition.status, condition.last_transition_time, heard=False)
+        if condition is not None
+        else Readiness("Unknown", None, heard=False)
+    )
+    if heard is None:
+        return recorded
+    if condition is None or recorded.since is None:
+        return heard
+    if heard.since is not None and heard.since >= recorded.since:
+        return heard
+    return recorded
+
+
+def readiness_taints(
+    declared: Iterable[TaintView], readiness: Readiness, *, failover: bool
+) -> tuple[TaintView, ...]:
+    """The taints scheduling honours: the declared ones, plus the system taints a cluster that
+    is not Ready carries whether or not the registry has written them yet (NoSchedule keeps new
+    placements out; NoExecute, when failover is on, moves existing ones away after their
+    toleration). When a health event newer than the cluster object says Ready, the system
+    taints the registry has not removed yet no longer count."""
+    if readiness.status == "True":
+        if readiness.heard:
+            return tuple(t for t in declared if t.key not in SYSTEM_TAINT_KEYS)
+        return tuple(declared)
+    key = TAINT_NOT_READY if readiness.status == "False" else TAINT_UNREACHABLE
+    taints = [t for t in declared if t.key not in SYSTEM_TAINT_KEYS or t.key == key]
+    effects = ("NoSchedule", "NoExecute") if failover else ("NoSchedule",)
+    present = {(t.key, t.effect) for t in taints}
+    taints += [
+        TaintView(key, None, effect, readiness.since)
+        for effect in effects
+        if (key, effect) not in present
+    ]
+    return tuple(taints)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -48,9 +106,18 @@ class ClusterView:
     fields: Mapping[str, tuple[str, ...]]
     """provider/region/zone values, as a fieldSelector compares them."""
 
+    ready: str = "True"
+    """The effective Ready status (True, False, Unknown)."""
+
     @classmethod
-    def from_cluster(cls, cluster: Cluster) -> ClusterView:
+    def from_cluster(
+        cls, cluster: Cluster, heard: Readiness | None = None, *, failover: bool = True
+    ) -> ClusterView:
+        """The view of one cluster; `heard` is the last health event for it, if any, and
+        `failover` says whether a not-Ready cluster's replicas move away (NoExecute)."""
         spec, status = cluster.spec, cluster.status
+        readiness = effective_readiness(cluster, heard)
+        declared = [TaintView(t.key, t.value, t.effect, t.time_added) for t in spec.taints]
         enabled = frozenset(
             (enablement.group_version, resource.kind)
             for enablement in status.api_enablements
@@ -71,12 +138,13 @@ class ClusterView:
             provider=spec.provider,
             region=spec.region,
             zones=spec.zone_names,
-            taints=tuple(TaintView(t.key, t.value, t.effect, t.time_added) for t in spec.taints),
+            taints=readiness_taints(declared, readiness, failover=failover),
             enabled_kinds=enabled,
             free=None if free is None else MappingProxyType(free),
             fields=MappingProxyType(
                 selected_cluster_fields(spec.provider, spec.region, spec.zone_names)
             ),
+            ready=readiness.status,
         )
 
 
