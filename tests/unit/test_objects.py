@@ -76,7 +76,9 @@ def test_cluster_scoped_kinds_refuse_a_namespace() -> None:
 
 
 def test_unknown_kind_and_missing_type_are_named() -> None:
-    gizmo = {"apiVersion": "example.com/v1", "kind": "Gizmo", "metadata": {"name": "g"}}
+    # Custom resources are templates (tests/unit/scheduler/test_generic_templates.py); an
+    # unknown kind in FOOT's own groups is a mistake.
+    gizmo = {"apiVersion": "policy.foot.dev/v1alpha1", "kind": "Gizmo", "metadata": {"name": "g"}}
     assert "is not a kind FOOT knows" in problems(gizmo)["kind"]
     assert set(problems({"metadata": {"name": "x"}})) == {"apiVersion", "kind"}
 

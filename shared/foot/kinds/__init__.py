@@ -7,7 +7,7 @@ validate any kind before it is sent to its owner.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,8 @@ class KindRegistry:
     """Maps (apiVersion, kind) to KindInfo, and CLI spellings (`deploy`, `deployments`) too."""
 
     _by_type: dict[tuple[str, str], KindInfo] = field(default_factory=dict)
+    fallback: Callable[[str, str], KindInfo | None] | None = None
+    """Handles an (apiVersion, kind) nobody registered (custom resources as templates)."""
 
     def register(self, info: KindInfo) -> None:
         self._by_type[(info.api_version, info.kind)] = info
@@ -69,6 +71,9 @@ class KindRegistry:
         try:
             return self._by_type[(api_version, kind)]
         except KeyError:
+            generic = self.fallback(api_version, kind) if self.fallback else None
+            if generic is not None:
+                return generic
             known = ", ".join(sorted({f"{i.api_version}/{i.kind}" for i in self}))
             raise InvalidObjectError(
                 f"{kind or '<no kind>'}",
@@ -138,6 +143,7 @@ def _register_builtin_kinds() -> None:
 
     for info in templates.template_kinds():
         KINDS.register(info)
+    KINDS.fallback = templates.generic_template_kind
     for info in policies.policy_kinds():
         KINDS.register(info)
     for info in clusters.cluster_kinds():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator
@@ -221,3 +223,69 @@ def template_kinds() -> list[KindInfo]:
             )
         )
     return infos
+
+
+# --- custom resources and other kinds FOOT does not model ----------------------------------
+
+_RESERVED_GROUP_SUFFIXES = (".foot.dev", ".karmada.io")
+"""FOOT's and Karmada's own API groups: an unknown kind there is a mistake, not a template."""
+_VERSION = re.compile(r"^v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?$")
+_GROUP = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_KIND = re.compile(r"^[A-Z][A-Za-z0-9]{0,62}$")
+_BUILTIN_GROUPS = frozenset(
+    {"", "apps", "batch", "policy", "autoscaling", "networking.k8s.io", "storage.k8s.io",
+     "rbac.authorization.k8s.io", "apiextensions.k8s.io", "scheduling.k8s.io", "node.k8s.io",
+     "admissionregistration.k8s.io", "apiregistration.k8s.io", "coordination.k8s.io",
+     "discovery.k8s.io", "certificates.k8s.io", "flowcontrol.apiserver.k8s.io"}
+)  # fmt: skip
+_CLUSTER_SCOPED_KINDS = frozenset(
+    {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass",
+     "PersistentVolume", "PriorityClass", "IngressClass", "RuntimeClass", "CSIDriver",
+     "VolumeSnapshotClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
+     "APIService", "Node", "PriorityLevelConfiguration", "FlowSchema"}
+)  # fmt: skip
+"""Kubernetes' cluster-scoped kinds; any other kind whose name starts with `Cluster` (the
+convention of ClusterIssuer, ClusterSecretStore, ...) is taken as cluster-scoped too."""
+
+
+class GenericTemplate(TemplateObject):
+    """Any other Kubernetes object (a custom resource, a kind FOOT does not model): kept whole,
+    placed by policy like every template; only apiVersion, kind and metadata are checked."""
+
+
+def _plural(kind: str) -> str:
+    lower = kind.lower()
+    if lower.endswith(("s", "x", "ch", "sh")):
+        return lower + "es"
+    if lower.endswith("y") and lower[-2:-1] not in set("aeiou"):
+        return lower[:-1] + "ies"
+    return lower + "s"
+
+
+@functools.lru_cache(maxsize=1024)
+def generic_template_kind(api_version: str, kind: str) -> KindInfo | None:
+    """How FOOT handles an (apiVersion, kind) no model is registered for: as a resource template
+    owned by the scheduler, when the apiVersion and kind are well formed and the group is not
+    FOOT's or Karmada's own. Namespaced unless the kind is one of Kubernetes' cluster-scoped
+    kinds or its name starts with `Cluster`."""
+    group, _, version = api_version.rpartition("/")
+    if not _VERSION.match(version) or not _KIND.match(kind):
+        return None
+    if group and (not _GROUP.match(group) or group.endswith(_RESERVED_GROUP_SUFFIXES)):
+        return None
+    cluster_scoped = kind in _CLUSTER_SCOPED_KINDS or (
+        kind.startswith("Cluster") and group not in _BUILTIN_GROUPS
+    )
+    return KindInfo(
+        api_version=api_version,
+        kind=kind,
+        model=GenericTemplate if not cluster_scoped else ClusterScopedGenericTemplate,
+        owner=TEMPLATE_OWNER,
+        bucket=TEMPLATE_BUCKET,
+        plural=_plural(kind),
+        namespaced=not cluster_scoped,
+    )
+
+
+class ClusterScopedGenericTemplate(GenericTemplate):
+    namespaced: ClassVar[bool] = False
