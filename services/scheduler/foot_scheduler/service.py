@@ -1,9 +1,552 @@
-"""The scheduler service."""
+"""The scheduler service: templates + propagation policies + clusters -> bindings.
+
+The shell around the pure core (`foot_scheduler.core`, `foot_scheduler.binding`):
+
+* it owns templates and policies, stored by the generic API ingest (validated
+  there, nothing invalid is stored);
+* it mirrors templates, policies, clusters and its own bindings (informers,
+  parsed once per change) and listens to the registry's health events;
+* one reconcile queue keyed by template: claim the template with the best
+  policy, schedule it over one snapshot of the clusters, write its binding with
+  optimistic concurrency (only when something changed), and come back at the
+  decision's `reschedule_at` (a tolerated taint running out) or when a graceful
+  eviction expires;
+* every trigger the issue lists requeues exactly the templates it can affect:
+  a template change that template; a policy change the templates it selects or
+  holds; a cluster added, removed, relabelled, re-tainted or changing health
+  every claimed template (those placed on that cluster first); a capacity
+  change the templates divided by capacity.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import ClassVar
+
+import orjson
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from opentelemetry import trace
+from pydantic import Field, ValidationError
+
+from foot.bus import Entry, KvStore
+from foot.bus.catalog import BINDINGS, CLUSTERS, HEALTH_PREFIX, POLICIES, TEMPLATES
+from foot.errors import AlreadyExistsError, ConflictError, FootError
+from foot.health import ClusterHealthEvent
+from foot.kinds import KINDS
+from foot.kinds.bindings import ResourceBinding
+from foot.kinds.clusters import Cluster
+from foot.kinds.policies import (
+    AnyOverridePolicy,
+    AnyPropagationPolicy,
+    ClusterOverridePolicy,
+    ClusterPropagationPolicy,
+    OverridePolicy,
+    PropagationPolicy,
+)
+from foot.objects import KubeObject, utc_now
 from foot.runtime.service import Service
+from foot.runtime.settings import ServiceSettings
+from foot.telemetry import current_traceparent, extract_context, tracer
+from foot_scheduler.binding import (
+    REASON_DEPENDENT_OVERRIDES,
+    REASON_NO_CLUSTER_FIT,
+    REASON_NO_POLICY,
+    REASON_SUCCESS,
+    Decision,
+    binding_name,
+    next_binding,
+    next_eviction_expiry,
+    previous_placement,
+    unschedulable_message,
+)
+from foot_scheduler.core import (
+    ClusterSnapshot,
+    ClusterView,
+    claim_template,
+    schedule,
+    template_ref,
+    workload_from_template,
+)
+from foot_scheduler.core.snapshot import Readiness
+
+log = logging.getLogger(__name__)
+
+WRITE_ATTEMPTS = 5
+BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
+Identity = tuple[str, str | None, str]
+"""(kind, namespace, name) of a propagation policy, as `claim_template` takes it."""
+
+
+class SchedulerSettings(ServiceSettings):
+    failover: bool = True
+    """Cluster failover: replicas leave a cluster that is not Ready (after the policy's
+    NoExecute toleration, or failover_toleration_seconds). False: they stay, as in Karmada
+    with its Failover feature gate off; new replicas avoid such a cluster either way."""
+    failover_toleration_seconds: int = Field(default=0, ge=0, le=86400)
+    """How long replicas stay on a cluster that turned NotReady/Unknown when the policy has no
+    toleration of its own for that (Karmada: 300). 0 moves them the moment the registry
+    reports the transition; the registry's own detection (missed probes/heartbeats) is the
+    debounce."""
+
+
+def _is_propagation(obj: KubeObject) -> bool:
+    return isinstance(obj, PropagationPolicy | ClusterPropagationPolicy)
+
+
+def _identity(policy: AnyPropagationPolicy) -> Identity:
+    namespace = policy.namespace if isinstance(policy, PropagationPolicy) else None
+    return (policy.kind, namespace, policy.name)
+
+
+def _decode(data: bytes) -> KubeObject:
+    document = orjson.loads(data)
+    info = KINDS.lookup(document["apiVersion"], document["kind"])
+    return info.model.model_validate(document, by_alias=True)
 
 
 class SchedulerService(Service):
     name = "scheduler"
+    settings_model: ClassVar[type[ServiceSettings]] = SchedulerSettings
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        if not isinstance(settings, SchedulerSettings):
+            settings = SchedulerSettings(**settings.model_dump())
+        super().__init__(settings)
+        self.config: SchedulerSettings = settings
+        # Parsed mirrors of the buckets (keys as in the buckets).
+        self.templates: dict[str, KubeObject] = {}
+        self.propagation: dict[str, AnyPropagationPolicy] = {}
+        self.overrides: dict[str, AnyOverridePolicy] = {}
+        self.clusters: dict[str, Cluster] = {}
+        self._cluster_names: dict[str, str] = {}
+        """clusters bucket key -> cluster name."""
+        self.heard: dict[str, tuple[int, Readiness]] = {}
+        """Per cluster: sequence and readiness of the last health event."""
+        self._views: tuple[ClusterView, ...] | None = None
+        self._fingerprints: dict[str, tuple[bytes, bytes]] = {}
+        # Indexes kept by the reconciler.
+        self._binding_key: dict[str, str] = {}
+        """template key -> binding key (kept after the template is gone, until its binding is)."""
+        self._written: dict[str, ResourceBinding] = {}
+        """binding key -> what this process last wrote (newer than the informer, maybe)."""
+        self._claimed_by: dict[str, Identity] = {}
+        self._on_cluster: dict[str, set[str]] = {}
+        self._placed_on: dict[str, frozenset[str]] = {}
+        self._capacity_bound: set[str] = set()
+        self._waiting_for_overrides: set[str] = set()
+        self._trigger: dict[str, str] = {}
+        """template key -> traceparent of what last asked for it to be scheduled."""
+        self._timers: dict[str, tuple[float, asyncio.TimerHandle]] = {}
+        self._health_subscription: Subscription | None = None
+        self.decisions = 0
+        self.writes = 0
+
+    # ---- wiring -------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        self.queue = self.reconcile("schedule", self._reconcile)
+        self.bindings_store: KvStore = await self.bus.kv(BINDINGS.name)
+        self._policy_informer = await self.watch(POLICIES.name)
+        self._policy_informer.listen(self._on_policy)
+        self._cluster_informer = await self.watch(CLUSTERS.name)
+        self._cluster_informer.listen(self._on_cluster_entry)
+        self._binding_informer = await self.watch(BINDINGS.name)
+        self._binding_informer.listen(self._on_binding_entry)
+        self._template_informer = await self.watch(TEMPLATES.name)
+        self._template_informer.listen(self._on_template)
+        self._health_subscription = await self.bus.client.subscribe(
+            f"{HEALTH_PREFIX}.>", cb=self._on_health
+        )
+        self.supervisor.spawn("orphan-bindings", self._collect_orphans, restart=False)
+
+    async def _synced(self) -> None:
+        for informer in self._informers:
+            await informer.synced.wait()
+
+    async def stop(self) -> None:
+        for _, handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        await super().stop()
+
+    # ---- triggers -----------------------------------------------------------------------
+
+    def _enqueue(self, keys: Iterable[str], traceparent: str | None = None) -> None:
+        for key in keys:
+            if traceparent:
+                self._trigger[key] = traceparent
+            self.queue.add(key)
+
+    def _on_template(self, entry: Entry) -> None:
+        if entry.deleted or entry.value is None:
+            self.templates.pop(entry.key, None)
+            self._enqueue([entry.key])
+            return
+        try:
+            template = _decode(entry.value)
+        except (ValidationError, FootError, KeyError, orjson.JSONDecodeError) as exc:
+            log.error(  # noqa: TRY400 - the validation message says it all
+                "template %s does not parse, ignored: %s", entry.key, exc
+            )
+            return
+        self.templates[entry.key] = template
+        self._binding_key[entry.key] = BINDING_KIND.key(template.namespace, binding_name(template))
+        self._enqueue([entry.key], template.metadata.traceparent)
+
+    def _on_policy(self, entry: Entry) -> None:
+        before: KubeObject | None = self.propagation.get(entry.key) or self.overrides.get(entry.key)
+        after: KubeObject | None = None
+        if not entry.deleted and entry.value is not None:
+            try:
+                after = _decode(entry.value)
+            except (ValidationError, FootError, KeyError, orjson.JSONDecodeError) as exc:
+                log.error(  # noqa: TRY400 - the validation message says it all
+                    "policy %s does not parse, ignored: %s", entry.key, exc
+                )
+                return
+        self.propagation.pop(entry.key, None)
+        self.overrides.pop(entry.key, None)
+        if isinstance(after, PropagationPolicy | ClusterPropagationPolicy):
+            self.propagation[entry.key] = after
+        elif isinstance(after, OverridePolicy | ClusterOverridePolicy):
+            self.overrides[entry.key] = after
+        if not self._template_informer.synced.is_set():
+            return  # the initial replay schedules every template anyway
+        trace_of = after.metadata.traceparent if after is not None else current_traceparent()
+        affected: set[str] = set()
+        for policy in (before, after):
+            if policy is None:
+                continue
+            if _is_propagation(policy):
+                assert isinstance(policy, PropagationPolicy | ClusterPropagationPolicy)  # noqa: S101
+                identity = _identity(policy)
+                affected |= {k for k, held in self._claimed_by.items() if held == identity}
+                kinds = {(s.api_version, s.kind) for s in policy.spec.resource_selectors}
+                affected |= {
+                    key
+                    for key, template in self.templates.items()
+                    if (template.api_version, template.kind) in kinds
+                }
+            else:
+                affected |= self._waiting_for_overrides
+        self._enqueue(sorted(affected), trace_of)
+
+    def _on_cluster_entry(self, entry: Entry) -> None:
+        if entry.deleted or entry.value is None:
+            gone = self._cluster_names.pop(entry.key, None)
+            if gone is not None:
+                self.clusters.pop(gone, None)
+                self._fingerprints.pop(gone, None)
+                self._views = None
+                self._cluster_changed(gone, capacity_only=False)
+            return
+        try:
+            cluster = Cluster.from_json(entry.value)
+        except ValidationError as exc:
+            log.error(  # noqa: TRY400 - the validation message says it all
+                "cluster %s does not parse, ignored: %s", entry.key, exc
+            )
+            return
+        name = cluster.name
+        self._cluster_names[entry.key] = name
+        self.clusters[name] = cluster
+        old = self._fingerprints.get(name)
+        fingerprint = self._fingerprint(cluster)
+        self._fingerprints[name] = fingerprint
+        if old == fingerprint:
+            return  # a heartbeat: nothing scheduling looks at changed
+        self._views = None
+        capacity_only = old is not None and old[0] == fingerprint[0]
+        self._cluster_changed(name, capacity_only=capacity_only)
+
+    @staticmethod
+    def _fingerprint(cluster: Cluster) -> tuple[bytes, bytes]:
+        """(what placement depends on, capacity): heartbeats change neither."""
+        spec = cluster.spec.model_dump(mode="json", exclude={"gateway_address"})
+        ready = cluster.status.condition("Ready")
+        placement = orjson.dumps(
+            [
+                cluster.metadata.labels,
+                spec,
+                [e.model_dump(mode="json") for e in cluster.status.api_enablements],
+                ready.model_dump(mode="json") if ready else None,
+            ],
+            option=orjson.OPT_SORT_KEYS,
+        )
+        summary = cluster.status.resource_summary
+        capacity = orjson.dumps(summary.model_dump(mode="json") if summary else None)
+        return placement, capacity
+
+    def _cluster_changed(
+        self, name: str, *, capacity_only: bool, traceparent: str | None = None
+    ) -> None:
+        if not self._template_informer.synced.is_set():
+            return
+        first = sorted(self._on_cluster.get(name, ()))
+        rest = sorted(self._capacity_bound if capacity_only else self._claimed_by)
+        self._enqueue([*first, *rest], traceparent)
+
+    async def _on_health(self, msg: Msg) -> None:
+        try:
+            event = ClusterHealthEvent.model_validate_json(msg.data)
+        except ValidationError as exc:
+            log.warning("malformed health event on %s: %s", msg.subject, exc)
+            return
+        last = self.heard.get(event.cluster)
+        if last is not None and last[0] > event.sequence:
+            return  # older than one already heard
+        self.heard[event.cluster] = (event.sequence, Readiness(event.ready, event.observed_at))
+        self._views = None
+        traceparent = (msg.headers or {}).get("traceparent")
+        log.info(
+            "cluster %s is now Ready=%s (%s)",
+            event.cluster,
+            event.ready,
+            event.reason,
+            extra={"cluster": event.cluster},
+        )
+        self._cluster_changed(event.cluster, capacity_only=False, traceparent=traceparent)
+
+    def _on_binding_entry(self, entry: Entry) -> None:
+        if entry.deleted:
+            self._written.pop(entry.key, None)
+
+    # ---- the snapshot -------------------------------------------------------------------
+
+    def snapshot(self) -> ClusterSnapshot:
+        views = self._views
+        if views is None:
+            views = tuple(
+                ClusterView.from_cluster(
+                    cluster,
+                    self.heard[name][1] if name in self.heard else None,
+                    failover=self.config.failover,
+                )
+                for name, cluster in sorted(self.clusters.items())
+            )
+            self._views = views
+        return ClusterSnapshot(views, utc_now())
+
+    # ---- bindings -----------------------------------------------------------------------
+
+    def _current_binding(self, key: str) -> ResourceBinding | None:
+        """The newest binding we know of: the informer's, or our own last write if newer."""
+        entry = self._binding_informer.get(key)
+        written = self._written.get(key)
+        if entry is None or entry.value is None:
+            return written
+        if written is not None and written.metadata.revision >= entry.revision:
+            return written
+        cached = ResourceBinding.from_json(entry.value)
+        return cached.model_copy(
+            update={"metadata": cached.metadata.model_copy(update={"revision": entry.revision})}
+        )
+
+    async def _fresh_binding(self, key: str) -> ResourceBinding | None:
+        entry = await self.bindings_store.get(key)
+        if entry is None or entry.value is None:
+            self._written.pop(key, None)
+            return None
+        binding = ResourceBinding.from_json(entry.value)
+        binding = binding.model_copy(
+            update={"metadata": binding.metadata.model_copy(update={"revision": entry.revision})}
+        )
+        self._written[key] = binding
+        return binding
+
+    async def _store(self, key: str, binding: ResourceBinding, revision: int) -> None:
+        body = binding.model_copy(
+            update={"metadata": binding.metadata.model_copy(update={"revision": 0})}
+        ).to_json()
+        if revision == 0:
+            try:
+                new_revision = await self.bindings_store.create(key, body)
+            except AlreadyExistsError as exc:
+                raise ConflictError(BINDINGS.name, key, None) from exc
+        else:
+            new_revision = await self.bindings_store.update(key, body, revision)
+        self._written[key] = binding.model_copy(
+            update={"metadata": binding.metadata.model_copy(update={"revision": new_revision})}
+        )
+        self.writes += 1
+
+    # ---- the reconciler -----------------------------------------------------------------
+
+    async def _reconcile(self, key: str) -> None:
+        await self._synced()
+        parent = self._trigger.pop(key, None)
+        context = extract_context({"traceparent": parent}) if parent else None
+        with tracer().start_as_current_span(
+            "schedule", context=context, kind=trace.SpanKind.INTERNAL
+        ) as span:
+            span.set_attribute("foot.template", key)
+            binding_key = self._binding_key.get(key)
+            if key not in self.templates:
+                if binding_key is not None:
+                    await self._delete_binding(binding_key)
+                    self._forget(key)
+                return
+            assert binding_key is not None  # noqa: S101 - set when the template was seen
+            current = self._current_binding(binding_key)
+            for attempt in range(WRITE_ATTEMPTS):
+                template = self.templates.get(key)
+                if template is None:
+                    return
+                decision = self.decide(template, current)
+                now = utc_now()
+                binding = next_binding(
+                    template, decision, current, now=now, traceparent=current_traceparent()
+                )
+                self._index(key, decision, binding or current)
+                if binding is None:
+                    break
+                try:
+                    await self._store(
+                        binding_key, binding, current.metadata.revision if current else 0
+                    )
+                    break
+                except ConflictError:
+                    if attempt == WRITE_ATTEMPTS - 1:
+                        raise
+                    current = await self._fresh_binding(binding_key)
+            self._requeue_later(key, decision, binding or current)
+
+    def decide(self, template: KubeObject, current: ResourceBinding | None) -> Decision:
+        """Claim and schedule one template over the current snapshot (no I/O)."""
+        self.decisions += 1
+        ref = template_ref(template)
+        held = None
+        if current is not None and current.spec.policy is not None:
+            ref_held = current.spec.policy
+            held = (ref_held.kind, ref_held.namespace, ref_held.name)
+        candidates = [
+            p
+            for p in self.propagation.values()
+            if any(
+                s.api_version == ref.api_version and s.kind == ref.kind
+                for s in p.spec.resource_selectors
+            )
+        ]
+        claim = claim_template(ref, candidates, held)
+        if claim.policy is None:
+            return Decision(None, None, REASON_NO_POLICY, claim.reason)
+        policy = claim.policy
+        missing = self._missing_overrides(policy)
+        if missing:
+            return Decision(
+                policy,
+                None,
+                REASON_DEPENDENT_OVERRIDES,
+                f"{claim.reason}; waiting for OverridePolicies {', '.join(missing)}",
+            )
+        result = schedule(
+            workload_from_template(template),
+            policy.spec,
+            self.snapshot(),
+            previous_placement(current),
+            default_toleration_seconds=self.config.failover_toleration_seconds,
+        )
+        if result.schedulable:
+            return Decision(policy, result, REASON_SUCCESS, f"{claim.reason}; {result.reason}")
+        message = f"{claim.reason}; unschedulable: {unschedulable_message(result)}"
+        return Decision(policy, result, REASON_NO_CLUSTER_FIT, message)
+
+    def _missing_overrides(self, policy: AnyPropagationPolicy) -> list[str]:
+        if not policy.spec.dependent_overrides:
+            return []
+        present = {
+            (o.namespace, o.name) for o in self.overrides.values() if o.kind == "OverridePolicy"
+        }
+        return sorted(
+            name
+            for name in policy.spec.dependent_overrides
+            if (policy.namespace, name) not in present
+        )
+
+    def _index(self, key: str, decision: Decision, binding: ResourceBinding | None) -> None:
+        if decision.policy is not None:
+            self._claimed_by[key] = _identity(decision.policy)
+        else:
+            self._claimed_by.pop(key, None)
+        if decision.reason == REASON_DEPENDENT_OVERRIDES:
+            self._waiting_for_overrides.add(key)
+        else:
+            self._waiting_for_overrides.discard(key)
+        result = decision.result
+        if result is not None and result.division in {"DynamicWeighted", "Aggregated"}:
+            self._capacity_bound.add(key)
+        else:
+            self._capacity_bound.discard(key)
+        names = frozenset(t.name for t in binding.spec.clusters) if binding is not None else set()
+        old = self._placed_on.get(key, frozenset())
+        for name in old - names:
+            self._on_cluster.get(name, set()).discard(key)
+        for name in names - old:
+            self._on_cluster.setdefault(name, set()).add(key)
+        self._placed_on[key] = frozenset(names)
+
+    def _forget(self, key: str) -> None:
+        self._claimed_by.pop(key, None)
+        self._capacity_bound.discard(key)
+        self._waiting_for_overrides.discard(key)
+        for name in self._placed_on.pop(key, frozenset()):
+            self._on_cluster.get(name, set()).discard(key)
+        self._binding_key.pop(key, None)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer[1].cancel()
+
+    def _requeue_later(self, key: str, decision: Decision, binding: ResourceBinding | None) -> None:
+        """Come back when a tolerated taint runs out or a graceful eviction expires."""
+        moments = []
+        if decision.result is not None and decision.result.reschedule_at is not None:
+            moments.append(decision.result.reschedule_at)
+        if binding is not None and (expiry := next_eviction_expiry(binding)) is not None:
+            moments.append(expiry)
+        if not moments:
+            return
+        delay = max((min(moments) - utc_now()).total_seconds(), 0.0) + 0.01
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        existing = self._timers.get(key)
+        if existing is not None:
+            if existing[0] <= when and not existing[1].cancelled():
+                return
+            existing[1].cancel()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            self.queue.add(key)
+
+        self._timers[key] = (when, loop.call_at(when, fire))
+
+    async def _delete_binding(self, binding_key: str) -> None:
+        current = self._current_binding(binding_key)
+        if current is None:
+            return
+        try:
+            await self.bindings_store.delete(binding_key, revision=current.metadata.revision)
+        except ConflictError:
+            await self._fresh_binding(binding_key)
+            raise
+        self._written.pop(binding_key, None)
+
+    async def _collect_orphans(self) -> None:
+        """After a restart: bindings whose template was deleted while we were away."""
+        await self._synced()
+        for entry in self._binding_informer.values():
+            if entry.value is None:
+                continue
+            binding = ResourceBinding.from_json(entry.value)
+            resource = binding.spec.resource
+            try:
+                info = KINDS.lookup(resource.api_version, resource.kind)
+            except FootError:
+                continue
+            template_key = info.key(resource.namespace, resource.name)
+            if template_key not in self.templates and template_key not in self._binding_key:
+                self._binding_key[template_key] = entry.key
+                self.queue.add(template_key)

@@ -118,6 +118,9 @@ class BindingStatus(FrozenModel):
     """When placement last changed."""
     last_scheduled_trace: str | None = None
     """W3C traceparent of the scheduling cycle that made the current placement."""
+    scheduler_observing_affinity_name: str | None = None
+    """The clusterAffinities group the current placement was made in (Karmada's field of the
+    same name); a reschedule starts from it, so a workload does not flap back."""
 
 
 class ResourceBinding(KubeObject):
