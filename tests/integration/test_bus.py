@@ -212,3 +212,18 @@ async def test_concurrency_is_bounded(bus: Bus) -> None:
     async with running(Consumer(bus, spec("bounded", concurrency=4), slow)):
         await eventually(lambda: finished == 40)
     assert peak == 4
+
+
+async def test_handler_slower_than_the_ack_wait_is_not_redelivered(bus: Bus) -> None:
+    await bus.declare_stream(JOBS)
+    attempts: list[int] = []
+
+    async def slow(delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        await asyncio.sleep(2.5)  # 2.5 times the ack wait: only keep-alives prevent redelivery
+
+    async with running(Consumer(bus, spec("slowpoke", ack_wait_seconds=1.0), slow)) as consumer:
+        await bus.publish("test.jobs.slow", b"payload", msg_id="slow-1")
+        await eventually(lambda: consumer.stats.handled == 1, within=10)
+        await asyncio.sleep(1.5)  # a redelivery would have started by now
+    assert attempts == [1]
