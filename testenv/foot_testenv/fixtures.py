@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from foot_testenv.binaries import BinariesMissingError, KubeBinaries, find_binaries
+from foot_testenv.ceph import ceph  # noqa: F401 - the `ceph` fixture, registered here
 from foot_testenv.clusters import DEFAULT_START_TIMEOUT, KubeClusters
 
 SESSION_CLUSTER_COUNT = 3
