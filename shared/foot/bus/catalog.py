@@ -64,10 +64,25 @@ CLUSTER_CREDENTIALS = BucketSpec(
     owner="registry",
     description="Per-cluster credentials FOOT uses to reach members, sealed (never plain text)",
 )
+CLUSTER_AGENTS = BucketSpec(
+    name="cluster-agents",
+    owner="registry",
+    description="Pull-mode agents: per-cluster bootstrap key (sealed, never the token itself)",
+)
 WORKS = BucketSpec(
     name="works",
     owner="dispatcher",
     description="Per-cluster manifests after overrides, with their applied state and status",
+)
+STORAGE_CLAIMS = BucketSpec(
+    name="storage-claims",
+    owner="storage",
+    description="Storage claims (Ceph block, filesystem, object) with their provisioning status",
+)
+STORAGE_PROVISIONING = BucketSpec(
+    name="storage-provisioning",
+    owner="storage",
+    description="Per claim: the Ceph objects created, steps done, per-cluster keys (sealed)",
 )
 
 STREAMS: tuple[StreamSpec, ...] = (EVENTS, DEAD_LETTERS)
@@ -78,6 +93,8 @@ BUCKETS: tuple[BucketSpec, ...] = (
     CLUSTERS,
     CLUSTER_CREDENTIALS,
     WORKS,
+    STORAGE_CLAIMS,
+    STORAGE_PROVISIONING,
 )
 
 # Subjects of the API front door (plain request-reply, deliberately not captured by a stream).
@@ -86,6 +103,26 @@ API_DELETE = "foot.api.delete"
 REJECTED = "foot.events.rejected"
 HEALTH_PREFIX = "foot.events.health"
 """Cluster health transitions: `foot.events.health.<cluster>`, payload `ClusterHealthEvent`."""
+
+
+REGISTRY_PREFIX = "foot.registry"
+"""Registry requests (request-reply): `foot.registry.<verb>` with verb join, unjoin, register,
+collect; the payload carries the cluster name."""
+AGENT_PREFIX = "foot.agent"
+"""Pull-mode agents: `foot.agent.register.<cluster>` (request-reply) and
+`foot.agent.heartbeat.<cluster>` (plain publish); an agent's NATS user may use only these."""
+
+
+def registry_subject(verb: str) -> str:
+    return f"{REGISTRY_PREFIX}.{verb}"
+
+
+def agent_register_subject(cluster: str) -> str:
+    return f"{AGENT_PREFIX}.register.{cluster}"
+
+
+def agent_heartbeat_subject(cluster: str) -> str:
+    return f"{AGENT_PREFIX}.heartbeat.{cluster}"
 
 
 def owner_apply_subject(owner: str) -> str:
