@@ -241,7 +241,7 @@ class SchedulerService(Service):
                 self.clusters.pop(gone, None)
                 self._fingerprints.pop(gone, None)
                 self._views = None
-                self._cluster_changed(gone, capacity_only=False)
+                self._cluster_changed(gone, capacity_only=False, only_placed=True)
             return
         try:
             cluster = Cluster.from_json(entry.value)
@@ -281,12 +281,22 @@ class SchedulerService(Service):
         return placement, capacity
 
     def _cluster_changed(
-        self, name: str, *, capacity_only: bool, traceparent: str | None = None
+        self,
+        name: str,
+        *,
+        capacity_only: bool,
+        traceparent: str | None = None,
+        only_placed: bool = False,
     ) -> None:
+        """Requeue what the change can affect: the templates placed on the cluster first (so
+        failover is not stuck behind the rest), then the others that may now fit or spread
+        differently (none when the cluster only became unusable: `only_placed`)."""
         if not self._template_informer.synced.is_set():
             return
         first = sorted(self._on_cluster.get(name, ()))
-        rest = sorted(self._capacity_bound if capacity_only else self._claimed_by)
+        rest: list[str] = []
+        if not only_placed:
+            rest = sorted(self._capacity_bound if capacity_only else self._claimed_by)
         self._enqueue([*first, *rest], traceparent)
 
     async def _on_health(self, msg: Msg) -> None:
@@ -308,7 +318,12 @@ class SchedulerService(Service):
             event.reason,
             extra={"cluster": event.cluster},
         )
-        self._cluster_changed(event.cluster, capacity_only=False, traceparent=traceparent)
+        self._cluster_changed(
+            event.cluster,
+            capacity_only=False,
+            traceparent=traceparent,
+            only_placed=event.ready != "True",
+        )
 
     def _on_binding_entry(self, entry: Entry) -> None:
         if entry.deleted:

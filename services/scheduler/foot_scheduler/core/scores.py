@@ -3,34 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from foot_scheduler.core.filters import CycleContext
 from foot_scheduler.core.snapshot import ClusterView
 
 MAX_SCORE = 100
 
-Score = Callable[[CycleContext, ClusterView, Sequence[ClusterView]], int]
+
+@dataclass(frozen=True, slots=True)
+class Feasible:
+    """What score plugins may know about the feasible clusters as a whole (computed once)."""
+
+    clusters: Sequence[ClusterView]
+    most_available: int
+    """The roomiest feasible cluster's available replicas for this workload."""
 
 
-def cluster_locality(ctx: CycleContext, cluster: ClusterView, _: Sequence[ClusterView]) -> int:
+Score = Callable[[CycleContext, ClusterView, Feasible], int]
+
+
+def cluster_locality(ctx: CycleContext, cluster: ClusterView, _: Feasible) -> int:
     """Keep the existing placement: a cluster already running the workload scores highest,
     so a reschedule prefers it over any newcomer (fewer replicas move)."""
     return 2 * MAX_SCORE if cluster.name in ctx.previous else 0
 
 
-def available_capacity(
-    ctx: CycleContext, cluster: ClusterView, feasible: Sequence[ClusterView]
-) -> int:
+def available_capacity(ctx: CycleContext, cluster: ClusterView, feasible: Feasible) -> int:
     """Prefer clusters with more room for this workload, relative to the roomiest."""
-    if not ctx.capacity_matters:
+    if not ctx.capacity_matters or feasible.most_available <= 0:
         return 0
-    most = max((ctx.available.get(c.name, 0) for c in feasible), default=0)
-    if most <= 0:
-        return 0
-    return ctx.available.get(cluster.name, 0) * MAX_SCORE // most
+    return ctx.available.get(cluster.name, 0) * MAX_SCORE // feasible.most_available
 
 
-def prefer_no_schedule(ctx: CycleContext, cluster: ClusterView, _: Sequence[ClusterView]) -> int:
+def prefer_no_schedule(ctx: CycleContext, cluster: ClusterView, _: Feasible) -> int:
     """Avoid clusters with a PreferNoSchedule taint the policy does not tolerate."""
     tolerations = ctx.tolerations
     for taint in cluster.taints:
@@ -49,7 +55,13 @@ SCORES: tuple[tuple[str, Score], ...] = (
 
 
 def score_clusters(ctx: CycleContext, feasible: Sequence[ClusterView]) -> dict[str, int]:
+    most = (
+        max((ctx.available.get(c.name, 0) for c in feasible), default=0)
+        if ctx.capacity_matters
+        else 0
+    )
+    summary = Feasible(feasible, most)
     return {
-        cluster.name: sum(score(ctx, cluster, feasible) for _, score in SCORES)
+        cluster.name: sum(score(ctx, cluster, summary) for _, score in SCORES)
         for cluster in feasible
     }

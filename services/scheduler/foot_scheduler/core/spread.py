@@ -74,6 +74,11 @@ class _Groups:
                 used[index] |= values
         return used
 
+    def add(self, used: Sequence[set[str]], cluster: ClusterView) -> None:
+        """Count `cluster`'s groups as used (what `covered` gives with it chosen as well)."""
+        for index, values in enumerate(self.values[cluster.name]):
+            used[index].update(values)
+
     def fits(self, cluster: ClusterView, used: Sequence[set[str]]) -> bool:
         return all(
             len(used[index] | values) <= self.maximum[index]
@@ -109,6 +114,7 @@ def select_clusters(
             usable.append(cluster)
     groups = _Groups(constraints, usable)
     chosen: list[ClusterView] = []
+    taken: set[str] = set()
     used = groups.covered(chosen)
     for index, constraint in enumerate(constraints):
         while len(used[index]) < groups.minimum[index]:
@@ -116,7 +122,7 @@ def select_clusters(
                 (
                     cluster
                     for cluster in usable
-                    if cluster not in chosen
+                    if cluster.name not in taken
                     and groups.values[cluster.name][index] - used[index]
                     and groups.fits(cluster, used)
                 ),
@@ -133,17 +139,20 @@ def select_clusters(
                     left_out,
                 )
             chosen.append(pick)
-            used = groups.covered(chosen)
+            taken.add(pick.name)
+            groups.add(used, pick)
     for cluster in usable:
-        if cluster not in chosen and groups.fits(cluster, used):
+        if cluster.name not in taken and groups.fits(cluster, used):
             chosen.append(cluster)
-            used = groups.covered(chosen)
+            taken.add(cluster.name)
+            groups.add(used, cluster)
     if need is not None:
         chosen = _swap_for_capacity(chosen, usable, need, available, groups)
     order = {cluster.name: position for position, cluster in enumerate(ranked)}
     chosen.sort(key=lambda cluster: order[cluster.name])
+    taken = {cluster.name for cluster in chosen}
     for cluster in usable:
-        if cluster not in chosen:
+        if cluster.name not in taken:
             left_out[cluster.name] = "not selected: spread constraints' maxGroups already reached"
     return _check_capacity(tuple(chosen), need, available, left_out)
 
