@@ -170,6 +170,8 @@ class ClusterStatus(FrozenModel):
     """Capacity figures used for dynamic replica division."""
     last_heartbeat_time: datetime | None = None
     """Last heartbeat of the agent (Pull) or last successful probe (Push)."""
+    health_sequence: int = Field(default=0, ge=0)
+    """Sequence of the last health event published for this cluster (see foot.health)."""
 
     def condition(self, condition_type: str) -> ClusterCondition | None:
         return next((c for c in self.conditions if c.type == condition_type), None)

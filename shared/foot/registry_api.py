@@ -1,0 +1,180 @@
+"""Wire types of the registry's requests and of the pull-mode agent protocol.
+
+Registry requests (request-reply on `foot.registry.<verb>`, the same bodies on the
+registry's HTTP admin API under `/api/clusters/...`): join, unjoin, register,
+collect. Every reply is a `RegistryReply`; an error names the field and the reason.
+
+Agents (pull mode) speak two subjects, both per cluster so that NATS permissions can
+confine an agent's user to its own cluster:
+
+* `foot.agent.register.<cluster>`: request-reply `AgentHello` -> `AgentWelcome`;
+* `foot.agent.heartbeat.<cluster>`: plain publish of `Heartbeat` (lost ones are fine).
+
+Both are authenticated with the cluster's agent key, an HMAC key derived from the
+per-cluster bootstrap token that `foot cluster register` printed
+(`agent_key(token)`). The token itself never travels after registration printed it;
+the registry keeps only the derived key, sealed. Each message carries its time
+and a per-agent sequence, so a captured heartbeat cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import Field, SecretStr
+
+from foot.api import ApiError
+from foot.kube.collect import CollectedStatus
+from foot.objects import FrozenModel
+
+AGENT_KEY_CONTEXT = b"foot-agent-key-v1"
+
+
+class JoinRequest(FrozenModel):
+    """Push join: the registry sets FOOT up in the member with the admin credential given."""
+
+    name: str
+    """Name of the new cluster (an RFC 1123 label)."""
+    kubeconfig: SecretStr
+    """The admin kubeconfig's text (used for the join only; never stored or logged)."""
+    context: str | None = None
+    """Kubeconfig context (default: its current-context)."""
+    provider: str | None = None
+    """Cloud provider name."""
+    region: str | None = None
+    """Region."""
+    zone: str | None = None
+    """Zone."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Labels of the Cluster object (policies select on them)."""
+    use_given_credential: bool = False
+    """Store the kubeconfig's own bearer token instead of creating a ServiceAccount: for a
+    credential already scoped for FOOT (and for the simulator, which has no RBAC API)."""
+
+
+class ClusterNameRequest(FrozenModel):
+    """Unjoin or collect: just the cluster's name."""
+
+    name: str
+    """Cluster name."""
+
+
+class RegisterRequest(FrozenModel):
+    """Pull registration: a bootstrap credential and the agent's manifests."""
+
+    name: str
+    """Name of the new cluster (an RFC 1123 label)."""
+    hub_nats_url: str | None = None
+    """NATS URL the agent dials (default: the registry's own, as it sees it)."""
+    image: str = "ghcr.io/foot-dev/foot:latest"
+    """Container image with FOOT (the agent runs `foot agent`)."""
+    provider: str | None = None
+    """Cloud provider name."""
+    region: str | None = None
+    """Region."""
+    zone: str | None = None
+    """Zone."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Labels of the Cluster object."""
+
+
+class RegistryReply(FrozenModel):
+    """Answer to every registry request."""
+
+    error: ApiError | None = None
+    """Set when the request failed; nothing was left half-done."""
+    cluster: dict[str, Any] | None = None
+    """The Cluster object as stored (join, register, collect)."""
+    manifests: str | None = None
+    """Register: the agent's manifests, multi-document YAML for `kubectl apply -f -`."""
+    bootstrap_token: SecretStr | None = None
+    """Register: the bootstrap token (also inside the manifests' Secret); shown once."""
+    message: str = ""
+    """What was done, for people."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> bytes:
+        document = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if self.bootstrap_token is not None:
+            document["bootstrapToken"] = self.bootstrap_token.get_secret_value()
+        return orjson.dumps(document)
+
+
+# ---- the agent protocol --------------------------------------------------------------------
+
+
+def agent_key(bootstrap_token: str) -> bytes:
+    """The per-cluster HMAC key both sides derive from the bootstrap token."""
+    return hmac.new(bootstrap_token.encode(), AGENT_KEY_CONTEXT, hashlib.sha256).digest()
+
+
+class _Signed(FrozenModel):
+    signature: str = ""
+    """HMAC-SHA256 (hex) of the message's other fields, canonical JSON, with the agent key."""
+
+    def _canonical(self) -> bytes:
+        body = self.model_dump(mode="json", by_alias=True, exclude={"signature"})
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+    def signed(self, key: bytes) -> Any:
+        digest = hmac.new(key, self._canonical(), hashlib.sha256).hexdigest()
+        return self.model_copy(update={"signature": digest})
+
+    def verify(self, key: bytes) -> bool:
+        expected = hmac.new(key, self._canonical(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, self.signature)
+
+
+class AgentHello(_Signed):
+    """An agent announcing itself (at start and after it was told to register again)."""
+
+    cluster: str
+    """Its cluster's name."""
+    agent_id: str = Field(min_length=1, max_length=128)
+    """Random id of this agent process; heartbeat sequences are per agent id."""
+    sent_at: datetime
+    """When it was sent; the registry refuses messages too far from its own clock."""
+    version: str = ""
+    """FOOT version of the agent."""
+
+
+class AgentWelcome(FrozenModel):
+    """The registry's answer to a hello."""
+
+    accepted: bool
+    """False: the credential was refused (see message)."""
+    message: str = ""
+    """Why not, for the agent's log."""
+    heartbeat_period_seconds: float = 0.5
+    """How often to send heartbeats."""
+    status_period_seconds: float = 10.0
+    """How often to include a full status collection."""
+
+
+class Heartbeat(_Signed):
+    """An agent's lease renewal, with its API server's health and (sometimes) the status."""
+
+    cluster: str
+    """Its cluster's name."""
+    agent_id: str = Field(min_length=1, max_length=128)
+    """The agent process (as in its hello)."""
+    sequence: int = Field(ge=0)
+    """Increases by one per heartbeat of this agent process."""
+    sent_at: datetime
+    """When it was sent."""
+    api_server_ready: bool
+    """Whether the member's API server answered /readyz just now."""
+    message: str = ""
+    """Why not ready, when it is not."""
+    status: CollectedStatus | None = None
+    """A status collection, every status period."""
+
+
+HeartbeatVerdict = Literal["ok", "bad-signature", "stale", "replayed", "unknown-cluster"]
