@@ -25,8 +25,9 @@ from foot.kinds.bindings import (
     ResourceBinding,
 )
 from foot.kinds.bindings import TargetCluster as BindingTarget
+from foot.kinds.bindings import binding_name as shared_binding_name
 from foot.kinds.policies import AnyPropagationPolicy
-from foot.objects import DNS1123_SUBDOMAIN_MAX, KubeObject, ObjectMeta
+from foot.objects import KubeObject, ObjectMeta
 from foot_scheduler.core import PreviousPlacement, ScheduleResult, TargetCluster
 
 SCHEDULED = "Scheduled"
@@ -39,11 +40,7 @@ _KEPT_EVICTION_MODES = frozenset({"Graciously", "Never"})
 
 def binding_name(template: KubeObject) -> str:
     """`<template name>-<kind>` (Karmada's binding name), shortened with a hash if too long."""
-    name = f"{template.name}-{template.kind.lower()}"
-    if len(name) <= DNS1123_SUBDOMAIN_MAX:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-    return f"{name[: DNS1123_SUBDOMAIN_MAX - 11].rstrip('.-')}-{digest}"
+    return shared_binding_name(template.name, template.kind)
 
 
 def template_hash(template: KubeObject) -> str:

@@ -134,6 +134,11 @@ async def cmd_get(args: argparse.Namespace) -> int:
             objects = [found]
         else:
             objects = await store.list(info, namespace)
+    if info.kind == "ResourceBinding" and args.output == "table":
+        from foot.cli.describe import render_bindings
+
+        render_bindings(objects, show_namespace=namespace is None)
+        return 0
     render(
         objects,
         info.plural,
@@ -224,6 +229,10 @@ def parser() -> argparse.ArgumentParser:
     get.add_argument("-A", "--all-namespaces", action="store_true")
     get.add_argument("-o", "--output", choices=["table", "yaml", "json"], default="table")
     get.set_defaults(run=cmd_get, is_async=True)
+
+    from foot.cli.describe import add_describe
+
+    add_describe(commands, with_nats)
 
     delete = with_nats(commands.add_parser("delete", help="delete objects"))
     delete.add_argument("kind", nargs="?")

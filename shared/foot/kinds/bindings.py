@@ -7,6 +7,7 @@ Shaped after Karmada's `work.karmada.io` ResourceBinding.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import ClassVar, Literal
 
@@ -16,6 +17,7 @@ from foot.kinds import KindInfo
 from foot.objects import FrozenModel, KubeObject
 
 BINDING_API_VERSION = "work.foot.dev/v1alpha1"
+BINDING_NAME_MAX = 253
 BINDING_OWNER = "scheduler"
 BINDING_BUCKET = "bindings"
 
@@ -146,3 +148,13 @@ def binding_kinds() -> list[KindInfo]:
             short_names=("rb", "bindings", "binding"),
         )
     ]
+
+
+def binding_name(template_name: str, template_kind: str) -> str:
+    """The binding of a template: `<template name>-<kind>` (Karmada's naming), shortened with a
+    hash when that would be longer than a Kubernetes name may be."""
+    name = f"{template_name}-{template_kind.lower()}"
+    if len(name) <= BINDING_NAME_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{name[: BINDING_NAME_MAX - 11].rstrip('.-')}-{digest}"

@@ -8,6 +8,8 @@ published on `foot.events.health.<cluster>`, standing in for the registry
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -472,3 +474,62 @@ async def test_negative_replicas_are_rejected_and_nothing_is_stored(
     assert await store.entries() == []
     await scheduler.queue.wait_idle()
     assert await Bindings(bus).refresh() == {}
+
+
+async def foot(nats: EmbeddedNats, *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "foot.cli.main",
+        *args,
+        "--nats-url",
+        nats.url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200", "OTEL_TRACES_EXPORTER": "none"},
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_cli_describes_a_template_and_lists_bindings(
+    scheduler: SchedulerService, bus: Bus, nats_server: EmbeddedNats
+) -> None:
+    await put_cluster(bus, "member1", labels={"env": "prod"})
+    await put_cluster(bus, "member2", labels={"env": "test"})
+    placement = {
+        "clusterAffinity": {"labelSelector": {"matchLabels": {"env": "prod"}}},
+        "replicaScheduling": {"replicaSchedulingType": "Divided"},
+    }
+    await api(bus, API_APPLY, deployment("web", 3), policy("web", placement))
+    await api(bus, API_APPLY, deployment("lonely", 1))
+    bindings = Bindings(bus)
+    await bindings.wait("web-deployment", lambda b: b.spec.clusters)
+    await bindings.wait("lonely-deployment", lambda b: b.status.conditions)
+
+    code, stdout, stderr = await foot(nats_server, "describe", "deploy/web", "-n", "shop")
+    assert code == 0, stderr
+    assert "Policy:       PropagationPolicy shop/web (policy.foot.dev/v1alpha1)" in stdout
+    assert "Scheduled:    True (Success)" in stdout
+    assert "member1" in stdout
+    assert "3 replica(s)" in stdout
+    assert "claimed by PropagationPolicy web" in stdout
+    assert "member2" not in stdout.split("Placement:")[1].split("Why:")[0]
+
+    code, stdout, stderr = await foot(nats_server, "describe", "deployment", "lonely", "-n", "shop")
+    assert code == 0, stderr
+    assert "Scheduled:    False (NoMatchingPolicy)" in stdout
+    assert "no PropagationPolicy in namespace shop" in stdout
+
+    code, stdout, stderr = await foot(nats_server, "get", "bindings", "-n", "shop")
+    assert code == 0, stderr
+    rows = {line.split()[0]: line for line in stdout.splitlines()[1:] if line.strip()}
+    assert set(rows) == {"web-deployment", "lonely-deployment"}
+    assert "PropagationPolicy/web" in rows["web-deployment"]
+    assert "member1=3" in rows["web-deployment"]
+    assert "NoMatchingPolicy" in rows["lonely-deployment"]
+
+    code, _, stderr = await foot(nats_server, "describe", "deploy/missing", "-n", "shop")
+    assert code == 1
+    assert "not found" in stderr
