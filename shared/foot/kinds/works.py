@@ -39,6 +39,8 @@ class WorkSpec(FrozenModel):
     """Held by the policy's suspension: not applied until resumed."""
     deleting: bool = False
     """The work is being removed from the member (purge in progress)."""
+    preserve_on_deletion: bool = False
+    """When the template is deleted, leave the member's objects in place (only the work goes)."""
 
 
 class ServicePort(FrozenModel):
@@ -128,6 +130,52 @@ class Work(KubeObject):
 
     namespaced: ClassVar[bool] = True
     """In the template's namespace; name `<binding name>.<cluster>`."""
+
+
+class ClusterWorkSummary(FrozenModel):
+    """One cluster's share of a template, as the dispatcher last saw it."""
+
+    cluster: str
+    """Member cluster."""
+    work: str
+    """Key of the work in the `works` bucket."""
+    applied: bool = False
+    """Every manifest of the work's current spec was applied."""
+    health: WorkHealth = "Unknown"
+    """The work's health."""
+    replicas: int | None = None
+    """Desired replicas of the template's workload there."""
+    ready_replicas: int | None = None
+    """Ready replicas of the template's workload there."""
+    conflicts: list[str] = Field(default_factory=list)
+    """Objects not applied because FOOT did not create them (conflictResolution Abort)."""
+    errors: list[str] = Field(default_factory=list)
+    """Apply or render errors."""
+    leaving: bool = False
+    """The cluster is no longer a target; its copy stays until the purge mode allows removal."""
+
+
+class AggregatedStatus(FrozenModel):
+    """A template's status over every member cluster: written by the dispatcher only (bucket
+    `aggregated-status`, keyed like the template), shown by `foot get KIND NAME -o yaml` as the
+    template's `status` and by `foot describe`."""
+
+    resource: ObjectReference
+    """The template."""
+    binding: str
+    """Key of the binding in the `bindings` bucket."""
+    clusters: list[ClusterWorkSummary] = Field(default_factory=list)
+    """Per cluster, sorted by name."""
+    replicas: int | None = None
+    """Desired replicas over the target clusters."""
+    ready_replicas: int | None = None
+    """Ready replicas over every cluster that still runs a copy."""
+    applied: bool = False
+    """Every target cluster's work is applied."""
+    health: WorkHealth = "Unknown"
+    """Worst health over the target clusters."""
+    observed_at: datetime | None = None
+    """When this summary was computed."""
 
 
 def work_kinds() -> list[KindInfo]:

@@ -1,0 +1,1 @@
+"""The dispatcher's pure core: rendering, overriders, dependencies, removal, aggregation."""

@@ -1,0 +1,252 @@
+"""Applying a work's manifests to one member cluster: the code push delivery (the dispatcher)
+and pull delivery (the agent inside the member) share.
+
+* server-side apply with field manager `foot` (forced: FOOT owns the fields it sets);
+* the namespace is created first when it is missing;
+* ownership: every object FOOT applies carries the label `foot.dev/managed-by: foot` (and the
+  annotation `foot.dev/binding: <namespace>/<binding>`). An object that exists without the
+  label was not created by FOOT: with conflictResolution Abort it is left untouched and the
+  conflict reported; with Overwrite it is taken over (and labelled);
+* removal deletes only objects FOOT manages;
+* errors: `KubeUnavailableError` (429, 5xx, timeouts, refused) propagates so the caller retries
+  with backoff; a refusal of one manifest (`KubeApiError`, e.g. 422) is reported for that
+  manifest and the others are still applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from foot.errors import PermanentError
+from foot.kinds.works import ManifestStatus
+from foot.kube.client import KubeClient
+from foot.kube.errors import KubeApiError, KubeConflictError, KubeNotFoundError
+from foot.kube.health import interpret
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "foot"
+MANAGED_BY_LABEL = "foot.dev/managed-by"
+MANAGED_BY_VALUE = "foot"
+BINDING_ANNOTATION = "foot.dev/binding"
+MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+"""Label selector of everything FOOT manages in a member."""
+
+Manifest = dict[str, Any]
+ConflictResolution = Literal["Abort", "Overwrite"]
+
+
+def ownership_marks(namespace: str | None, binding: str) -> Callable[[Manifest], Manifest]:
+    """A function adding FOOT's ownership label and binding annotation to a manifest."""
+    annotation = f"{namespace or ''}/{binding}"
+
+    def mark(manifest: Manifest) -> Manifest:
+        metadata = dict(manifest.get("metadata") or {})
+        metadata["labels"] = {**(metadata.get("labels") or {}), MANAGED_BY_LABEL: MANAGED_BY_VALUE}
+        metadata["annotations"] = {
+            **(metadata.get("annotations") or {}),
+            BINDING_ANNOTATION: annotation,
+        }
+        return {**manifest, "metadata": metadata}
+
+    return mark
+
+
+def is_managed(obj: Mapping[str, Any]) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE)
+
+
+class UnknownKindError(PermanentError):
+    """The member cluster does not serve the manifest's apiVersion/kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResource:
+    plural: str
+    namespaced: bool
+
+
+def identity(manifest: Mapping[str, Any]) -> tuple[str, str, str | None, str]:
+    """(apiVersion, kind, namespace, name) of a manifest."""
+    metadata = manifest.get("metadata") or {}
+    return (
+        str(manifest.get("apiVersion")),
+        str(manifest.get("kind")),
+        metadata.get("namespace"),
+        str(metadata.get("name")),
+    )
+
+
+def describe(manifest: Mapping[str, Any]) -> str:
+    _, kind, namespace, name = identity(manifest)
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+
+
+class MemberApplier:
+    """Applies and removes manifests in one member cluster through one `KubeClient`.
+
+    Keeps what it learns (discovery, namespaces that exist, objects known to be FOOT's) so
+    that re-applying costs one request per manifest.
+    """
+
+    def __init__(self, kube: KubeClient, *, field_manager: str = FIELD_MANAGER) -> None:
+        self.kube = kube
+        self.field_manager = field_manager
+        self._resources: dict[str, dict[str, ApiResource]] = {}
+        self._namespaces: set[str] = set()
+        self._ours: set[str] = set()
+        self.requests = 0
+
+    # ---- discovery ---------------------------------------------------------------------
+
+    async def resource(self, api_version: str, kind: str) -> ApiResource:
+        served = self._resources.get(api_version)
+        if served is None:
+            path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+            self.requests += 1
+            try:
+                body = await self.kube.get(path)
+            except KubeNotFoundError:
+                body = {"resources": []}
+            served = {
+                str(r["kind"]): ApiResource(str(r["name"]), bool(r.get("namespaced")))
+                for r in (body or {}).get("resources") or []
+                if "/" not in str(r.get("name", ""))
+            }
+            self._resources[api_version] = served
+        found = served.get(kind)
+        if found is None:
+            raise UnknownKindError(f"{api_version}/{kind} is not served by the member cluster")
+        return found
+
+    async def path(self, manifest: Mapping[str, Any]) -> str:
+        api_version, kind, namespace, name = identity(manifest)
+        resource = await self.resource(api_version, kind)
+        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        if resource.namespaced:
+            return f"{base}/namespaces/{namespace or 'default'}/{resource.plural}/{name}"
+        return f"{base}/{resource.plural}/{name}"
+
+    async def collection_path(self, api_version: str, kind: str) -> str:
+        resource = await self.resource(api_version, kind)
+        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        return f"{base}/{resource.plural}"
+
+    # ---- namespaces --------------------------------------------------------------------
+
+    async def ensure_namespace(self, namespace: str) -> None:
+        if namespace in self._namespaces:
+            return
+        self.requests += 1
+        with contextlib.suppress(KubeConflictError):  # already there
+            await self.kube.create(
+                "/api/v1/namespaces",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE}},
+                },
+            )
+        self._namespaces.add(namespace)
+
+    # ---- apply -------------------------------------------------------------------------
+
+    async def apply(
+        self, manifest: Manifest, conflict_resolution: ConflictResolution = "Abort"
+    ) -> ManifestStatus:
+        """Apply one manifest; the returned status says applied, conflict or error, with the
+        object's health as the member answered it. Raises only retryable errors."""
+        api_version, kind, namespace, name = identity(manifest)
+        status = ManifestStatus(api_version=api_version, kind=kind, namespace=namespace, name=name)
+        try:
+            path = await self.path(manifest)
+            resource = await self.resource(api_version, kind)
+            if resource.namespaced:
+                await self.ensure_namespace(namespace or "default")
+            if path not in self._ours:
+                self.requests += 1
+                try:
+                    existing = await self.kube.get(path)
+                except KubeNotFoundError:
+                    existing = None
+                if existing is not None and not is_managed(existing):
+                    if conflict_resolution == "Abort":
+                        return status.model_copy(
+                            update={
+                                "conflict": f"{describe(manifest)} exists in the member and was "
+                                "not created by FOOT; conflictResolution is Abort, so it is left "
+                                "untouched"
+                            }
+                        )
+                    log.info("taking over %s (conflictResolution Overwrite)", describe(manifest))
+            self.requests += 1
+            applied = await self.kube.apply(
+                path, manifest, field_manager=self.field_manager, force=True
+            )
+        except (KubeApiError, UnknownKindError) as exc:
+            if isinstance(exc, KubeNotFoundError) and namespace:
+                self._namespaces.discard(namespace)  # deleted under us: create it next time
+            return status.model_copy(update={"error": str(exc.message)})
+        self._ours.add(path)
+        return observed_status(status, applied).model_copy(update={"applied": True})
+
+    async def apply_all(
+        self, manifests: Sequence[Manifest], conflict_resolution: ConflictResolution = "Abort"
+    ) -> list[ManifestStatus]:
+        return [await self.apply(m, conflict_resolution) for m in manifests]
+
+    # ---- observe -----------------------------------------------------------------------
+
+    async def observe(self, manifest: Manifest) -> dict[str, Any] | None:
+        """The member's copy of the object, or None."""
+        self.requests += 1
+        try:
+            body = await self.kube.get(await self.path(manifest))
+        except KubeNotFoundError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    # ---- remove ------------------------------------------------------------------------
+
+    async def remove(self, manifest: Manifest) -> bool:
+        """Delete the object if FOOT manages it; True when it is gone (or was never there),
+        False when it is someone else's and was left alone. Raises only retryable errors."""
+        try:
+            path = await self.path(manifest)
+        except UnknownKindError:
+            return True
+        self.requests += 1
+        try:
+            existing = await self.kube.get(path)
+        except KubeNotFoundError:
+            self._ours.discard(path)
+            return True
+        if not is_managed(existing):
+            return False
+        self.requests += 1
+        with contextlib.suppress(KubeNotFoundError):
+            await self.kube.delete(
+                path,
+                {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+            )
+        self._ours.discard(path)
+        return True
+
+
+def observed_status(base: ManifestStatus, obj: Mapping[str, Any]) -> ManifestStatus:
+    """`base` with what the member's object says: health, replicas, Service endpoints."""
+    observed = interpret(obj)
+    return base.model_copy(
+        update={
+            "health": observed.health,
+            "replicas": observed.replicas,
+            "ready_replicas": observed.ready_replicas,
+            "service": observed.service,
+            "observed_generation": observed.observed_generation,
+        }
+    )
