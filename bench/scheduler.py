@@ -11,7 +11,7 @@
 2. End to end: a real nats-server, the scheduler service in its own process
    (`python -m foot_scheduler`), the clusters written into the `clusters`
    bucket; `--templates` Deployments submitted through `foot.api.apply` (batches
-   of 250) with ten ClusterPropagationPolicies (one per region, Divided). Time
+   of 250, 8 requests in flight) with ten ClusterPropagationPolicies (one per region, Divided). Time
    from the first submission until every template has a scheduled binding:
    bindings/s (goal >= 1,000/s).
 3. Failover: `--failovers` times, a ClusterHealthEvent (Ready=False) for the
@@ -51,6 +51,8 @@ CORE_GOAL_P99_MS = 5.0
 E2E_GOAL_PER_SECOND = 1000.0
 FAILOVER_GOAL_MS = 500.0
 REGIONS = 10
+SUBMITTERS = 8
+"""API requests (of 250 templates each) in flight at once, as several clients would."""
 CLUSTER_KIND = KINDS.lookup("cluster.foot.dev/v1alpha1", "Cluster")
 
 
@@ -308,8 +310,16 @@ async def run_service_bench(bus: Bus, clusters: int, templates: int, failovers: 
         say(f"\n2. end to end: {templates} Deployments through foot.api.apply, {clusters} clusters")
         started = time.perf_counter()
         batch = 250
-        for first in range(0, templates, batch):
-            await apply(bus, [deployment(i) for i in range(first, min(first + batch, templates))])
+        in_flight = asyncio.Semaphore(SUBMITTERS)
+
+        async def submit(first: int) -> None:
+            async with in_flight:
+                last = min(first + batch, templates)
+                await apply(bus, [deployment(i) for i in range(first, last)])
+
+        async with asyncio.TaskGroup() as group:
+            for first in range(0, templates, batch):
+                group.create_task(submit(first), name=f"bench:submit:{first}")
         submitted = time.perf_counter() - started
         await wait_for(lambda: sum(1 for c in watch.clusters.values() if c) >= templates, 300)
         elapsed = time.perf_counter() - started

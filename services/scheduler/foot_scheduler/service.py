@@ -126,6 +126,8 @@ class SchedulerService(Service):
         self.heard: dict[str, tuple[int, Readiness]] = {}
         """Per cluster: sequence and readiness of the last health event."""
         self._views: tuple[ClusterView, ...] | None = None
+        self._memo: dict[object, object] = {}
+        """Shared by the snapshots of the current views (see ClusterSnapshot.memo)."""
         self._fingerprints: dict[str, tuple[bytes, bytes]] = {}
         # Indexes kept by the reconciler.
         self._binding_key: dict[str, str] = {}
@@ -343,7 +345,8 @@ class SchedulerService(Service):
                 for name, cluster in sorted(self.clusters.items())
             )
             self._views = views
-        return ClusterSnapshot(views, utc_now())
+            self._memo = {}
+        return ClusterSnapshot(views, utc_now(), self._memo)
 
     # ---- bindings -----------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from foot_scheduler.core.workload import Workload
 __all__ = ["AppHealth", "schedule"]
 
 _NO_HEALTH: Mapping[str, AppHealth] = MappingProxyType({})
+_NO_REJECTIONS: Mapping[str, str] = MappingProxyType({})
 _PURGE_MODE_NAMES = {"Directly": "Immediately", "Gracefully": "Graciously"}
 _DEFAULT_CLUSTER_GRACE_SECONDS = 600
 
@@ -136,6 +137,31 @@ def placement_tolerations(spec: PropagationSpec) -> tuple[Toleration, ...]:
     return tuple(spec.placement.cluster_tolerations)
 
 
+def _affinity_rejections(
+    affinity: ClusterAffinity | None, snapshot: ClusterSnapshot
+) -> Mapping[str, str]:
+    """The ClusterAffinity filter over every cluster at once (it depends on nothing but the
+    affinity and the clusters, so it is remembered in the snapshot's memo)."""
+    if affinity is None:
+        return _NO_REJECTIONS
+    key = ("ClusterAffinity", id(affinity))
+    stored = snapshot.memo.get(key)
+    # The memo keeps the affinity itself too, so its id cannot be reused by another object.
+    if isinstance(stored, tuple) and stored[0] is affinity:
+        remembered: Mapping[str, str] = stored[1]
+        return remembered
+    found = MappingProxyType(
+        {
+            cluster.name: reason
+            for cluster in snapshot.clusters
+            if (reason := affinity.rejection(cluster.name, cluster.labels, cluster.fields))
+            is not None
+        }
+    )
+    snapshot.memo[key] = (affinity, found)
+    return found
+
+
 def _filter(
     ctx: CycleContext,
     snapshot: ClusterSnapshot,
@@ -144,8 +170,15 @@ def _filter(
 ) -> list[ClusterView]:
     """Run every filter plugin; rejected clusters get a verdict, the rest are returned."""
     feasible = []
+    rejected_by_affinity = _affinity_rejections(ctx.affinity, snapshot)
     for cluster in snapshot.clusters:
-        for plugin, check in FILTERS:
+        affinity_reason = rejected_by_affinity.get(cluster.name)
+        if affinity_reason is not None:
+            verdicts[cluster.name] = ClusterVerdict(
+                cluster.name, False, "ClusterAffinity", affinity_reason, None, group
+            )
+            continue
+        for plugin, check in FILTERS[1:]:
             reason = check(ctx, cluster)
             if reason is not None:
                 verdicts[cluster.name] = ClusterVerdict(

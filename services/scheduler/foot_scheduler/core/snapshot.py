@@ -9,7 +9,7 @@ sees the same clusters.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
@@ -156,6 +156,10 @@ class ClusterSnapshot:
     now: datetime
     """The scheduling cycle's "now" (NoExecute toleration periods, application failover);
     given by the caller, never read from the clock here."""
+    memo: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+    """Results of pure functions of (a policy part, these clusters), e.g. which clusters a
+    clusterAffinity rejects; a caller scheduling many templates over the same clusters may
+    share one memo between snapshots of the same `clusters`."""
 
     @classmethod
     def of(cls, clusters: Iterable[Cluster | ClusterView], now: datetime) -> ClusterSnapshot:
