@@ -1,0 +1,450 @@
+"""The provisioning state machine: Pending -> Provisioning -> Ready | Failed, and deletion.
+
+A claim's progress is a `ProvisioningRecord`, stored by the shell after every
+step and before the next one. The plan (which steps, in which order) is a pure
+function of the record; each step's id carries its parameters (`image:1073741824`),
+so a changed spec re-runs exactly the steps it affects, and a step found in
+`done` is never run again. A crash between a step's effect and its record makes
+the shell run that step once more; every effect is an "ensure" (create if
+missing), so nothing is duplicated.
+
+Deletion follows the claim's reclaim policy: the delivered Secret/StorageClass
+are withdrawn first, keys are revoked once no member cluster references them,
+and only with `Delete` are the data objects removed (image before pool before
+CRUSH rule; bucket before its user).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import Field
+
+from foot.kinds.storage import (
+    ClaimResources,
+    StorageClaimSpec,
+    StorageClaimStatus,
+    size_bytes,
+)
+from foot.objects import FrozenModel
+from foot_storage.core.names import CephNames
+
+Action = Literal[
+    "crush-rule",
+    "pool",
+    "pool-quota",
+    "image",
+    "subvolume-group",
+    "subvolume",
+    "rgw-user",
+    "bucket",
+    "bucket-quota",
+    "cephx-key",
+    "s3-key",
+    "deliver",
+    "revoke-key",
+    "withdraw",
+    "await-unreferenced",
+    "delete-image",
+    "delete-pool",
+    "delete-crush-rule",
+    "delete-subvolume",
+    "delete-bucket",
+    "delete-rgw-user",
+    "retain",
+]
+RecordPhase = Literal["Provisioning", "Ready", "Failed", "Deleting"]
+
+
+class Step(FrozenModel):
+    id: str
+    """Unique in a plan; includes the parameters the effect depends on."""
+    action: Action
+    """What the shell does."""
+    cluster: str | None = None
+    """Member cluster the step is for (keys)."""
+    clusters: tuple[str, ...] = ()
+    """Clusters a delivery targets."""
+
+    @property
+    def long(self) -> bool:
+        """Steps worth a progress event of their own (they wait on Ceph or on members)."""
+        return self.action in {"pool", "await-unreferenced", "delete-pool", "delete-bucket"}
+
+
+class StepResult(FrozenModel):
+    """What a step's effect learned, for the record."""
+
+    sealed_key: str | None = None
+    """cephx key or S3 `access:secret`, sealed by the shell (never plain text here)."""
+    path: str | None = None
+    """CephFS subvolume path."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff for transient Ceph errors."""
+
+    base_seconds: float = 0.5
+    max_seconds: float = 10.0
+
+    def delay(self, attempts: int) -> float:
+        return float(min(self.base_seconds * 2 ** max(attempts - 1, 0), self.max_seconds))
+
+
+class ProvisioningRecord(FrozenModel):
+    """Everything the storage service knows about one claim's Ceph objects."""
+
+    claim_uid: str
+    """uid of the claim this record belongs to."""
+    namespace: str
+    name: str
+    generation: int
+    """Claim generation the plan was made for."""
+    spec: StorageClaimSpec
+    """The claim's spec at that generation (kept for deletion, after the claim is gone)."""
+    names: CephNames
+    fs_name: str
+    """CephFS volume subvolumes are made in."""
+    subvolume_group: str
+    """CephFS subvolume group."""
+    clusters: tuple[str, ...] = ()
+    """Member clusters that should have access now."""
+    done: tuple[str, ...] = ()
+    """Ids of the steps done, in the order they were done."""
+    keys: dict[str, str] = Field(default_factory=dict)
+    """Member cluster -> its key, sealed."""
+    path: str | None = None
+    """CephFS subvolume path, once known."""
+    delivered: tuple[str, ...] | None = None
+    """Clusters of the last delivery (None: never delivered)."""
+    phase: RecordPhase = "Provisioning"
+    deleting: bool = False
+    step: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    next_retry_at: datetime | None = None
+    reason: str | None = None
+
+
+# ---- planning -----------------------------------------------------------------------------
+
+
+def _quota_id(record: ProvisioningRecord) -> tuple[int, int]:
+    quota = record.spec.quota
+    max_bytes = size_bytes(quota.max_bytes) if quota and quota.max_bytes else 0
+    max_objects = quota.max_objects if quota and quota.max_objects else 0
+    return max_bytes, max_objects
+
+
+def provisioning_plan(record: ProvisioningRecord) -> list[Step]:
+    spec = record.spec
+    steps: list[Step] = []
+    size = size_bytes(spec.size)
+    key_action: Action = "s3-key" if spec.type == "object" else "cephx-key"
+    if spec.type == "block":
+        placement = spec.placement
+        steps += [
+            Step(
+                id=f"crush-rule:{placement.failure_domain}:{placement.device_class or '*'}",
+                action="crush-rule",
+            ),
+            Step(id=f"pool:{placement.replicas}", action="pool"),
+        ]
+        max_bytes, max_objects = _quota_id(record)
+        if max_bytes or max_objects:
+            steps.append(Step(id=f"pool-quota:{max_bytes}:{max_objects}", action="pool-quota"))
+        steps.append(Step(id=f"image:{size}", action="image"))
+    elif spec.type == "filesystem":
+        steps += [
+            Step(id="subvolume-group", action="subvolume-group"),
+            Step(id=f"subvolume:{size}", action="subvolume"),
+        ]
+    else:
+        max_bytes, max_objects = _quota_id(record)
+        steps += [
+            Step(id="rgw-user", action="rgw-user"),
+            Step(id="bucket", action="bucket"),
+            Step(id=f"bucket-quota:{max_bytes or size}:{max_objects}", action="bucket-quota"),
+        ]
+    steps += [Step(id=f"key:{c}", action=key_action, cluster=c) for c in record.clusters]
+    if record.delivered != record.clusters:
+        steps.append(
+            Step(
+                id=f"deliver:{','.join(record.clusters)}",
+                action="deliver",
+                clusters=record.clusters,
+            )
+        )
+    steps += [
+        Step(id=f"revoke:{c}", action="revoke-key", cluster=c)
+        for c in sorted(record.keys)
+        if c not in record.clusters
+    ]
+    return steps
+
+
+def deletion_plan(record: ProvisioningRecord) -> list[Step]:
+    spec = record.spec
+    steps = [
+        Step(id="withdraw", action="withdraw"),
+        Step(id="await-unreferenced", action="await-unreferenced"),
+    ]
+    steps += [Step(id=f"revoke:{c}", action="revoke-key", cluster=c) for c in sorted(record.keys)]
+    if spec.reclaim_policy == "Retain":
+        steps.append(Step(id="retain", action="retain"))
+    elif spec.type == "block":
+        steps += [
+            Step(id="delete-image", action="delete-image"),
+            Step(id="delete-pool", action="delete-pool"),
+            Step(id="delete-crush-rule", action="delete-crush-rule"),
+        ]
+    elif spec.type == "filesystem":
+        steps.append(Step(id="delete-subvolume", action="delete-subvolume"))
+    else:
+        steps += [
+            Step(id="delete-bucket", action="delete-bucket"),
+            Step(id="delete-rgw-user", action="delete-rgw-user"),
+        ]
+    return steps
+
+
+def plan(record: ProvisioningRecord) -> list[Step]:
+    return deletion_plan(record) if record.deleting else provisioning_plan(record)
+
+
+# ---- decisions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunStep:
+    step: Step
+
+
+@dataclass(frozen=True, slots=True)
+class WaitUntil:
+    when: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Nothing to do: Ready, Failed, or (deleting) everything done: forget the record."""
+
+    forget: bool = False
+
+
+Decision = RunStep | WaitUntil | Settled
+
+
+def decide(record: ProvisioningRecord, now: datetime) -> Decision:
+    if record.phase == "Failed":
+        return Settled()
+    remaining = [step for step in plan(record) if step.id not in record.done]
+    if not remaining:
+        return Settled(forget=record.deleting)
+    if record.next_retry_at is not None and now < record.next_retry_at:
+        return WaitUntil(record.next_retry_at)
+    return RunStep(remaining[0])
+
+
+# ---- transitions --------------------------------------------------------------------------
+
+
+def begin(
+    *,
+    claim_uid: str,
+    namespace: str,
+    name: str,
+    generation: int,
+    spec: StorageClaimSpec,
+    names: CephNames,
+    clusters: tuple[str, ...],
+    fs_name: str,
+    subvolume_group: str,
+) -> ProvisioningRecord:
+    return ProvisioningRecord(
+        claim_uid=claim_uid,
+        namespace=namespace,
+        name=name,
+        generation=generation,
+        spec=spec,
+        names=names,
+        clusters=tuple(sorted(clusters)),
+        fs_name=fs_name,
+        subvolume_group=subvolume_group,
+    )
+
+
+def retarget(
+    record: ProvisioningRecord,
+    *,
+    generation: int,
+    spec: StorageClaimSpec,
+    clusters: tuple[str, ...],
+) -> ProvisioningRecord:
+    """The claim's spec or its target clusters changed (or not: then the record is returned)."""
+    clusters = tuple(sorted(clusters))
+    if record.deleting:
+        return record
+    if record.generation == generation and record.clusters == clusters:
+        return record
+    update: dict[str, object] = {"generation": generation, "spec": spec, "clusters": clusters}
+    if spec.type != record.spec.type:
+        update["phase"] = "Failed"
+        update["reason"] = (
+            f"spec.type cannot change from {record.spec.type} to {spec.type}; "
+            "create a new claim instead"
+        )
+        return record.model_copy(update=update)
+    if record.phase == "Failed" and record.generation != generation:
+        update |= {"phase": "Provisioning", "reason": None, "attempts": 0, "next_retry_at": None}
+    changed = record.model_copy(update=update)
+    if changed.phase == "Ready" and plan_pending(changed):
+        changed = changed.model_copy(update={"phase": "Provisioning"})
+    return changed
+
+
+def plan_pending(record: ProvisioningRecord) -> bool:
+    return any(step.id not in record.done for step in plan(record))
+
+
+def start_deleting(record: ProvisioningRecord) -> ProvisioningRecord:
+    if record.deleting:
+        return record
+    return record.model_copy(
+        update={
+            "deleting": True,
+            "phase": "Deleting",
+            "done": (),
+            "attempts": 0,
+            "next_retry_at": None,
+            "last_error": None,
+            "reason": None,
+        }
+    )
+
+
+def step_started(record: ProvisioningRecord, step: Step) -> ProvisioningRecord:
+    return record.model_copy(update={"step": step.id})
+
+
+def _action_of(step_id: str) -> str:
+    return step_id.split(":", 1)[0]
+
+
+def step_done(record: ProvisioningRecord, step: Step, result: StepResult) -> ProvisioningRecord:
+    done = list(record.done)
+    if step.cluster is None:
+        # A step with new parameters replaces the old one (a quota set back to an earlier
+        # value runs again).
+        done = [d for d in done if _action_of(d) != _action_of(step.id)]
+    done.append(step.id)
+    keys = dict(record.keys)
+    update: dict[str, object] = {
+        "step": step.id,
+        "attempts": 0,
+        "next_retry_at": None,
+        "last_error": None,
+    }
+    if step.action in {"cephx-key", "s3-key"} and step.cluster and result.sealed_key:
+        keys[step.cluster] = result.sealed_key
+    if step.action == "revoke-key" and step.cluster:
+        keys.pop(step.cluster, None)
+        # Should the cluster come back, its key is made again.
+        done = [d for d in done if d != f"key:{step.cluster}"]
+        if not record.deleting:
+            done = [d for d in done if d != step.id]
+    if step.action == "deliver":
+        update["delivered"] = step.clusters
+    if step.action == "withdraw":
+        update["delivered"] = None
+    if result.path:
+        update["path"] = result.path
+    update |= {"done": tuple(done), "keys": keys}
+    advanced = record.model_copy(update=update)
+    if not advanced.deleting:
+        phase: RecordPhase = "Provisioning" if plan_pending(advanced) else "Ready"
+        advanced = advanced.model_copy(update={"phase": phase})
+    return advanced
+
+
+def step_failed(
+    record: ProvisioningRecord,
+    step: Step,
+    *,
+    retryable: bool,
+    message: str,
+    now: datetime,
+    backoff: Backoff | None = None,
+) -> ProvisioningRecord:
+    """A transient error is retried after a backoff; a permanent one fails the claim
+    (a failing deletion keeps being retried: giving up would leak Ceph objects)."""
+    attempts = record.attempts + 1
+    if retryable or record.deleting:
+        delay = (backoff or Backoff()).delay(attempts)
+        return record.model_copy(
+            update={
+                "step": step.id,
+                "attempts": attempts,
+                "last_error": message,
+                "next_retry_at": now + timedelta(seconds=delay),
+            }
+        )
+    return record.model_copy(
+        update={
+            "step": step.id,
+            "attempts": attempts,
+            "last_error": message,
+            "next_retry_at": None,
+            "phase": "Failed",
+            "reason": f"step {step.id} failed: {message}",
+        }
+    )
+
+
+# ---- status ----------------------------------------------------------------------------
+
+
+def resources_of(record: ProvisioningRecord, rgw_endpoint: str | None) -> ClaimResources:
+    names = record.names
+    spec = record.spec
+    if spec.type == "block":
+        return ClaimResources(crush_rule=names.crush_rule, pool=names.pool, image=names.image)
+    if spec.type == "filesystem":
+        return ClaimResources(
+            fs_name=record.fs_name,
+            subvolume_group=record.subvolume_group,
+            subvolume=names.subvolume,
+            path=record.path,
+        )
+    return ClaimResources(bucket=names.bucket, rgw_user=names.rgw_user, endpoint=rgw_endpoint)
+
+
+def status_of(
+    record: ProvisioningRecord,
+    *,
+    secret_name: str,
+    storage_class: str | None,
+    rgw_endpoint: str | None = None,
+) -> StorageClaimStatus:
+    steps = plan(record)
+    completed = sum(1 for s in steps if s.id in record.done)
+    retrying = record.next_retry_at is not None
+    return StorageClaimStatus(
+        phase=record.phase,
+        observed_generation=record.generation,
+        step=record.step,
+        completed_steps=completed,
+        total_steps=len(steps),
+        retrying=retrying,
+        attempts=record.attempts,
+        last_error=record.last_error,
+        next_retry_at=record.next_retry_at,
+        reason=record.reason,
+        resources=resources_of(record, rgw_endpoint),
+        clusters=sorted(record.keys),
+        secret_name=secret_name if record.delivered else None,
+        storage_class=storage_class if record.delivered else None,
+    )

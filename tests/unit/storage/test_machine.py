@@ -1,0 +1,285 @@
+"""The provisioning state machine, without any server: plans, resumption, retries, deletion."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from foot.kinds import KINDS
+from foot.kinds.bindings import ResourceBinding
+from foot.kinds.clusters import Cluster
+from foot.kinds.storage import StorageClaim
+from foot_storage.core.access import target_clusters
+from foot_storage.core.delivery import (
+    CephFacts,
+    ClusterKey,
+    delivery_documents,
+    references,
+    withdrawal_documents,
+)
+from foot_storage.core.machine import (
+    ProvisioningRecord,
+    RunStep,
+    Settled,
+    StepResult,
+    WaitUntil,
+    begin,
+    decide,
+    retarget,
+    start_deleting,
+    status_of,
+    step_done,
+    step_failed,
+)
+from foot_storage.core.names import ceph_names
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make_claim(**spec: Any) -> StorageClaim:
+    document = {
+        "apiVersion": "storage.foot.dev/v1alpha1",
+        "kind": "StorageClaim",
+        "metadata": {"name": "db", "namespace": "shop"},
+        "spec": {"type": "block", "size": "1Gi", "access": {"clusters": ["east", "west"]}} | spec,
+    }
+    parsed = KINDS.parse(document)
+    assert isinstance(parsed, StorageClaim)
+    return parsed
+
+
+def make_record(claim: StorageClaim, clusters: tuple[str, ...] = ("east", "west")) -> Any:
+    return begin(
+        claim_uid="0123456789abcdef",
+        namespace="shop",
+        name="db",
+        generation=1,
+        spec=claim.spec,
+        names=ceph_names("shop", "db", "0123456789abcdef"),
+        clusters=clusters,
+        fs_name="cephfs",
+        subvolume_group="csi",
+    )
+
+
+def run_all(record: ProvisioningRecord) -> tuple[ProvisioningRecord, list[str]]:
+    """Drive the machine as the shell does, every effect succeeding."""
+    ran = []
+    while isinstance(decision := decide(record, NOW), RunStep):
+        step = decision.step
+        ran.append(step.id)
+        sealed = f"sealed-{step.cluster}" if step.action in {"cephx-key", "s3-key"} else None
+        record = step_done(record, step, StepResult(sealed_key=sealed, path="/volumes/x"))
+    return record, ran
+
+
+def test_block_plan_runs_in_order_to_ready() -> None:
+    record, ran = run_all(make_record(make_claim()))
+    assert ran == [
+        "crush-rule:host:*",
+        "pool:3",
+        "image:1073741824",
+        "key:east",
+        "key:west",
+        "deliver:east,west",
+    ]
+    assert record.phase == "Ready"
+    assert set(record.keys) == {"east", "west"}
+    assert decide(record, NOW) == Settled()
+    status = status_of(record, secret_name="db-ceph", storage_class="foot-shop-db")
+    assert (status.phase, status.completed_steps, status.total_steps) == ("Ready", 5, 5)
+    assert status.resources.pool == "foot-shop-db-01234567"
+    assert status.clusters == ["east", "west"]
+
+
+def test_filesystem_and_object_plans() -> None:
+    _, ran = run_all(make_record(make_claim(type="filesystem")))
+    assert ran[:2] == ["subvolume-group", "subvolume:1073741824"]
+    _, ran = run_all(make_record(make_claim(type="object", quota={"maxObjects": 10})))
+    assert ran[:3] == ["rgw-user", "bucket", "bucket-quota:1073741824:10"]
+    assert ran[3:] == ["key:east", "key:west", "deliver:east,west"]
+
+
+def test_a_restart_resumes_after_the_last_recorded_step_without_repeating() -> None:
+    record = make_record(make_claim())
+    for _ in range(3):  # crush rule, pool, image recorded; then "crash"
+        decision = decide(record, NOW)
+        assert isinstance(decision, RunStep)
+        record = step_done(record, decision.step, StepResult())
+    reloaded = ProvisioningRecord.model_validate_json(record.model_dump_json())
+    _, ran = run_all(reloaded)
+    assert ran == ["key:east", "key:west", "deliver:east,west"]
+
+
+def test_transient_errors_back_off_then_resume_and_permanent_ones_fail() -> None:
+    record = make_record(make_claim())
+    step = decide(record, NOW)
+    assert isinstance(step, RunStep)
+    record = step_failed(record, step.step, retryable=True, message="timed out", now=NOW)
+    record = step_failed(record, step.step, retryable=True, message="timed out", now=NOW)
+    assert record.attempts == 2
+    assert decide(record, NOW) == WaitUntil(NOW + timedelta(seconds=1.0))
+    status = status_of(record, secret_name="s", storage_class=None)
+    assert status.retrying
+    assert status.last_error == "timed out"
+    later = NOW + timedelta(seconds=1.5)
+    assert decide(record, later) == step
+    record = step_done(record, step.step, StepResult())
+    assert (record.attempts, record.next_retry_at) == (0, None)
+
+    failed = step_failed(record, step.step, retryable=False, message="EINVAL", now=NOW)
+    assert failed.phase == "Failed"
+    assert failed.reason is not None
+    assert "EINVAL" in failed.reason
+    assert decide(failed, later) == Settled()
+    # A new generation of the spec gets a fresh start.
+    again = retarget(failed, generation=2, spec=failed.spec, clusters=failed.clusters)
+    assert again.phase == "Provisioning"
+    assert isinstance(decide(again, later), RunStep)
+
+
+def test_backoff_is_capped() -> None:
+    record = make_record(make_claim())
+    step = decide(record, NOW)
+    assert isinstance(step, RunStep)
+    for _ in range(20):
+        record = step_failed(record, step.step, retryable=True, message="down", now=NOW)
+    assert record.next_retry_at == NOW + timedelta(seconds=10)
+
+
+def test_access_changes_add_keys_redeliver_and_revoke() -> None:
+    claim = make_claim()
+    record, _ = run_all(make_record(claim))
+    record = retarget(record, generation=2, spec=claim.spec, clusters=("north", "west"))
+    assert record.phase == "Provisioning"
+    record, ran = run_all(record)
+    assert ran == ["key:north", "deliver:north,west", "revoke:east"]
+    assert set(record.keys) == {"north", "west"}
+    # East comes back: its key is made again.
+    record = retarget(record, generation=3, spec=claim.spec, clusters=("east", "north", "west"))
+    record, ran = run_all(record)
+    assert ran == ["key:east", "deliver:east,north,west"]
+
+
+def test_a_size_change_reruns_only_the_image_step() -> None:
+    claim = make_claim()
+    record, _ = run_all(make_record(claim))
+    bigger = make_claim(size="2Gi")
+    record = retarget(record, generation=2, spec=bigger.spec, clusters=record.clusters)
+    record, ran = run_all(record)
+    assert ran == ["image:2147483648"]
+
+
+def test_type_cannot_change() -> None:
+    record, _ = run_all(make_record(make_claim()))
+    record = retarget(
+        record, generation=2, spec=make_claim(type="object").spec, clusters=record.clusters
+    )
+    assert record.phase == "Failed"
+    assert "spec.type cannot change" in (record.reason or "")
+
+
+def test_deletion_follows_the_reclaim_policy() -> None:
+    retained, _ = run_all(make_record(make_claim()))
+    _, ran = run_all(start_deleting(retained))
+    assert ran == ["withdraw", "await-unreferenced", "revoke:east", "revoke:west", "retain"]
+    deleted, _ = run_all(make_record(make_claim(reclaimPolicy="Delete")))
+    deleting = start_deleting(deleted)
+    assert deleting.phase == "Deleting"
+    finished, ran = run_all(deleting)
+    assert ran[-3:] == ["delete-image", "delete-pool", "delete-crush-rule"]
+    assert decide(finished, NOW) == Settled(forget=True)
+    object_claim, _ = run_all(make_record(make_claim(type="object", reclaimPolicy="Delete")))
+    _, ran = run_all(start_deleting(object_claim))
+    assert ran[-2:] == ["delete-bucket", "delete-rgw-user"]
+
+
+def test_deletion_errors_are_retried_even_when_permanent() -> None:
+    record = start_deleting(run_all(make_record(make_claim(reclaimPolicy="Delete")))[0])
+    step = decide(record, NOW)
+    assert isinstance(step, RunStep)
+    record = step_failed(record, step.step, retryable=False, message="EBUSY", now=NOW)
+    assert record.phase == "Deleting"
+    assert isinstance(decide(record, NOW), WaitUntil)
+
+
+def test_names_are_deterministic_and_bounded() -> None:
+    names = ceph_names("a-very-long-namespace-name", "and-a-very-long-claim-name", "ffff" * 8)
+    assert names == ceph_names(
+        "a-very-long-namespace-name", "and-a-very-long-claim-name", "ffff" * 8
+    )
+    assert len(names.bucket) <= 63
+    assert names.client("East.1") == f"{names.base}.east-1"
+
+
+def cluster(name: str, **labels: str) -> Cluster:
+    parsed = KINDS.parse(
+        {
+            "apiVersion": "cluster.foot.dev/v1alpha1",
+            "kind": "Cluster",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"syncMode": "Push", "apiEndpoint": "https://127.0.0.1:6443"},
+        }
+    )
+    assert isinstance(parsed, Cluster)
+    return parsed
+
+
+def binding(kind: str, name: str, clusters: list[str]) -> ResourceBinding:
+    return ResourceBinding.model_validate(
+        {
+            "apiVersion": "work.foot.dev/v1alpha1",
+            "kind": "ResourceBinding",
+            "metadata": {"name": f"{name}-{kind.lower()}", "namespace": "shop"},
+            "spec": {
+                "resource": {
+                    "apiVersion": "apps/v1",
+                    "kind": kind,
+                    "namespace": "shop",
+                    "name": name,
+                },
+                "clusters": [{"name": c} for c in clusters],
+            },
+        }
+    )
+
+
+def test_target_clusters_by_list_selector_and_placement() -> None:
+    members = [cluster("east", tier="gold"), cluster("west", tier="gold"), cluster("north")]
+    bindings = [binding("StatefulSet", "db", ["west", "north"]), binding("Deployment", "db", ["x"])]
+    assert target_clusters(make_claim(), members, bindings) == ("east", "west")
+    by_label = make_claim(access={"clusterSelector": {"matchLabels": {"tier": "gold"}}})
+    assert target_clusters(by_label, members, bindings) == ("east", "west")
+    placed = make_claim(
+        access={"placedWith": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db"}}
+    )
+    assert target_clusters(placed, members, bindings) == ("north", "west")
+    assert target_clusters(placed, members, []) == ()
+
+
+def test_delivery_documents_are_valid_api_objects_with_one_key_per_cluster() -> None:
+    record = make_record(make_claim())
+    keys = {
+        "east": ClusterKey(user="foot.east", secret="AQ-east"),
+        "west": ClusterKey(user="foot.west", secret="AQ-west"),
+    }
+    documents = delivery_documents(record, ("east", "west"), keys, CephFacts(cluster_id="fsid"))
+    parsed = [KINDS.parse(d) for d in documents]
+    assert [p.kind for p in parsed] == [
+        "Secret",
+        "StorageClass",
+        "OverridePolicy",
+        "ClusterPropagationPolicy",
+    ]
+    secret, storage_class, override, propagation = documents
+    assert secret["data"] == {"userID": "", "userKey": ""}
+    assert storage_class["parameters"]["pool"] == record.names.pool
+    assert storage_class["reclaimPolicy"] == "Retain"
+    rules = override["spec"]["overrideRules"]
+    assert [r["targetCluster"]["clusterNames"] for r in rules] == [["east"], ["west"]]
+    assert propagation["spec"]["placement"]["clusterAffinity"]["clusterNames"] == ["east", "west"]
+    assert "AQ-east" not in repr(keys)
+    for document in withdrawal_documents(record):
+        KINDS.lookup(document["apiVersion"], document["kind"])
+    assert references(record, [secret])
+    assert not references(record, [{"kind": "Secret", "metadata": {"name": "other"}}])
