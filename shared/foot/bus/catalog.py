@@ -85,6 +85,12 @@ STORAGE_PROVISIONING = BucketSpec(
     description="Per claim: the Ceph objects created, steps done, per-cluster keys (sealed)",
 )
 
+AGGREGATED_STATUS = BucketSpec(
+    name="aggregated-status",
+    owner="dispatcher",
+    description="Per template (keyed like it): status over every member cluster, from the works",
+)
+
 STREAMS: tuple[StreamSpec, ...] = (EVENTS, DEAD_LETTERS)
 BUCKETS: tuple[BucketSpec, ...] = (
     TEMPLATES,
@@ -94,6 +100,7 @@ BUCKETS: tuple[BucketSpec, ...] = (
     CLUSTER_CREDENTIALS,
     CLUSTER_AGENTS,
     WORKS,
+    AGGREGATED_STATUS,
     STORAGE_CLAIMS,
     STORAGE_PROVISIONING,
 )
@@ -140,3 +147,22 @@ def dead_letter_subject(consumer: str) -> str:
 
 def health_subject(cluster: str) -> str:
     return f"{HEALTH_PREFIX}.{cluster}"
+
+
+WORKS_PREFIX = "foot.works"
+"""Pull delivery (core NATS, per cluster): the dispatcher publishes a cluster's works on
+`foot.works.deliver.<cluster>`; the agent asks for all of them on `foot.works.sync.<cluster>`
+(request-reply, at start and after a reconnect) and reports what it applied on
+`foot.works.status.<cluster>` (request-reply: the answer means the status is stored)."""
+
+
+def work_deliver_subject(cluster: str) -> str:
+    return f"{WORKS_PREFIX}.deliver.{cluster}"
+
+
+def work_sync_subject(cluster: str) -> str:
+    return f"{WORKS_PREFIX}.sync.{cluster}"
+
+
+def work_status_subject(cluster: str) -> str:
+    return f"{WORKS_PREFIX}.status.{cluster}"
