@@ -211,7 +211,7 @@ def start_simulator(stack: Stack, clusters: int, home: Path, logs: Path, console
     stack.kubeconfigs = [Path(path) for _name, _server, path in announced[:clusters]]
     console.print(f"[green]✓[/green] {clusters} simulated member clusters:")
     for name, server, path in announced[:clusters]:
-        console.print(f"  {name} at {server}  KUBECONFIG={path}", highlight=False)
+        console.print(f"  {name} at {server}  KUBECONFIG={path}", highlight=False, soft_wrap=True)
 
 
 def write_state(home: Path, nats_url: str, stack: Stack) -> None:
