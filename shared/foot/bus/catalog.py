@@ -90,6 +90,11 @@ AGGREGATED_STATUS = BucketSpec(
     owner="dispatcher",
     description="Per template (keyed like it): status over every member cluster, from the works",
 )
+GATEWAY_ROUTES = BucketSpec(
+    name="gateway-routes",
+    owner="gateway-sync",
+    description="GatewayRoutes: hosts/paths to a placed Service, load balancing, release strategy",
+)
 
 STREAMS: tuple[StreamSpec, ...] = (EVENTS, DEAD_LETTERS)
 BUCKETS: tuple[BucketSpec, ...] = (
@@ -103,6 +108,7 @@ BUCKETS: tuple[BucketSpec, ...] = (
     AGGREGATED_STATUS,
     STORAGE_CLAIMS,
     STORAGE_PROVISIONING,
+    GATEWAY_ROUTES,
 )
 
 # Subjects of the API front door (plain request-reply, deliberately not captured by a stream).

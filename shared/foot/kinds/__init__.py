@@ -139,7 +139,7 @@ KINDS = KindRegistry()
 
 
 def _register_builtin_kinds() -> None:
-    from foot.kinds import bindings, clusters, policies, storage, templates, works
+    from foot.kinds import bindings, clusters, gateway, policies, storage, templates, works
 
     for info in templates.template_kinds():
         KINDS.register(info)
@@ -153,6 +153,8 @@ def _register_builtin_kinds() -> None:
     for info in works.work_kinds():
         KINDS.register(info)
     for info in storage.storage_kinds():
+        KINDS.register(info)
+    for info in gateway.gateway_kinds():
         KINDS.register(info)
 
 
