@@ -1,9 +1,296 @@
-"""The storage service."""
+"""The storage service: StorageClaims -> Ceph objects, scoped keys, and delivery to members.
+
+The shell around the pure core (`foot_storage.core`): it watches claims,
+clusters and bindings, reads a claim's provisioning record, asks the core what
+to do, runs that one step against Ceph or FOOT's API, and stores the new
+record before asking again. Status is written back on the claim; progress
+events go to `foot.events.storage.<namespace>.<name>`.
+"""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import ClassVar
+
+import orjson
+from pydantic import Field
+
+from foot.bus import Informer, KvStore, ReconcileQueue
+from foot.bus.catalog import BINDINGS, CLUSTERS, STORAGE_CLAIMS, STORAGE_PROVISIONING
+from foot.errors import ConflictError, FootError
+from foot.kinds import KINDS
+from foot.kinds.bindings import ResourceBinding
+from foot.kinds.clusters import Cluster
+from foot.kinds.storage import STORAGE_API_VERSION, StorageClaim
+from foot.objects import utc_now
 from foot.runtime.service import Service
+from foot.runtime.settings import ServiceSettings
+from foot.secrets import SecretBox
+from foot_storage.ceph import CephCli, Dashboard
+from foot_storage.core import machine
+from foot_storage.core.access import target_clusters
+from foot_storage.core.delivery import secret_name, storage_class_name
+from foot_storage.core.machine import ProvisioningRecord
+from foot_storage.core.names import ceph_names
+from foot_storage.effects import Effects
+
+log = logging.getLogger(__name__)
+
+EVENT_PREFIX = "foot.events.storage"
+CLAIM_INFO = KINDS.lookup(STORAGE_API_VERSION, "StorageClaim")
+
+
+class StorageSettings(ServiceSettings):
+    """Settings of the storage service (FOOT_* variables / flags)."""
+
+    ceph_dashboard_url: str = "http://127.0.0.1:8080"
+    """URL of the Ceph mgr dashboard REST API."""
+    ceph_dashboard_user: str = "admin"
+    """Dashboard user (administrator role)."""
+    ceph_dashboard_password_file: Path | None = None
+    """File holding the dashboard user's password (never passed on the command line)."""
+    ceph_conf: Path = Path("/etc/ceph/ceph.conf")
+    """ceph.conf used by the ceph CLI (cephx keys, CephFS subvolumes)."""
+    ceph_keyring: Path = Path("/etc/ceph/ceph.client.admin.keyring")
+    """Keyring of `ceph_client` for the ceph CLI."""
+    ceph_client: str = "client.admin"
+    """cephx identity the service acts as."""
+    ceph_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """Deadline of one Ceph request (REST call or CLI run) before it counts as transient."""
+    ceph_fs_name: str = "cephfs"
+    """CephFS volume filesystem claims get a subvolume in."""
+    ceph_subvolume_group: str = "csi"
+    """Subvolume group of those subvolumes (ceph-csi's default)."""
+    rgw_endpoint: str | None = None
+    """S3 endpoint of the radosgw, delivered to member clusters with object claims."""
+    retry_base_seconds: float = Field(default=0.5, gt=0, le=60)
+    """First backoff after a transient Ceph error (doubling per failure)."""
+    retry_max_seconds: float = Field(default=10.0, gt=0, le=600)
+    """Longest backoff between attempts."""
 
 
 class StorageService(Service):
     name = "storage"
+    settings_model: ClassVar[type[ServiceSettings]] = StorageSettings
+    settings: StorageSettings
+
+    async def setup(self) -> None:
+        settings = self.settings
+        password = ""
+        if settings.ceph_dashboard_password_file is not None:
+            password = settings.ceph_dashboard_password_file.read_text().strip()
+        self.dashboard = Dashboard(
+            settings.ceph_dashboard_url,
+            settings.ceph_dashboard_user,
+            password,
+            timeout_seconds=settings.ceph_timeout_seconds,
+        )
+        self.cli = CephCli(
+            settings.ceph_conf,
+            settings.ceph_keyring,
+            client=settings.ceph_client,
+            timeout_seconds=settings.ceph_timeout_seconds,
+        )
+        self.effects = Effects(
+            bus=self.bus,
+            dashboard=self.dashboard,
+            cli=self.cli,
+            box=SecretBox.from_file(settings.secret_key_file, create=True),
+            rgw_endpoint=settings.rgw_endpoint,
+        )
+        self.backoff = machine.Backoff(settings.retry_base_seconds, settings.retry_max_seconds)
+        self.claims_kv: KvStore = await self.bus.kv(STORAGE_CLAIMS.name)
+        self.records_kv: KvStore = await self.bus.kv(STORAGE_PROVISIONING.name)
+        self.claims: Informer = await self.watch(STORAGE_CLAIMS.name)
+        self.records: Informer = await self.watch(STORAGE_PROVISIONING.name)
+        self.clusters: Informer = await self.watch(CLUSTERS.name)
+        self.bindings: Informer = await self.watch(BINDINGS.name)
+        self.queue: ReconcileQueue = self.reconcile("storage-claims", self.reconcile_claim)
+        self.claims.notify(self.queue)
+        self.records.notify(self.queue)
+        self.clusters.listen(lambda _entry: self._requeue_all())
+        self.bindings.listen(lambda _entry: self._requeue_all())
+
+    async def stop(self) -> None:
+        await super().stop()
+        if hasattr(self, "dashboard"):
+            await self.dashboard.close()
+
+    def _requeue_all(self) -> None:
+        for entry in self.claims.values():
+            self.queue.add(entry.key)
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def _claim(self, key: str) -> StorageClaim | None:
+        entry = self.claims.get(key)
+        if entry is None or entry.value is None:
+            return None
+        claim = StorageClaim.model_validate_json(entry.value, by_alias=True)
+        return claim.model_copy(
+            update={"metadata": claim.metadata.model_copy(update={"revision": entry.revision})}
+        )
+
+    async def _record(self, key: str) -> tuple[ProvisioningRecord | None, int]:
+        entry = await self.records_kv.get(key)
+        if entry is None or entry.value is None:
+            return None, 0
+        return ProvisioningRecord.model_validate_json(entry.value), entry.revision
+
+    def _targets(self, claim: StorageClaim) -> tuple[str, ...]:
+        clusters = [
+            Cluster.model_validate_json(e.value, by_alias=True)
+            for e in self.clusters.values()
+            if e.value is not None
+        ]
+        bindings = [
+            ResourceBinding.model_validate_json(e.value, by_alias=True)
+            for e in self.bindings.values()
+            if e.value is not None
+        ]
+        return target_clusters(claim, clusters, bindings)
+
+    # ---- writing ------------------------------------------------------------------------
+
+    async def _save(self, key: str, record: ProvisioningRecord, revision: int) -> int:
+        """Store the record (only this service writes it; the revision guards a second
+        replica working on the same claim)."""
+        data = record.model_dump_json().encode()
+        if revision == 0:
+            return await self.records_kv.create(key, data)
+        return await self.records_kv.update(key, data, revision)
+
+    async def _write_status(self, key: str, record: ProvisioningRecord) -> None:
+        status = machine.status_of(
+            record,
+            secret_name=secret_name(record),
+            storage_class=storage_class_name(record),
+            rgw_endpoint=self.settings.rgw_endpoint,
+        )
+        for _ in range(5):
+            entry = await self.claims_kv.get(key)
+            if entry is None or entry.value is None:
+                return
+            claim = StorageClaim.model_validate_json(entry.value, by_alias=True)
+            if claim.metadata.uid != record.claim_uid or claim.status == status:
+                return
+            updated = claim.model_copy(update={"status": status})
+            try:
+                await self.claims_kv.update(key, updated.to_json(), entry.revision)
+            except ConflictError:
+                continue
+            return
+
+    async def _event(self, record: ProvisioningRecord, kind: str, **extra: object) -> None:
+        event = {
+            "claim": f"{record.namespace}/{record.name}",
+            "uid": record.claim_uid,
+            "event": kind,
+            "phase": record.phase,
+            "step": record.step,
+            "done": len(record.done),
+            **extra,
+        }
+        subject = f"{EVENT_PREFIX}.{record.namespace}.{record.name}"
+        try:
+            await self.bus.publish(subject, orjson.dumps(event))
+        except FootError as exc:
+            log.warning("could not publish a storage event: %s", exc)
+
+    # ---- the reconciler -----------------------------------------------------------------
+
+    async def reconcile_claim(self, key: str) -> None:
+        claim = self._claim(key)
+        stored, revision = await self._record(key)
+        record = stored
+        if record is None:
+            if claim is None or claim.metadata.uid is None:
+                return
+            record = machine.begin(
+                claim_uid=claim.metadata.uid,
+                namespace=claim.metadata.namespace or "default",
+                name=claim.metadata.name,
+                generation=claim.metadata.generation,
+                spec=claim.spec,
+                names=ceph_names(
+                    claim.metadata.namespace or "default", claim.metadata.name, claim.metadata.uid
+                ),
+                clusters=self._targets(claim),
+                fs_name=self.settings.ceph_fs_name,
+                subvolume_group=self.settings.ceph_subvolume_group,
+            )
+        elif claim is None or claim.metadata.uid != record.claim_uid:
+            # Deleted (or deleted and created again: the old claim's objects go first).
+            record = machine.start_deleting(record)
+        else:
+            record = machine.retarget(
+                record,
+                generation=claim.metadata.generation,
+                spec=claim.spec,
+                clusters=self._targets(claim),
+            )
+        if record != stored:
+            revision = await self._save(key, record, revision)
+        await self._write_status(key, record)
+        await self._drive(key, record, revision)
+
+    async def _drive(self, key: str, record: ProvisioningRecord, revision: int) -> None:
+        while True:
+            decision = machine.decide(record, utc_now())
+            if isinstance(decision, machine.WaitUntil):
+                delay = (decision.when - utc_now()).total_seconds()
+                self.queue.add_after(key, max(delay, 0.01))
+                return
+            if isinstance(decision, machine.Settled):
+                if decision.forget:
+                    await self._forget(key, record)
+                return
+            step = decision.step
+            if step.long:
+                await self._event(record, "step-started", next_step=step.id)
+            try:
+                result = await self.effects.run(key, record, step)
+            except FootError as exc:
+                record = machine.step_failed(
+                    record,
+                    step,
+                    retryable=exc.retryable,
+                    message=str(exc),
+                    now=utc_now(),
+                    backoff=self.backoff,
+                )
+                log.warning(
+                    "claim %s/%s: step %s failed (attempt %d): %s",
+                    record.namespace,
+                    record.name,
+                    step.id,
+                    record.attempts,
+                    exc,
+                )
+                await self._event(record, "step-failed", error=str(exc))
+            else:
+                record = machine.step_done(record, step, result)
+                await self._event(record, "step-done")
+                if step.action == "retain":
+                    log.info(
+                        "claim %s/%s deleted with reclaimPolicy Retain: kept %s",
+                        record.namespace,
+                        record.name,
+                        machine.resources_of(record, self.settings.rgw_endpoint).model_dump(
+                            exclude_none=True
+                        ),
+                    )
+            revision = await self._save(key, record, revision)
+            await self._write_status(key, record)
+
+    async def _forget(self, key: str, record: ProvisioningRecord) -> None:
+        kept = None
+        if record.spec.reclaim_policy == "Retain":
+            kept = machine.resources_of(record, self.settings.rgw_endpoint).model_dump(
+                exclude_none=True
+            )
+        await self._event(record, "deleted", retained=kept)
+        await self.records_kv.delete(key)
+        if self.claims.get(key) is not None:
+            self.queue.add(key)  # a newer claim of the same name waits for its turn
