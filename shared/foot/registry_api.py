@@ -57,10 +57,24 @@ class JoinRequest(FrozenModel):
 
 
 class ClusterNameRequest(FrozenModel):
-    """Unjoin or collect: just the cluster's name."""
+    """Collect (or describe): just the cluster's name."""
 
     name: str
     """Cluster name."""
+
+
+class UnjoinRequest(FrozenModel):
+    """Unjoin: forget the cluster and remove what the join created in the member."""
+
+    name: str
+    """Cluster name."""
+    kubeconfig: SecretStr | None = None
+    """An admin kubeconfig: remove each object at once. Without it FOOT deletes its
+    namespace with its own token and the member's garbage collector removes the rest."""
+    context: str | None = None
+    """Context of that kubeconfig."""
+    force: bool = False
+    """Forget the cluster even when the member cannot be reached (its objects stay)."""
 
 
 class RegisterRequest(FrozenModel):

@@ -1,0 +1,153 @@
+"""Pull registration: the bootstrap credential and the agent's manifests (pure).
+
+`foot cluster register NAME` makes a random bootstrap token, keeps only the agent
+key derived from it (sealed, in the `cluster-agents` bucket), and prints the
+manifests below; the token is in the Secret and nowhere else.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import yaml
+
+from foot.objects import FrozenModel
+
+AGENT_NAMESPACE = "foot-agent"
+AGENT_NAME = "foot-agent"
+BOOTSTRAP_TOKEN_BYTES = 32
+
+
+class AgentRecord(FrozenModel):
+    """What the registry keeps per pull cluster (the value is sealed as a whole)."""
+
+    cluster: str
+    """Cluster name."""
+    agent_key: str
+    """Hex of the HMAC key derived from the bootstrap token (see foot.registry_api)."""
+
+
+def new_bootstrap_token() -> str:
+    return secrets.token_urlsafe(BOOTSTRAP_TOKEN_BYTES)
+
+
+AGENT_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["*"], "resources": ["*"], "verbs": ["create", "update", "patch", "delete"]},
+    {
+        "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/version", "/readyz", "/livez"],
+        "verbs": ["get"],
+    },
+]
+
+
+def agent_manifests(*, cluster: str, nats_url: str, bootstrap_token: str, image: str) -> str:
+    """Namespace, ServiceAccount, ClusterRole and binding, Secret, Deployment."""
+    labels = {"app.kubernetes.io/name": AGENT_NAME, "app.kubernetes.io/managed-by": "foot"}
+    role = f"{AGENT_NAMESPACE}:{AGENT_NAME}"
+    documents: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": AGENT_NAMESPACE}},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": AGENT_NAME, "namespace": AGENT_NAMESPACE, "labels": labels},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": role, "labels": labels},
+            "rules": AGENT_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": role, "labels": labels},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role,
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": AGENT_NAME, "namespace": AGENT_NAMESPACE}
+            ],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "foot-agent-hub", "namespace": AGENT_NAMESPACE, "labels": labels},
+            "type": "Opaque",
+            "stringData": {
+                "cluster-name": cluster,
+                "nats-url": nats_url,
+                "bootstrap-token": bootstrap_token,
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": AGENT_NAME, "namespace": AGENT_NAMESPACE, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": {"app.kubernetes.io/name": AGENT_NAME}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": AGENT_NAME,
+                        "containers": [
+                            {
+                                "name": "agent",
+                                "image": image,
+                                "args": ["foot", "agent"],
+                                "env": [
+                                    _from_secret("FOOT_AGENT_CLUSTER_NAME", "cluster-name"),
+                                    _from_secret("FOOT_AGENT_NATS_URL", "nats-url"),
+                                    {
+                                        "name": "FOOT_AGENT_BOOTSTRAP_TOKEN_FILE",
+                                        "value": "/etc/foot-agent/bootstrap-token",
+                                    },
+                                ],
+                                "volumeMounts": [
+                                    {
+                                        "name": "hub",
+                                        "mountPath": "/etc/foot-agent",
+                                        "readOnly": True,
+                                    }
+                                ],
+                                "resources": {
+                                    "requests": {"cpu": "50m", "memory": "96Mi"},
+                                    "limits": {"memory": "256Mi"},
+                                },
+                                "securityContext": {
+                                    "runAsNonRoot": True,
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                            }
+                        ],
+                        "volumes": [
+                            {
+                                "name": "hub",
+                                "secret": {
+                                    "secretName": "foot-agent-hub",
+                                    "items": [
+                                        {"key": "bootstrap-token", "path": "bootstrap-token"}
+                                    ],
+                                },
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+    ]
+    return yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def _from_secret(variable: str, key: str) -> dict[str, Any]:
+    return {
+        "name": variable,
+        "valueFrom": {"secretKeyRef": {"name": "foot-agent-hub", "key": key}},
+    }

@@ -1,0 +1,129 @@
+"""Helpers for the registry tests: a registry on a real nats-server (its own sealing key,
+member namespace and log capture), requests, and checks of members and buckets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from foot.bus import Bus
+from foot.bus.catalog import BUCKETS, registry_subject
+from foot.kube import KubeClient, KubeNotFoundError, KubeTarget
+from foot.natsserver import EmbeddedNats
+from foot.registry_api import RegistryReply
+from foot.runtime.logs import JsonFormatter
+from foot_registry.member import JOINED_LABEL, SERVICE_ACCOUNT, role_name
+from foot_registry.service import RegistryService
+from foot_registry.settings import RegistrySettings
+from foot_testenv.clusters import KubeCluster
+
+
+class LogLines(logging.Handler):
+    """Every log line, formatted exactly as the service writes it (JSON)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.setFormatter(JsonFormatter("registry"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def log_lines() -> Iterator[LogLines]:
+    handler = LogLines()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+@pytest.fixture
+def member_namespace() -> str:
+    return f"foot-{uuid.uuid4().hex[:8]}"
+
+
+def registry_settings(nats: EmbeddedNats, tmp_path: Path, **overrides: Any) -> RegistrySettings:
+    return RegistrySettings(
+        nats_url=nats.url,
+        admin_port=0,
+        shutdown_deadline_seconds=2.0,
+        secret_key_file=tmp_path / "secret.key",
+        **overrides,
+    )
+
+
+@pytest.fixture
+async def registry(
+    nats_server: EmbeddedNats, tmp_path: Path, member_namespace: str
+) -> AsyncIterator[RegistryService]:
+    settings = registry_settings(nats_server, tmp_path, member_namespace=member_namespace)
+    async with RegistryService(settings) as service:
+        yield service
+
+
+async def ask(bus: Bus, verb: str, body: dict[str, Any], wait: float = 30.0) -> RegistryReply:
+    msg = await bus.request(registry_subject(verb), orjson.dumps(body), wait_seconds=wait)
+    return RegistryReply.model_validate_json(msg.data)
+
+
+def admin_target(cluster: KubeCluster, context: str | None = None) -> KubeTarget:
+    return KubeTarget.from_kubeconfig(cluster.kubeconfig_path.read_text(), context=context)
+
+
+async def member_objects_left(kube: KubeClient, namespace: str, cluster: str) -> list[str]:
+    """FOOT's objects for `cluster` still in the member (a terminating namespace counts)."""
+    left = []
+    paths = {
+        "namespace": f"/api/v1/namespaces/{namespace}",
+        "serviceaccount": f"/api/v1/namespaces/{namespace}/serviceaccounts/{SERVICE_ACCOUNT}",
+        "clusterrole": f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{role_name(namespace)}",
+        "clusterrolebinding": (
+            f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{role_name(namespace)}"
+        ),
+    }
+    for what, path in paths.items():
+        try:
+            found = await kube.get(path)
+        except KubeNotFoundError:
+            continue
+        labels = (found.get("metadata") or {}).get("labels") or {}
+        if labels.get(JOINED_LABEL) == cluster:
+            left.append(what)
+    return left
+
+
+async def raw_bucket_bytes(bus: Bus) -> bytes:
+    """Every value in every FOOT bucket, concatenated, exactly as stored."""
+    chunks = []
+    for spec in BUCKETS:
+        store = await bus.kv(spec.name)
+        chunks += [entry.value or b"" for entry in await store.entries()]
+    return b"\n".join(chunks)
+
+
+async def wait_member_clean(
+    kube: KubeClient, namespace: str, cluster: str, within: float = 60.0
+) -> None:
+    """Until none of FOOT's objects for `cluster` is left (a namespace deletion and the
+    garbage collector take a few seconds); fails with what is left after `within`."""
+    left: list[str] = []
+    try:
+        async with asyncio.timeout(within):
+            while left := await member_objects_left(kube, namespace, cluster):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        pytest.fail(f"still in the member after {within:.0f}s: {left}")
