@@ -178,6 +178,30 @@ class AggregatedStatus(FrozenModel):
     """When this summary was computed."""
 
 
+class WorkDelivery(FrozenModel):
+    """A work sent to a pull-mode agent (`foot.works.deliver.<cluster>`, or in a sync reply)."""
+
+    key: str
+    """Key of the work in the `works` bucket; status reports name it."""
+    work: Work
+    """The work; `spec.deleting` asks the agent to remove its objects."""
+
+
+class WorkStatusReport(FrozenModel):
+    """What a pull-mode agent applied (`foot.works.status.<cluster>`, request-reply)."""
+
+    key: str
+    """Key of the work reported on."""
+    manifests_hash: str
+    """The `spec.manifestsHash` that was applied (or removed)."""
+    manifests: list[ManifestStatus] = Field(default_factory=list)
+    """One entry per manifest, in spec order."""
+    removed: bool = False
+    """The work was deleting and its objects are gone from the member."""
+    error: str | None = None
+    """The member's API server could not be reached (the agent retries)."""
+
+
 def work_kinds() -> list[KindInfo]:
     return [
         KindInfo(

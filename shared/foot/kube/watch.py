@@ -53,7 +53,11 @@ async def watch_collection(
             try:
                 if resource_version is None:
                     listing = await kube.get(path, **params)
+                    # Items of a list carry no kind/apiVersion of their own.
+                    kind = str(listing.get("kind", "")).removesuffix("List")
                     for item in listing.get("items") or []:
+                        item.setdefault("kind", kind)
+                        item.setdefault("apiVersion", listing.get("apiVersion"))
                         on_event("ADDED", item)
                     resource_version = str(
                         (listing.get("metadata") or {}).get("resourceVersion", "")

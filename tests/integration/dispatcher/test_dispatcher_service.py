@@ -1,0 +1,479 @@
+"""The dispatcher service on a real nats-server and three real kube-apiservers.
+
+Standing in for the other services: Cluster objects are written into `clusters` and
+credentials through `CredentialStore.put` (the registry), templates, policies and
+ResourceBindings straight into their buckets (the scheduler). Everything else is checked
+through each member's own API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from foot.bus import Bus
+from foot.bus.catalog import (
+    AGGREGATED_STATUS,
+    BINDINGS,
+    CLUSTER_CREDENTIALS,
+    CLUSTERS,
+    POLICIES,
+    TEMPLATES,
+    WORKS,
+)
+from foot.credentials import ClusterCredential, CredentialStore
+from foot.kinds import KINDS
+from foot.kinds.works import AggregatedStatus, Work
+from foot.kube import KubeClient, KubeTarget
+from foot.kube.errors import KubeNotFoundError
+from foot.natsserver import EmbeddedNats
+from foot.secrets import SecretBox
+from foot_dispatcher.service import DispatcherService, DispatcherSettings
+from foot_testenv.clusters import KubeCluster, KubeClusters
+
+pytestmark = pytest.mark.kube
+
+CLUSTER_KIND = KINDS.lookup("cluster.foot.dev/v1alpha1", "Cluster")
+BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
+REGIONS = ("eu", "us", "us")
+
+
+async def until(check: Callable[[], Awaitable[bool]], *, within: float = 30.0) -> None:
+    """Poll an async condition (state in member clusters offers no event to wait on)."""
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110 - member state offers no event
+            await asyncio.sleep(0.1)
+
+
+class Harness:
+    """Stands in for the registry and the scheduler; reads members as the admin."""
+
+    def __init__(self, bus: Bus, clusters: KubeClusters, key_file: Path) -> None:
+        self.bus = bus
+        self.clusters = list(clusters)
+        self.key_file = key_file
+        self.namespace = f"shop-{uuid.uuid4().hex[:6]}"
+        self.kubes: dict[str, KubeClient] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.clusters]
+
+    async def join(self, cluster: KubeCluster, region: str, sync_mode: str = "Push") -> None:
+        document = {
+            "apiVersion": "cluster.foot.dev/v1alpha1",
+            "kind": "Cluster",
+            "metadata": {"name": cluster.name, "labels": {"region": region}},
+            "spec": {"syncMode": sync_mode, "apiEndpoint": cluster.server, "region": region},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }
+        store = await self.bus.kv(CLUSTERS.name)
+        await store.put(CLUSTER_KIND.key(None, cluster.name), orjson.dumps(document))
+        credentials = CredentialStore(
+            await self.bus.kv(CLUSTER_CREDENTIALS.name), SecretBox.from_file(self.key_file)
+        )
+        await credentials.put(
+            ClusterCredential(
+                cluster=cluster.name,
+                server=cluster.server,
+                token=cluster.admin_token,  # type: ignore[arg-type]
+                ca_pem=cluster.ca_path.read_text(),
+            )
+        )
+        self.kubes[cluster.name] = KubeClient(
+            KubeTarget.from_kubeconfig(
+                cluster.kubeconfig_path.read_text(), base_dir=cluster.kubeconfig_path.parent
+            )
+        )
+
+    async def template(self, document: dict[str, Any]) -> str:
+        info = KINDS.lookup(document["apiVersion"], document["kind"])
+        parsed = KINDS.parse(document)
+        key = info.key(parsed.namespace, parsed.name)
+        await (await self.bus.kv(TEMPLATES.name)).put(key, parsed.to_json())
+        return key
+
+    async def policy(self, document: dict[str, Any]) -> None:
+        info = KINDS.lookup(document["apiVersion"], document["kind"])
+        parsed = KINDS.parse(document)
+        await (await self.bus.kv(POLICIES.name)).put(
+            info.key(parsed.namespace, parsed.name), parsed.to_json()
+        )
+
+    async def bind(
+        self,
+        kind: str,
+        name: str,
+        clusters: dict[str, int | None],
+        *,
+        api_version: str = "apps/v1",
+        evictions: list[dict[str, Any]] | None = None,
+        **spec: Any,
+    ) -> str:
+        binding_name = f"{name}-{kind.lower()}"
+        document = {
+            "apiVersion": "work.foot.dev/v1alpha1",
+            "kind": "ResourceBinding",
+            "metadata": {"name": binding_name, "namespace": self.namespace},
+            "spec": {
+                "resource": {
+                    "apiVersion": api_version,
+                    "kind": kind,
+                    "namespace": self.namespace,
+                    "name": name,
+                },
+                "clusters": [{"name": n, "replicas": r} for n, r in sorted(clusters.items())],
+                "gracefulEvictions": evictions or [],
+                **spec,
+            },
+        }
+        key = BINDING_KIND.key(self.namespace, binding_name)
+        await (await self.bus.kv(BINDINGS.name)).put(key, orjson.dumps(document))
+        return key
+
+    async def unbind(self, key: str) -> None:
+        await (await self.bus.kv(BINDINGS.name)).delete(key)
+
+    async def member_get(self, cluster: str, path: str) -> dict[str, Any] | None:
+        try:
+            body = await self.kubes[cluster].get(path)
+        except KubeNotFoundError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def deployment_path(self, name: str = "web") -> str:
+        return f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{name}"
+
+    async def kubelet(self, cluster: str, name: str = "web") -> bool:
+        """Write Deployment readiness through the status subresource, as a kubelet would."""
+        found = await self.member_get(cluster, self.deployment_path(name))
+        if found is None:
+            return False
+        replicas = found["spec"]["replicas"]
+        await self.kubes[cluster].merge_patch(
+            self.deployment_path(name) + "/status",
+            {
+                "status": {
+                    "observedGeneration": found["metadata"]["generation"],
+                    "replicas": replicas,
+                    "updatedReplicas": replicas,
+                    "readyReplicas": replicas,
+                    "availableReplicas": replicas,
+                }
+            },
+        )
+        return True
+
+    async def aggregated(self, template_key: str) -> AggregatedStatus | None:
+        entry = await (await self.bus.kv(AGGREGATED_STATUS.name)).get(template_key)
+        if entry is None or entry.value is None:
+            return None
+        return AggregatedStatus.model_validate_json(entry.value)
+
+    async def works(self) -> dict[str, Work]:
+        store = await self.bus.kv(WORKS.name)
+        return {e.key: Work.from_json(e.value) for e in await store.entries() if e.value}
+
+    async def cleanup(self) -> None:
+        for kube in self.kubes.values():
+            with contextlib.suppress(KubeNotFoundError):
+                await kube.delete(f"/api/v1/namespaces/{self.namespace}")
+            await kube.close()
+
+
+@pytest.fixture
+async def harness(
+    nats_server: EmbeddedNats, kube_clusters: KubeClusters, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    key_file = tmp_path / "secret.key"
+    SecretBox.from_file(key_file, create=True)
+    async with await Bus.connect(nats_server.url, "harness") as bus:
+        await bus.declare()
+        h = Harness(bus, kube_clusters, key_file)
+        for cluster, region in zip(kube_clusters, REGIONS, strict=True):
+            await h.join(cluster, region)
+        try:
+            yield h
+        finally:
+            await h.cleanup()
+
+
+def dispatcher(nats_server: EmbeddedNats, harness: Harness) -> DispatcherService:
+    return DispatcherService(
+        DispatcherSettings(
+            nats_url=nats_server.url,
+            secret_key_file=harness.key_file,
+            log_format="text",
+        )
+    )
+
+
+def app(namespace: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": namespace, "labels": {"app": "web"}},
+            "spec": {
+                "replicas": 6,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "web",
+                                "image": "registry.example.com/shop/web:1.0",
+                                "volumeMounts": [{"name": "conf", "mountPath": "/etc/web"}],
+                            }
+                        ],
+                        "volumes": [{"name": "conf", "configMap": {"name": "web-config"}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "web-config", "namespace": namespace},
+            "data": {"mode": "prod"},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": namespace},
+            "spec": {
+                "type": "NodePort",
+                "selector": {"app": "web"},
+                "ports": [{"name": "http", "port": 80}],
+            },
+        },
+    ]
+
+
+def eu_image_override(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy.karmada.io/v1alpha1",
+        "kind": "OverridePolicy",
+        "metadata": {"name": "eu-registry", "namespace": namespace},
+        "spec": {
+            "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
+            "overrideRules": [
+                {
+                    "targetCluster": {"labelSelector": {"matchLabels": {"region": "eu"}}},
+                    "overriders": {
+                        "imageOverrider": [
+                            {
+                                "component": "Registry",
+                                "operator": "replace",
+                                "value": "eu.example.com",
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
+    }
+
+
+async def test_app_lands_with_weights_and_overrides_then_moves_by_purge_mode(
+    nats_server: EmbeddedNats, harness: Harness
+) -> None:
+    """Acceptance 1 and 3."""
+    h = harness
+    m1, m2, m3 = h.names
+    ns = h.namespace
+    deployment_key, *_ = [await h.template(d) for d in app(ns)]
+    await h.policy(eu_image_override(ns))
+    # The scheduler's decision for static weights 1:2 over m1, m2 (6 replicas), and the
+    # Service duplicated to the same clusters.
+    web = await h.bind("Deployment", "web", {m1: 2, m2: 4}, propagateDeps=True)
+    await h.bind("Service", "web", {m1: None, m2: None}, api_version="v1")
+    async with dispatcher(nats_server, h):
+
+        async def landed() -> bool:
+            first = await h.member_get(m1, h.deployment_path())
+            second = await h.member_get(m2, h.deployment_path())
+            return first is not None and second is not None
+
+        await until(landed)
+        for cluster, replicas, image in [
+            (m1, 2, "eu.example.com/shop/web:1.0"),
+            (m2, 4, "registry.example.com/shop/web:1.0"),
+        ]:
+            found = await h.member_get(cluster, h.deployment_path())
+            assert found is not None
+            assert found["spec"]["replicas"] == replicas
+            assert found["spec"]["template"]["spec"]["containers"][0]["image"] == image
+            assert {e["manager"] for e in found["metadata"]["managedFields"]} == {"foot"}
+            config = await h.member_get(cluster, f"/api/v1/namespaces/{ns}/configmaps/web-config")
+            assert config is not None, "propagateDeps brought the mounted ConfigMap"
+            assert config["data"] == {"mode": "prod"}
+            service = await h.member_get(cluster, f"/api/v1/namespaces/{ns}/services/web")
+            assert service is not None
+        assert await h.member_get(m3, h.deployment_path()) is None
+
+        # Acceptance 3: readiness through the status subresource -> aggregated status.
+        await until(lambda: h.kubelet(m1))
+        await until(lambda: h.kubelet(m2))
+
+        async def all_ready() -> bool:
+            status = await h.aggregated(deployment_key)
+            return status is not None and status.ready_replicas == 6 and status.health == "Healthy"
+
+        await until(all_ready)
+        status = await h.aggregated(deployment_key)
+        assert status is not None
+        assert status.replicas == 6
+        assert [(c.cluster, c.replicas, c.ready_replicas, c.health) for c in status.clusters] == [
+            (m1, 2, 2, "Healthy"),
+            (m2, 4, 4, "Healthy"),
+        ]
+        works = await h.works()
+        service_work = next(
+            w for k, w in works.items() if k.startswith(f"{m1}.") and "web-service" in k
+        )
+        endpoints = service_work.status.manifests[0].service
+        assert endpoints is not None
+        assert endpoints.type == "NodePort"
+        assert endpoints.ports[0].node_port is not None
+
+        # The policy changes: m1 is left with purge mode Graciously; its copy stays until the
+        # replacement on m3 is ready.
+        await h.bind(
+            "Deployment",
+            "web",
+            {m2: 3, m3: 3},
+            propagateDeps=True,
+            evictions=[
+                {
+                    "fromCluster": m1,
+                    "replicas": 2,
+                    "reason": "policy changed",
+                    "purgeMode": "Graciously",
+                    "gracePeriodSeconds": 600,
+                    "createdAt": datetime.now(UTC).isoformat(),
+                }
+            ],
+        )
+
+        async def on_m3() -> bool:
+            return await h.member_get(m3, h.deployment_path()) is not None
+
+        await until(on_m3)
+        second = await h.member_get(m2, h.deployment_path())
+        assert second is not None
+        assert second["spec"]["replicas"] == 3
+        await asyncio.sleep(1.0)
+        assert await h.member_get(m1, h.deployment_path()) is not None, "kept until ready"
+        status = await h.aggregated(deployment_key)
+        assert status is not None
+        assert any(c.cluster == m1 and c.leaving for c in status.clusters)
+        await until(lambda: h.kubelet(m2))
+        await until(lambda: h.kubelet(m3))
+
+        async def m1_gone() -> bool:
+            return await h.member_get(m1, h.deployment_path()) is None
+
+        await until(m1_gone)
+        assert await h.member_get(m1, f"/api/v1/namespaces/{ns}/configmaps/web-config") is None
+        third = await h.member_get(m3, h.deployment_path())
+        assert third is not None
+        assert third["spec"]["template"]["spec"]["containers"][0]["image"].startswith(
+            "registry.example.com/"
+        ), "m3 is not in the eu region: no override"
+
+        # Purge mode Directly (no eviction kept by the scheduler): m2's copy goes at once.
+        await h.bind("Deployment", "web", {m3: 6}, propagateDeps=True)
+
+        async def m2_gone() -> bool:
+            return await h.member_get(m2, h.deployment_path()) is None
+
+        await until(m2_gone)
+        # The Service binding is untouched: still on m1 and m2.
+        assert await h.member_get(m1, f"/api/v1/namespaces/{ns}/services/web") is not None
+
+        # Template deleted with preserveResourcesOnDeletion: the member keeps its objects.
+        await h.bind(
+            "Deployment", "web", {m3: 6}, propagateDeps=True, preserveResourcesOnDeletion=True
+        )
+
+        async def preserved_marked() -> bool:
+            works = await h.works()
+            return any(
+                w.spec.preserve_on_deletion for k, w in works.items() if "web-deployment" in k
+            )
+
+        await until(preserved_marked)
+        await h.unbind(web)
+
+        async def works_gone() -> bool:
+            works = await h.works()
+            return not any("web-deployment" in k for k in works)
+
+        await until(works_gone)
+        assert await h.member_get(m3, h.deployment_path()) is not None, "preserved"
+        assert await h.aggregated(deployment_key) is None
+
+
+async def test_conflicts_abort_then_overwrite(nats_server: EmbeddedNats, harness: Harness) -> None:
+    """Acceptance 2 (the CLI view is tested with `foot describe` elsewhere in this file)."""
+    h = harness
+    m1 = h.names[0]
+    ns = h.namespace
+    kube = h.kubes[m1]
+    await kube.create("/api/v1/namespaces", {"metadata": {"name": ns}})
+    await kube.create(
+        f"/api/v1/namespaces/{ns}/configmaps",
+        {"metadata": {"name": "settings"}, "data": {"owner": "someone-else"}},
+    )
+    template_key = await h.template(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": ns},
+            "data": {"owner": "foot"},
+        }
+    )
+    await h.bind("ConfigMap", "settings", {m1: None}, api_version="v1")
+    async with dispatcher(nats_server, h):
+
+        async def conflict_seen() -> bool:
+            status = await h.aggregated(template_key)
+            return (
+                status is not None and bool(status.clusters) and bool(status.clusters[0].conflicts)
+            )
+
+        await until(conflict_seen)
+        path = f"/api/v1/namespaces/{ns}/configmaps/settings"
+        untouched = await h.member_get(m1, path)
+        assert untouched is not None
+        assert untouched["data"] == {"owner": "someone-else"}
+        status = await h.aggregated(template_key)
+        assert status is not None
+        assert "was not created by FOOT" in status.clusters[0].conflicts[0]
+        assert not status.applied
+
+        await h.bind(
+            "ConfigMap", "settings", {m1: None}, api_version="v1", conflictResolution="Overwrite"
+        )
+
+        async def taken_over() -> bool:
+            found = await h.member_get(m1, path)
+            return found is not None and found["data"] == {"owner": "foot"}
+
+        await until(taken_over)
+
+        async def applied() -> bool:
+            status = await h.aggregated(template_key)
+            return status is not None and status.applied and not status.clusters[0].conflicts
+
+        await until(applied)
