@@ -1,0 +1,13 @@
+"""More agent tasks: each entry is called with the `Agent` before it starts and registers
+its tasks with `agent.add_task(name, factory)`. Work pulling (the dispatcher's part of
+pull mode) plugs in here as a module of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from foot_agent.agent import Agent
+
+EXTENSIONS: list[Callable[[Agent], None]] = []
