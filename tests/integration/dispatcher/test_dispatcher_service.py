@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -35,6 +38,7 @@ from foot.kinds.works import AggregatedStatus, Work
 from foot.kube import KubeClient, KubeTarget
 from foot.kube.errors import KubeNotFoundError
 from foot.natsserver import EmbeddedNats
+from foot.processes import spawn
 from foot.secrets import SecretBox
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_testenv.clusters import KubeCluster, KubeClusters
@@ -477,3 +481,115 @@ async def test_conflicts_abort_then_overwrite(nats_server: EmbeddedNats, harness
             return status is not None and status.applied and not status.clusters[0].conflicts
 
         await until(applied)
+
+
+def deployment_template(namespace: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": f"example.com/{name}:1"}]},
+            },
+        },
+    }
+
+
+class DispatcherProcess:
+    """The dispatcher as its own process, so it can be SIGKILLed mid-rollout."""
+
+    def __init__(self, nats: EmbeddedNats, harness: Harness, log: Path, **env: str) -> None:
+        variables = {
+            **os.environ,
+            "FOOT_NATS_URL": nats.url,
+            "FOOT_SECRET_KEY_FILE": str(harness.key_file),
+            "FOOT_ADMIN_PORT": "0",
+            "FOOT_LOG_FORMAT": "text",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] = spawn(
+            [sys.executable, "-m", "foot_dispatcher"], env=variables, log_path=log
+        )
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+async def test_killed_mid_rollout_converges_exactly_after_restart(
+    nats_server: EmbeddedNats, harness: Harness, tmp_path: Path
+) -> None:
+    """Acceptance 6: SIGKILL mid-rollout, placement changes while it is down, restart: the
+    end state is exact, nothing was applied twice with different content, nothing orphaned."""
+    h = harness
+    m1, m2, m3 = h.names
+    ns = h.namespace
+    count = 24
+    names = [f"app-{n:02d}" for n in range(count)]
+    for name in names:
+        await h.template(deployment_template(ns, name))
+        await h.bind("Deployment", name, {m1: 1, m2: 1})
+    slow = {"FOOT_CLUSTER_APPLIES_PER_SECOND": "8", "FOOT_CLUSTER_APPLY_BURST": "1"}
+    first = DispatcherProcess(nats_server, h, tmp_path / "first.log", **slow)
+    try:
+
+        async def some_applied() -> bool:
+            works = await h.works()
+            return sum(1 for w in works.values() if w.status.applied_hash) >= 6
+
+        await until(some_applied)
+        first.kill()
+    finally:
+        first.kill()
+    works_at_kill = await h.works()
+    applied_at_kill = sum(1 for w in works_at_kill.values() if w.status.applied_hash)
+    assert applied_at_kill < 2 * count, "killed mid-rollout, not after it"
+    # While it is down, half the apps move from m2 to m3 (purge mode Directly).
+    moved = set(names[: count // 2])
+    for name in moved:
+        await h.bind("Deployment", name, {m1: 1, m3: 1})
+    second = DispatcherProcess(nats_server, h, tmp_path / "second.log")
+    expected = {
+        m1: set(names),
+        m2: set(names) - moved,
+        m3: moved,
+    }
+    try:
+
+        async def member_names(cluster: str) -> set[str]:
+            listing = await h.kubes[cluster].get(
+                f"/apis/apps/v1/namespaces/{ns}/deployments",
+                labelSelector="foot.dev/managed-by=foot",
+            )
+            return {item["metadata"]["name"] for item in listing.get("items") or []}
+
+        async def converged() -> bool:
+            for cluster, wanted in expected.items():
+                if await member_names(cluster) != wanted:
+                    return False
+            works = await h.works()
+            return len(works) == 2 * count and all(
+                w.status.applied_hash == w.spec.manifests_hash for w in works.values()
+            )
+
+        await until(converged, within=60)
+    finally:
+        second.kill()
+    for cluster, wanted in expected.items():
+        listing = await h.kubes[cluster].get(f"/apis/apps/v1/namespaces/{ns}/deployments")
+        items = listing.get("items") or []
+        assert {i["metadata"]["name"] for i in items} == wanted, "nothing orphaned"
+        for item in items:
+            # Applying different content would have bumped the generation.
+            assert item["metadata"]["generation"] == 1, item["metadata"]["name"]
+            assert item["spec"]["replicas"] == 1
+            managers = {e["manager"] for e in item["metadata"]["managedFields"]}
+            assert managers == {"foot"}
+    works = await h.works()
+    assert {w.spec.cluster for w in works.values()} == {m1, m2, m3}
+    assert not any(w.spec.deleting for w in works.values())
