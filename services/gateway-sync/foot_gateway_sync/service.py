@@ -1,9 +1,377 @@
-"""The gateway-sync service."""
+"""The gateway-sync service: GatewayRoutes + works' status + cluster health -> APISIX.
+
+The shell around the pure core (`foot_gateway_sync.core`):
+
+* it owns GatewayRoutes (stored by the generic API ingest, validated there);
+* it mirrors works, clusters and GatewayRoutes (informers, parsed once per
+  change) and listens to the registry's health events on plain NATS, so a
+  cluster that goes NotReady is drained the moment the event arrives;
+* one sync loop per APISIX instance (several are kept identical): on any change
+  it computes the desired objects, diffs them against what it last knew of that
+  instance and sends the writes in a safe order; every `resync_seconds` (and at
+  start, and after any error) it lists the instance again, which reverts manual
+  edits of managed objects. Unmanaged objects are never touched. An instance
+  that is down is retried with capped backoff and converges when it is back.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import aiohttp
+from nats.aio.msg import Msg
+from pydantic import Field, SecretStr, ValidationError, field_validator
+
+from foot.bus import Entry, Informer
+from foot.bus.catalog import CLUSTERS, GATEWAY_ROUTES, HEALTH_PREFIX, WORKS
+from foot.errors import FootError, PermanentError
+from foot.health import ClusterHealthEvent
+from foot.kinds.clusters import Cluster
+from foot.kinds.gateway import GatewayRoute
+from foot.kinds.works import Work
 from foot.runtime.service import Service
+from foot.runtime.settings import ServiceSettings
+from foot_gateway_sync.apisix import ApisixClient
+from foot_gateway_sync.core import (
+    ROUTES,
+    UPSTREAMS,
+    ClusterView,
+    DesiredState,
+    HeardHealth,
+    Operation,
+    cluster_view,
+    desired_state,
+    plan,
+)
+
+log = logging.getLogger(__name__)
+
+ObjectKey = tuple[str, str]
+
+
+class GatewaySyncSettings(ServiceSettings):
+    apisix_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9180"], min_length=1)
+    """Admin API base URLs of the APISIX instances to keep identical, e.g.
+    ["http://apisix-1:9180","http://apisix-2:9180"] (JSON list in FOOT_APISIX_URLS)."""
+    apisix_admin_key: SecretStr | None = None
+    """Admin API key (X-API-KEY); prefer apisix_admin_key_file. Never logged."""
+    apisix_admin_key_file: Path | None = None
+    """File holding the Admin API key (mode 600); wins over apisix_admin_key."""
+    resync_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """Full resync period: list every instance and revert manual edits of managed objects."""
+    request_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    """Longest one Admin API request may take."""
+    request_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts per Admin API request (connection errors, timeouts, 5xx) before the sync pass
+    fails and is retried with backoff."""
+    retry_max_seconds: float = Field(default=2.0, gt=0, le=300)
+    """Cap of the backoff between failed sync passes of an instance (APISIX down)."""
+
+    @field_validator("apisix_urls")
+    @classmethod
+    def _urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        if len(set(urls)) != len(urls):
+            raise ValueError("lists an instance twice")
+        return urls
+
+    def admin_key(self) -> str:
+        if self.apisix_admin_key_file is not None:
+            try:
+                return self.apisix_admin_key_file.read_text().strip()
+            except OSError as exc:
+                raise PermanentError(
+                    f"apisix_admin_key_file {self.apisix_admin_key_file}: {exc.strerror}"
+                ) from exc
+        if self.apisix_admin_key is not None:
+            return self.apisix_admin_key.get_secret_value()
+        raise PermanentError(
+            "no APISIX Admin API key: set apisix_admin_key_file (FOOT_APISIX_ADMIN_KEY_FILE) "
+            "or apisix_admin_key (FOOT_APISIX_ADMIN_KEY)"
+        )
+
+
+@dataclass(slots=True)
+class Instance:
+    """One APISIX instance and what gateway-sync last knew of it."""
+
+    client: ApisixClient
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    actual: dict[ObjectKey, dict[str, Any]] | None = None
+    """Objects as last listed and written (None: list again before the next pass)."""
+    last_full: float = 0.0
+    synced: bool = False
+    failures: int = 0
+    passes: int = 0
+    writes: int = 0
+    last_error: str = ""
+    problems: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return self.client.url
 
 
 class GatewaySyncService(Service):
     name = "gateway-sync"
+    settings_model: ClassVar[type[ServiceSettings]] = GatewaySyncSettings
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        if not isinstance(settings, GatewaySyncSettings):
+            settings = GatewaySyncSettings(**settings.model_dump())
+        super().__init__(settings)
+        self.config: GatewaySyncSettings = settings
+        self.routes: dict[str, GatewayRoute] = {}
+        self.clusters: dict[str, Cluster] = {}
+        self._cluster_names: dict[str, str] = {}
+        self.works: dict[str, Work] = {}
+        self.heard: dict[str, HeardHealth] = {}
+        self.instances: list[Instance] = []
+        self._desired: DesiredState | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._informers_ready: list[Informer] = []
+
+    # ---- wiring -------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        key = self.config.admin_key()
+        self._session = aiohttp.ClientSession()
+        self.instances = [
+            Instance(
+                ApisixClient(
+                    url,
+                    key,
+                    self._session,
+                    attempts=self.config.request_attempts,
+                    timeout_seconds=self.config.request_timeout_seconds,
+                )
+            )
+            for url in self.config.apisix_urls
+        ]
+        routes = await self.watch(GATEWAY_ROUTES.name)
+        routes.listen(self._on_route)
+        clusters = await self.watch(CLUSTERS.name)
+        clusters.listen(self._on_cluster)
+        works = await self.watch(WORKS.name)
+        works.listen(self._on_work)
+        self._informers_ready = [routes, clusters, works]
+        await self.bus.client.subscribe(f"{HEALTH_PREFIX}.>", cb=self._on_health)
+        for instance in self.instances:
+            self.supervisor.spawn(
+                f"sync:{instance.url}", functools.partial(self._sync_loop, instance)
+            )
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def readiness_problems(self) -> list[str]:
+        problems = super().readiness_problems()
+        problems += [
+            f"APISIX {i.url} not in sync yet: {i.last_error or 'first pass pending'}"
+            for i in self.instances
+            if not i.synced
+        ]
+        return problems
+
+    # ---- triggers -----------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        self._desired = None
+        for instance in self.instances:
+            instance.wake.set()
+
+    def _on_route(self, entry: Entry) -> None:
+        if entry.deleted or entry.value is None:
+            if self.routes.pop(entry.key, None) is not None:
+                self._changed()
+            return
+        try:
+            route = GatewayRoute.from_json(entry.value)
+        except ValidationError as exc:
+            log.error("gateway route %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
+            return
+        old = self.routes.get(entry.key)
+        self.routes[entry.key] = route
+        if old is None or old.spec != route.spec or old.metadata.name != route.metadata.name:
+            self._changed()
+
+    def _on_cluster(self, entry: Entry) -> None:
+        if entry.deleted or entry.value is None:
+            gone = self._cluster_names.pop(entry.key, None)
+            if gone is not None:
+                self.clusters.pop(gone, None)
+                self._changed()
+            return
+        try:
+            cluster = Cluster.from_json(entry.value)
+        except ValidationError as exc:
+            log.error("cluster %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
+            return
+        old = self.clusters.get(cluster.name)
+        self._cluster_names[entry.key] = cluster.name
+        self.clusters[cluster.name] = cluster
+        if old is None or cluster_view(old) != cluster_view(cluster):
+            self._changed()  # a heartbeat changes nothing the gateway depends on
+
+    def _on_work(self, entry: Entry) -> None:
+        if entry.deleted or entry.value is None:
+            if self.works.pop(entry.key, None) is not None:
+                self._changed()
+            return
+        try:
+            work = Work.from_json(entry.value)
+        except ValidationError as exc:
+            log.error("work %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
+            return
+        old = self.works.get(entry.key)
+        self.works[entry.key] = work
+        if old is None or old.status.manifests != work.status.manifests or old.spec != work.spec:
+            self._changed()
+
+    async def _on_health(self, msg: Msg) -> None:
+        try:
+            event = ClusterHealthEvent.model_validate_json(msg.data)
+        except ValidationError as exc:
+            log.warning("malformed health event on %s: %s", msg.subject, exc)
+            return
+        last = self.heard.get(event.cluster)
+        if last is not None and last.sequence > event.sequence:
+            return  # older than one already heard
+        self.heard[event.cluster] = HeardHealth(
+            event.sequence, event.ready == "True", event.observed_at
+        )
+        log.info(
+            "cluster %s is now Ready=%s (%s)",
+            event.cluster,
+            event.ready,
+            event.reason,
+            extra={"cluster": event.cluster},
+        )
+        self._changed()
+
+    # ---- the desired state --------------------------------------------------------------
+
+    def cluster_views(self) -> dict[str, ClusterView]:
+        return {
+            name: cluster_view(cluster, self.heard.get(name))
+            for name, cluster in self.clusters.items()
+        }
+
+    def desired(self) -> DesiredState:
+        if self._desired is None:
+            by_cluster: dict[str, list[Work]] = {}
+            for work in self.works.values():
+                by_cluster.setdefault(work.spec.cluster, []).append(work)
+            routes = [self.routes[key] for key in sorted(self.routes)]
+            self._desired = desired_state(routes, self.cluster_views(), by_cluster)
+        return self._desired
+
+    # ---- syncing one instance -----------------------------------------------------------
+
+    async def _synced_caches(self) -> None:
+        for informer in self._informers_ready:
+            await informer.synced.wait()
+
+    async def _sync_loop(self, instance: Instance) -> None:
+        # Never sync before every cache is complete: an empty cache would delete everything.
+        await self._synced_caches()
+        loop = asyncio.get_running_loop()
+        while True:
+            due = instance.last_full + self.config.resync_seconds
+            if instance.actual is not None and not instance.wake.is_set():
+                try:
+                    async with asyncio.timeout(max(0.0, due - loop.time())):
+                        await instance.wake.wait()
+                except TimeoutError:
+                    pass
+            instance.wake.clear()
+            full = instance.actual is None or loop.time() >= due
+            try:
+                await self.sync_once(instance, full=full)
+            except FootError as exc:
+                instance.actual = None  # list again: we no longer know what is there
+                instance.synced = False
+                instance.failures += 1
+                instance.last_error = str(exc)
+                delay = min(0.1 * 2 ** (instance.failures - 1), self.config.retry_max_seconds)
+                log.warning(
+                    "APISIX %s: sync failed (%d in a row), again in %.2fs: %s",
+                    instance.url,
+                    instance.failures,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+
+    async def sync_once(self, instance: Instance, *, full: bool) -> list[Operation]:
+        """One pass: (list the instance,) diff, write. Raises FootError on failure."""
+        started = time.perf_counter()
+        if full or instance.actual is None:
+            listed: dict[ObjectKey, dict[str, Any]] = {}
+            for resource in (UPSTREAMS, ROUTES):
+                for object_id, value in (await instance.client.list(resource)).items():
+                    listed[(resource, object_id)] = value
+            instance.actual = listed
+            instance.last_full = asyncio.get_running_loop().time()
+        actual = instance.actual
+        result = plan(self.desired().objects, actual)
+        if result.problems != instance.problems:
+            for problem in result.problems:
+                log.warning("APISIX %s: %s", instance.url, problem)
+        instance.problems = result.problems
+        for operation in result.operations:
+            await self._execute(instance, actual, operation)
+        instance.passes += 1
+        instance.writes += len(result.operations)
+        instance.failures = 0
+        instance.last_error = ""
+        instance.synced = True
+        if result.operations:
+            log.info(
+                "APISIX %s: %d write(s) in %.1f ms%s",
+                instance.url,
+                len(result.operations),
+                (time.perf_counter() - started) * 1000,
+                " (full resync)" if full else "",
+                extra={"writes": [str(op) for op in result.operations]},
+            )
+        return list(result.operations)
+
+    async def _execute(
+        self, instance: Instance, actual: dict[ObjectKey, dict[str, Any]], operation: Operation
+    ) -> None:
+        key = (operation.resource, operation.id)
+        if operation.method == "PUT":
+            assert operation.body is not None  # noqa: S101 - a PUT always has its body
+            stored = await instance.client.put(operation.resource, operation.id, operation.body)
+            actual[key] = stored
+        else:
+            await instance.client.delete(operation.resource, operation.id)
+            actual.pop(key, None)
+
+    # ---- introspection (tests, admin) ---------------------------------------------------
+
+    def instance_status(self) -> list[Mapping[str, Any]]:
+        return [
+            {
+                "url": i.url,
+                "synced": i.synced,
+                "passes": i.passes,
+                "writes": i.writes,
+                "lastError": i.last_error,
+                "problems": list(i.problems),
+            }
+            for i in self.instances
+        ]
