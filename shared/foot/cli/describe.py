@@ -87,8 +87,11 @@ async def cmd_describe(args: argparse.Namespace) -> int:
             err.print(f"[red]{info.kind} {name!r} not found{where}[/red]")
             return 1
         found = await store.get(bindings, namespace, binding_name(name, info.kind))
+        from foot.cli.status import aggregated_status, status_lines
+
+        dispatched = await aggregated_status(bus, info.key(namespace, name))
     binding = found if isinstance(found, ResourceBinding) else None
-    for line in describe_lines(template, binding):
+    for line in [*describe_lines(template, binding), *status_lines(dispatched)]:
         out.print(line, markup=False, highlight=False)
     return 0
 

@@ -134,6 +134,10 @@ async def cmd_get(args: argparse.Namespace) -> int:
             objects = [found]
         else:
             objects = await store.list(info, namespace)
+        if args.output != "table":
+            from foot.cli.status import with_status
+
+            objects = await with_status(bus, info, objects)
     if info.kind == "ResourceBinding" and args.output == "table":
         from foot.cli.describe import render_bindings
 

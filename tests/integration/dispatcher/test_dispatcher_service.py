@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 
 from foot.bus import Bus
 from foot.bus.catalog import (
@@ -55,6 +56,24 @@ async def until(check: Callable[[], Awaitable[bool]], *, within: float = 30.0) -
     async with asyncio.timeout(within):
         while not await check():  # noqa: ASYNC110 - member state offers no event
             await asyncio.sleep(0.1)
+
+
+async def foot(nats: EmbeddedNats, *args: str) -> tuple[int, str, str]:
+    """Run the `foot` CLI as a user would."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "foot.cli.main",
+        *args,
+        "--nats-url",
+        nats.url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200", "OTEL_TRACES_EXPORTER": "none"},
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
 
 
 class Harness:
@@ -341,6 +360,18 @@ async def test_app_lands_with_weights_and_overrides_then_moves_by_purge_mode(
             (m1, 2, 2, "Healthy"),
             (m2, 4, 4, "Healthy"),
         ]
+        # `foot get deployment web -o yaml` shows it as the template's status.
+        code, stdout, stderr = await foot(
+            nats_server, "get", "deployment", "web", "-n", ns, "-o", "yaml"
+        )
+        assert code == 0, stderr
+        shown = yaml.safe_load(stdout)
+        assert shown["spec"]["replicas"] == 6
+        assert shown["status"]["readyReplicas"] == 6
+        assert shown["status"]["replicas"] == 6
+        assert [
+            (c["cluster"], c["readyReplicas"], c["health"]) for c in shown["status"]["clusters"]
+        ] == [(m1, 2, "Healthy"), (m2, 4, "Healthy")]
         works = await h.works()
         service_work = next(
             w for k, w in works.items() if k.startswith(f"{m1}.") and "web-service" in k
@@ -465,6 +496,11 @@ async def test_conflicts_abort_then_overwrite(nats_server: EmbeddedNats, harness
         assert status is not None
         assert "was not created by FOOT" in status.clusters[0].conflicts[0]
         assert not status.applied
+        code, stdout, stderr = await foot(nats_server, "describe", "configmap/settings", "-n", ns)
+        assert code == 0, stderr
+        assert "not applied" in stdout
+        assert "Conflict: ConfigMap" in stdout
+        assert "was not created by FOOT; conflictResolution is Abort" in stdout
 
         await h.bind(
             "ConfigMap", "settings", {m1: None}, api_version="v1", conflictResolution="Overwrite"
