@@ -108,7 +108,7 @@ class Dashboard:
             return answer
         detail = answer.get("detail") if isinstance(answer, dict) else answer
         message = f"dashboard {method} {path}: HTTP {status}: {detail}"
-        if status == 404:  # noqa: PLR2004
+        if status == 404 or _rgw_not_found(detail):  # noqa: PLR2004
             if missing_ok:
                 return None
             raise NotFoundError(message)
@@ -208,7 +208,7 @@ class Dashboard:
             "uid": uid,
             "display_name": f"FOOT storage claim {uid}",
             "max_buckets": max_buckets,
-            "generate_key": False,
+            "generate_key": True,  # the dashboard creates buckets with the owner's key
         }
         await self.call("POST", "/api/rgw/user", body)
 
@@ -380,6 +380,12 @@ class CephCli:
     async def remove_subvolume(self, fs: str, name: str, group: str) -> None:
         with contextlib.suppress(NotFoundError):
             await self.run("fs", "subvolume", "rm", fs, name, "--group_name", group)
+
+
+def _rgw_not_found(detail: Any) -> bool:
+    """The dashboard answers 500 when the RGW admin API it asks answers 404 (NoSuchUser, ...)."""
+    text = str(detail)
+    return "status code 404" in text or "NoSuchUser" in text or "NoSuchBucket" in text
 
 
 _RETRYABLE_ERRNOS = {
