@@ -124,8 +124,8 @@ async def setup(bus: Bus, routes: int) -> None:
     clusters = await bus.kv(CLUSTERS.name)
     works = await bus.kv(WORKS.name)
     for index, name in enumerate(CLUSTER_NAMES):
-        body = cluster(name, gateway_address=ADDRESSES[name])
-        await clusters.put(CLUSTER_KIND.key(None, name), body.to_json())
+        member = cluster(name, gateway_address=ADDRESSES[name])
+        await clusters.put(CLUSTER_KIND.key(None, name), member.to_json())
         for app in range(routes):
             item = work(name, f"app{app:03d}", ready=1 + index, node_port=30000 + app)
             await works.put(f"{name}.shop.app{app:03d}", item.to_json())
