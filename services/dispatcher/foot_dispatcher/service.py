@@ -66,7 +66,13 @@ from foot.secrets import SecretBox
 from foot.telemetry import extract_context, inject_headers, tracer
 from foot_dispatcher.core import workstatus
 from foot_dispatcher.core.lifecycle import aggregate, removal, replacement_ready, work_applied
-from foot_dispatcher.core.render import dependency_keys, desired_work, render, work_key
+from foot_dispatcher.core.render import (
+    RenderedWork,
+    dependency_keys,
+    desired_work,
+    render,
+    work_key,
+)
 from foot_dispatcher.members import Member, Members
 
 log = logging.getLogger(__name__)
@@ -486,19 +492,19 @@ class DispatcherService(Service):
             result = render(binding, template, deps, list(self.overrides.values()), self.clusters)
             for name, rendered in sorted(result.works.items()):
                 key = work_key(name, binding_key)
-                stored = await self._put_work(
-                    key,
-                    lambda current, r=rendered: desired_work(  # type: ignore[misc]
+
+                def change(current: Work | None, r: RenderedWork = rendered) -> Work | None:
+                    desired = desired_work(
                         binding, r, current, traceparent=binding.metadata.traceparent
-                    ),
-                )
-                if stored is not None:
-                    await self._put_work(
-                        key,
-                        lambda c: workstatus.rendered_condition(c, None, now=now) if c else None,
                     )
-                    if not work_applied(stored) or stored.spec.suspended:
-                        self._lane(name).add(key)
+                    base = desired or current
+                    if base is None:
+                        return None
+                    return workstatus.rendered_condition(base, None, now=now) or desired
+
+                stored = await self._put_work(key, change)
+                if stored is not None and (not work_applied(stored) or stored.spec.suspended):
+                    self._lane(name).add(key)
             for name, error in sorted(result.errors.items()):
                 log.warning("cannot render %s for %s: %s", binding_key, name, error)
                 await self._put_work(
