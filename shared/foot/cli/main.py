@@ -168,6 +168,11 @@ def render(
     if not objects:
         err.print(f"no {plural} found")
         return
+    if plural == "clusters":
+        from foot.cli.cluster import render_clusters
+
+        render_clusters(objects)
+        return
     table = Table(box=None, pad_edge=False)
     columns = ["NAMESPACE"] if show_namespace else []
     for column in [*columns, "NAME", "GENERATION", "AGE"]:
@@ -244,11 +249,20 @@ def parser() -> argparse.ArgumentParser:
     delete.add_argument("-n", "--namespace")
     delete.add_argument("-f", "--filename", action="append")
     delete.set_defaults(run=cmd_delete, is_async=True)
+
+    from foot.cli.cluster import add_commands as add_cluster_commands
+
+    add_cluster_commands(commands, with_nats)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["agent"]:  # every option after it is the agent's own
+        from foot.cli.cluster import exec_agent
+
+        exec_agent(words[1:])
+    args = parser().parse_args(words)
     try:
         code = asyncio.run(args.run(args)) if args.is_async else args.run(args)
     except (FootError, OSError) as exc:
