@@ -29,12 +29,12 @@ import aiohttp
 from nats.aio.msg import Msg
 from pydantic import Field, SecretStr, ValidationError, field_validator
 
-from foot.bus import Entry, Informer
+from foot.bus import Entry, Informer, KvStore
 from foot.bus.catalog import CLUSTERS, GATEWAY_ROUTES, HEALTH_PREFIX, WORKS
-from foot.errors import FootError, PermanentError
+from foot.errors import ConflictError, FootError, PermanentError
 from foot.health import ClusterHealthEvent
 from foot.kinds.clusters import Cluster
-from foot.kinds.gateway import GatewayRoute
+from foot.kinds.gateway import GatewayInstanceStatus, GatewayRoute, GatewayRouteStatus
 from foot.kinds.works import Work
 from foot.runtime.service import Service
 from foot.runtime.settings import ServiceSettings
@@ -49,6 +49,7 @@ from foot_gateway_sync.core import (
     cluster_view,
     desired_state,
     plan,
+    route_key,
 )
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,9 @@ class GatewaySyncService(Service):
         self._desired: DesiredState | None = None
         self._session: aiohttp.ClientSession | None = None
         self._informers_ready: list[Informer] = []
+        self._routes_store: KvStore | None = None
+        self._status_due = asyncio.Event()
+        self._status_written: dict[str, GatewayRouteStatus] = {}
 
     # ---- wiring -------------------------------------------------------------------------
 
@@ -165,10 +169,12 @@ class GatewaySyncService(Service):
         works.listen(self._on_work)
         self._informers_ready = [routes, clusters, works]
         await self.bus.client.subscribe(f"{HEALTH_PREFIX}.>", cb=self._on_health)
+        self._routes_store = await self.bus.kv(GATEWAY_ROUTES.name)
         for instance in self.instances:
             self.supervisor.spawn(
                 f"sync:{instance.url}", functools.partial(self._sync_loop, instance)
             )
+        self.supervisor.spawn("route-status", self._status_loop)
 
     async def stop(self) -> None:
         await super().stop()
@@ -305,6 +311,7 @@ class GatewaySyncService(Service):
                 instance.synced = False
                 instance.failures += 1
                 instance.last_error = str(exc)
+                self._status_due.set()
                 delay = min(0.1 * 2 ** (instance.failures - 1), self.config.retry_max_seconds)
                 log.warning(
                     "APISIX %s: sync failed (%d in a row), again in %.2fs: %s",
@@ -338,6 +345,7 @@ class GatewaySyncService(Service):
         instance.failures = 0
         instance.last_error = ""
         instance.synced = True
+        self._status_due.set()
         if result.operations:
             log.info(
                 "APISIX %s: %d write(s) in %.1f ms%s",
@@ -360,6 +368,51 @@ class GatewaySyncService(Service):
         else:
             await instance.client.delete(operation.resource, operation.id)
             actual.pop(key, None)
+
+    # ---- GatewayRoute status (written by this service only) -----------------------------
+
+    def route_status(self, route: GatewayRoute) -> GatewayRouteStatus:
+        plan = self.desired().plans.get(route_key(route))
+        nodes = (
+            {}
+            if plan is None
+            else {role: [node.address for node in found] for role, found in plan.nodes.items()}
+        )
+        return GatewayRouteStatus(
+            observed_generation=route.metadata.generation,
+            nodes=nodes,
+            answering_fast=plan is not None and plan.answering_fast,
+            instances=[
+                GatewayInstanceStatus(url=i.url, synced=i.synced, message=i.last_error)
+                for i in self.instances
+            ],
+        )
+
+    async def _status_loop(self) -> None:
+        await self._synced_caches()
+        while True:
+            await self._status_due.wait()
+            self._status_due.clear()
+            for key in sorted(self.routes):
+                route = self.routes.get(key)
+                if route is None:
+                    continue
+                status = self.route_status(route)
+                if self._status_written.get(key) == status or route.status == status:
+                    continue
+                assert self._routes_store is not None  # noqa: S101 - set in setup()
+                entry = await self._routes_store.get(key)
+                if entry is None or entry.value is None:
+                    continue
+                stored = GatewayRoute.from_json(entry.value)
+                try:
+                    await self._routes_store.update(
+                        key, stored.model_copy(update={"status": status}).to_json(), entry.revision
+                    )
+                except ConflictError:
+                    self._status_due.set()  # changed meanwhile: try again next round
+                    continue
+                self._status_written[key] = status
 
     # ---- introspection (tests, admin) ---------------------------------------------------
 

@@ -354,6 +354,8 @@ class GatewayRouteStatus(FrozenModel):
     """The spec generation last written to APISIX."""
     nodes: dict[str, list[str]] = Field(default_factory=dict)
     """Per role (stable, canary, blue, green): `host:port` nodes in APISIX."""
+    answering_fast: bool = False
+    """No backend is ready anywhere: APISIX answers 503 at once (fault-injection)."""
     instances: list[GatewayInstanceStatus] = Field(default_factory=list)
     """Per APISIX instance: in sync or not."""
 

@@ -24,6 +24,7 @@ from foot.bus import Bus
 from foot.bus.catalog import API_APPLY, API_DELETE, CLUSTERS, WORKS, health_subject
 from foot.health import ClusterHealthEvent
 from foot.kinds import KINDS
+from foot.kinds.gateway import GatewayRoute
 from foot.kinds.works import Work
 from foot.natsserver import EmbeddedNats
 from foot_gateway_sync.core import object_id
@@ -146,6 +147,34 @@ async def test_three_clusters_give_one_upstream_with_weighted_nodes_and_a_route(
         assert route["uris"] == ["/", "/api/*"]
         assert route["upstream_id"] == STABLE
         assert route["labels"] == {"managed-by": "foot", "foot-route": ROUTE_KEY}
+        # The route's status says where it is served from, per APISIX instance.
+        route_kind = KINDS.lookup("gateway.foot.dev/v1alpha1", "GatewayRoute")
+        routes_store = await world.bus.kv(route_kind.bucket)
+        stored: list[GatewayRoute] = []
+
+        async def read_status() -> None:
+            entry = await routes_store.get(route_kind.key("shop", "shop"))
+            assert entry is not None
+            assert entry.value is not None
+            stored.append(GatewayRoute.from_json(entry.value))
+
+        async def status_written() -> bool:
+            await read_status()
+            status = stored[-1].status
+            return len(status.nodes.get("stable", [])) == 3 and status.instances[0].synced
+
+        async with asyncio.timeout(10):
+            while not await status_written():  # noqa: ASYNC110 - state in the bucket
+                await asyncio.sleep(0.02)
+        status = stored[-1].status
+        assert status.observed_generation == 1
+        assert sorted(status.nodes["stable"]) == [
+            "192.0.2.1:30080",
+            "192.0.2.2:30081",
+            "192.0.2.3:30082",
+        ]
+        assert status.instances[0].url == fake.url
+        assert not status.answering_fast
         # Readiness moving in a member moves the weight.
         await world.put_work(work("west", "shop", ready=5, node_port=30081))
         await until(lambda: nodes(fake).get("192.0.2.2:30081") == 5)
