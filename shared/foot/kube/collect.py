@@ -17,7 +17,7 @@ from typing import Any
 
 from foot.kinds.clusters import APIEnablement, APIResource, NodeSummary, ResourceSummary
 from foot.kube.client import KubeClient
-from foot.kube.errors import KubeApiError
+from foot.kube.errors import KubeApiError, KubeNotFoundError
 from foot.objects import FrozenModel
 from foot.quantity import QuantityError, format_milli, milli_value
 
@@ -148,10 +148,14 @@ async def discover(kube: KubeClient) -> list[APIEnablement]:
 
 
 async def _list_all(kube: KubeClient, path: str) -> list[dict[str, Any]]:
+    """Every item of a list, page by page; a resource the server does not serve is empty."""
     items: list[dict[str, Any]] = []
     params: dict[str, str] = {"limit": POD_PAGE_SIZE}
     while True:
-        page = await kube.get(path, **params)
+        try:
+            page = await kube.get(path, **params)
+        except KubeNotFoundError:
+            return items
         items += list((page or {}).get("items") or [])
         token = ((page or {}).get("metadata") or {}).get("continue")
         if not token:

@@ -1,0 +1,124 @@
+"""The registry with simulated members, driven by the `foot` CLI and the HTTP admin API:
+join, the clusters table, status on demand, a partition and its healing (Ready, taints,
+events), registration over HTTP behind the bearer token, unjoin."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from registry_support import registry_settings
+
+from foot.bus import Bus
+from foot.bus.catalog import HEALTH_PREFIX
+from foot.health import ClusterHealthEvent
+from foot.natsserver import EmbeddedNats
+from foot_registry.service import RegistryService
+from foot_sim.background import BackgroundSimulator
+from foot_sim.faults import FaultMode
+from foot_sim.simulator import Simulator
+from support import eventually
+
+ADMIN_TOKEN = "registry-admin-token-0123456789"
+
+
+@pytest.fixture
+def sim() -> Iterator[BackgroundSimulator]:
+    with BackgroundSimulator(Simulator(2, simulate_workloads=False)) as running:
+        yield running
+
+
+async def foot(nats: EmbeddedNats, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process of its own (in a thread: the registry shares this event loop)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOT_")}
+    env["FOOT_HOME"] = str(tmp_path / "home")
+    command = [sys.executable, "-m", "foot.cli.main", *args, "--nats-url", nats.url]
+    return await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+async def test_join_table_partition_and_unjoin_through_the_cli(
+    sim: BackgroundSimulator, nats_server: EmbeddedNats, bus: Bus, tmp_path: Path
+) -> None:
+    events: list[ClusterHealthEvent] = []
+
+    async def on_event(msg: Any) -> None:
+        events.append(ClusterHealthEvent.model_validate_json(msg.data))
+
+    await bus.client.subscribe(f"{HEALTH_PREFIX}.>", cb=on_event)
+    settings = registry_settings(nats_server, tmp_path, admin_token=ADMIN_TOKEN)
+    async with RegistryService(settings) as registry:
+        endpoint = sim.endpoints[0]
+        joined = await foot(
+            nats_server, tmp_path, "cluster", "join", endpoint.name,
+            "--kubeconfig", str(endpoint.kubeconfig_path), "--use-given-credential",
+            "--region", "eu-west", "--label", "tier=gold",
+        )  # fmt: skip
+        assert joined.returncode == 0, joined.stderr
+        assert f"cluster {endpoint.name} joined" in joined.stdout
+
+        described = await foot(
+            nats_server, tmp_path, "cluster", "describe", endpoint.name, "--refresh"
+        )
+        assert described.returncode == 0, described.stderr
+        document = yaml.safe_load(described.stdout)
+        assert document["metadata"]["labels"] == {"tier": "gold"}
+        assert document["status"]["nodeSummary"] == {"totalNum": 3, "readyNum": 3}
+        assert document["status"]["resourceSummary"]["allocatable"]["cpu"] == "24"
+        version = document["status"]["kubernetesVersion"]
+
+        table = await foot(nats_server, tmp_path, "get", "clusters")
+        assert table.returncode == 0, table.stderr
+        header, row = table.stdout.splitlines()[:2]
+        assert header.split() == ["NAME", "MODE", "READY", "VERSION", "NODES", "REGION", "AGE"]
+        assert row.split()[:6] == [endpoint.name, "Push", "True", version, "3/3", "eu-west"]
+
+        # A partition: Unknown and the unreachable taint; healed: Ready again, no taint.
+        simulator = sim.simulator
+        await sim.run_async(lambda: simulator.set_fault(endpoint.name, FaultMode.PARTITIONED))
+        await eventually(lambda: events[-1].ready == "Unknown", within=10)
+        assert events[-1].reason == "Unreachable"
+        await eventually(
+            lambda: (
+                [t.key for t in registry.clusters[endpoint.name].spec.taints]
+                == ["cluster.foot.dev/unreachable"]
+            ),
+            within=5,
+        )
+        await sim.run_async(lambda: simulator.set_fault(endpoint.name, FaultMode.HEALTHY))
+        await eventually(lambda: events[-1].ready == "True", within=10)
+        await eventually(lambda: not registry.clusters[endpoint.name].spec.taints, within=5)
+        assert [e.sequence for e in events] == sorted(e.sequence for e in events)
+
+        # The HTTP admin API: the same requests, behind the bearer token.
+        url = f"{registry.admin.url}/api/clusters/register"
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, json={"name": "pull-one"}) as response:
+                assert response.status == 401
+            headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            async with http.post(url, json={"name": "pull-one"}, headers=headers) as response:
+                assert response.status == 200
+                body = await response.json()
+                assert "bootstrap-token" in body["manifests"]
+            async with http.post(url, json={"name": "Pull_One"}, headers=headers) as response:
+                assert response.status == 422
+                body = await response.json()
+                assert body["error"]["fields"][0]["path"] == "name"
+
+        unjoined = await foot(nats_server, tmp_path, "cluster", "unjoin", endpoint.name)
+        assert unjoined.returncode == 0, unjoined.stderr
+        listed = await foot(nats_server, tmp_path, "cluster", "list")
+        assert endpoint.name not in listed.stdout
+        assert "pull-one" in listed.stdout
+        again = await foot(nats_server, tmp_path, "cluster", "unjoin", endpoint.name)
+        assert again.returncode == 1
+        assert "is not joined" in again.stderr
