@@ -205,13 +205,19 @@ class Bus:
         *,
         queue: str = "",
     ) -> Subscription:
-        """Answer requests on a subject (a queue group shares the load between replicas)."""
+        """Answer requests on a subject (a queue group shares the load between replicas).
+
+        Returns once the server has the subscription, so a request sent right after
+        (say, by a test or a caller that waits for readiness) finds a responder.
+        """
 
         async def callback(msg: Msg) -> None:
             await handler(msg)
 
         with nats_errors(f"subscribe to {subject}"):
-            return await self.client.subscribe(subject, queue=queue, cb=callback)
+            subscription = await self.client.subscribe(subject, queue=queue, cb=callback)
+            await self.client.flush()
+        return subscription
 
     async def flush(self) -> None:
         with nats_errors("flush"):
