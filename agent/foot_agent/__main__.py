@@ -29,10 +29,11 @@ async def serve(agent: Agent) -> int:
         await asyncio.wait({starting, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             starting.result()
-            await asyncio.wait(
-                {stopper, asyncio.ensure_future(agent.supervisor.fatal.wait())},
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            fatal = asyncio.create_task(agent.supervisor.fatal.wait(), name="agent:fatal")
+            await asyncio.wait({stopper, fatal}, return_when=asyncio.FIRST_COMPLETED)
+            fatal.cancel()
+            if agent.supervisor.fatal.is_set():
+                code = EXIT_FAILED
     except FootError as exc:
         print(f"foot-agent: {exc.message}", file=sys.stderr)  # noqa: T201
         code = EXIT_FAILED
