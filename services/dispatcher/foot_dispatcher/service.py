@@ -78,6 +78,7 @@ from foot_dispatcher.members import Member, Members
 log = logging.getLogger(__name__)
 
 WRITE_ATTEMPTS = 8
+RENDER_WRITE_BATCH = 32
 WATCHED_KINDS = frozenset(
     {
         ("apps/v1", "Deployment"),
@@ -108,6 +109,9 @@ class DispatcherSettings(ServiceSettings):
     """Cap of the exponential backoff between retries of a failed apply."""
     watch_member_status: bool = True
     """Watch the workload kinds FOOT applied in push members and fold their status into works."""
+    aggregate_delay_seconds: float = Field(default=0.2, ge=0, le=60)
+    """A template's aggregated status is recomputed this long after its works change, once for
+    the whole burst (a rollout to 100 clusters changes 100 works)."""
     pull_resend_seconds: float = Field(default=5.0, gt=0, le=300)
     """How often a work is published again to a pull agent that has not reported it applied."""
 
@@ -478,7 +482,7 @@ class DispatcherService(Service):
                 await self._delete_work(key)
             else:
                 await self._mark_deleting(key)
-        self.aggregate_queue.add(binding_key)
+        self._aggregate_soon(binding_key)
 
     async def _render_binding(self, binding_key: str, binding: ResourceBinding) -> None:
         template_key = _template_key(binding)
@@ -490,12 +494,13 @@ class DispatcherService(Service):
                 self._dependents.setdefault(key, set()).add(binding_key)
             deps = {key: self.templates[key] for key, _ in keys if key in self.templates}
             result = render(binding, template, deps, list(self.overrides.values()), self.clusters)
-            for name, rendered in sorted(result.works.items()):
+
+            async def store(name: str, rendered: RenderedWork) -> None:
                 key = work_key(name, binding_key)
 
-                def change(current: Work | None, r: RenderedWork = rendered) -> Work | None:
+                def change(current: Work | None) -> Work | None:
                     desired = desired_work(
-                        binding, r, current, traceparent=binding.metadata.traceparent
+                        binding, rendered, current, traceparent=binding.metadata.traceparent
                     )
                     base = desired or current
                     if base is None:
@@ -505,6 +510,16 @@ class DispatcherService(Service):
                 stored = await self._put_work(key, change)
                 if stored is not None and (not work_applied(stored) or stored.spec.suspended):
                     self._lane(name).add(key)
+
+            # Works of one binding are written a batch at a time (each is its own key).
+            items = sorted(result.works.items())
+            for start in range(0, len(items), RENDER_WRITE_BATCH):
+                await asyncio.gather(
+                    *(
+                        store(name, rendered)
+                        for name, rendered in items[start : start + RENDER_WRITE_BATCH]
+                    )
+                )
             for name, error in sorted(result.errors.items()):
                 log.warning("cannot render %s for %s: %s", binding_key, name, error)
                 await self._put_work(
@@ -529,7 +544,7 @@ class DispatcherService(Service):
                 await self._mark_deleting(key)
             elif decision.recheck_at is not None:
                 self._render_at(binding_key, decision.recheck_at)
-        self.aggregate_queue.add(binding_key)
+        self._aggregate_soon(binding_key)
 
     async def _mark_deleting(self, key: str) -> None:
         def deleting(current: Work | None) -> Work | None:
@@ -606,7 +621,7 @@ class DispatcherService(Service):
         )
         if stored is not None:
             self._watch_member(member, stored)
-        self.aggregate_queue.add(_split_work_key(key)[1])
+        self._aggregate_soon(_split_work_key(key)[1])
 
     def _wanted_elsewhere(self, key: str, cluster: str, manifest: dict[str, Any]) -> bool:
         """Another live work for the same cluster has the same object (a shared dependency)."""
@@ -681,7 +696,7 @@ class DispatcherService(Service):
         stored = await self._put_work(key, fold)
         if missing and stored is not None:
             self._lane(cluster).add(key)  # deleted in the member behind FOOT's back: apply again
-        self.aggregate_queue.add(_split_work_key(key)[1])
+        self._aggregate_soon(_split_work_key(key)[1])
 
     # ---- pull delivery ---------------------------------------------------------------------
 
@@ -765,9 +780,13 @@ class DispatcherService(Service):
         )
         if stored is not None and work_applied(stored):
             self.applies += 1
-        self.aggregate_queue.add(_split_work_key(report.key)[1])
+        self._aggregate_soon(_split_work_key(report.key)[1])
 
     # ---- aggregated status -----------------------------------------------------------------
+
+    def _aggregate_soon(self, binding_key: str) -> None:
+        """Aggregate a binding's works after a short delay, once for a burst of changes."""
+        self.aggregate_queue.add_after(binding_key, self.config.aggregate_delay_seconds)
 
     async def _aggregate(self, binding_key: str) -> None:
         await self._synced()

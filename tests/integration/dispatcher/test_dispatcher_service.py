@@ -456,7 +456,11 @@ async def test_app_lands_with_weights_and_overrides_then_moves_by_purge_mode(
 
         await until(works_gone)
         assert await h.member_get(m3, h.deployment_path()) is not None, "preserved"
-        assert await h.aggregated(deployment_key) is None
+
+        async def status_gone() -> bool:
+            return await h.aggregated(deployment_key) is None
+
+        await until(status_gone)
 
 
 async def test_conflicts_abort_then_overwrite(nats_server: EmbeddedNats, harness: Harness) -> None:
