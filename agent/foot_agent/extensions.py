@@ -10,4 +10,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from foot_agent.agent import Agent
 
-EXTENSIONS: list[Callable[[Agent], None]] = []
+
+def _works(agent: Agent) -> None:
+    from foot_agent import works
+
+    works.install(agent)
+
+
+EXTENSIONS: list[Callable[[Agent], None]] = [_works]

@@ -58,6 +58,7 @@ from foot.kinds.clusters import Cluster
 from foot.kinds.policies import AnyOverridePolicy, ClusterOverridePolicy, OverridePolicy
 from foot.kinds.works import AggregatedStatus, Work, WorkDelivery, WorkStatusReport
 from foot.kube.apply import MANAGED_SELECTOR, identity
+from foot.kube.health import WATCHED_KINDS
 from foot.kube.watch import watch_collection
 from foot.objects import KubeObject, utc_now
 from foot.runtime.service import Service
@@ -79,17 +80,6 @@ log = logging.getLogger(__name__)
 
 WRITE_ATTEMPTS = 8
 RENDER_WRITE_BATCH = 32
-WATCHED_KINDS = frozenset(
-    {
-        ("apps/v1", "Deployment"),
-        ("apps/v1", "StatefulSet"),
-        ("apps/v1", "DaemonSet"),
-        ("batch/v1", "Job"),
-        ("v1", "Service"),
-        ("v1", "PersistentVolumeClaim"),
-    }
-)
-"""Kinds whose member status FOOT follows (the others are healthy once applied)."""
 BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
 Identity = tuple[str, str, str | None, str]
 

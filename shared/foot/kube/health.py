@@ -25,6 +25,19 @@ from typing import Any
 
 from foot.kinds.works import ServiceEndpoints, ServicePort, WorkHealth
 
+WATCHED_KINDS = frozenset(
+    {
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "StatefulSet"),
+        ("apps/v1", "DaemonSet"),
+        ("batch/v1", "Job"),
+        ("v1", "Service"),
+        ("v1", "PersistentVolumeClaim"),
+    }
+)
+"""(apiVersion, kind) whose status changes after an apply and is worth watching; everything
+else is healthy once applied."""
+
 HEALTH_ORDER: dict[str, int] = {"Healthy": 0, "Unknown": 1, "Progressing": 2, "Unhealthy": 3}
 """Worse is bigger: a set of objects is as healthy as its worst member."""
 

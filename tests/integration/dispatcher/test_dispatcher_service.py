@@ -633,3 +633,121 @@ async def test_killed_mid_rollout_converges_exactly_after_restart(
     works = await h.works()
     assert {w.spec.cluster for w in works.values()} == {m1, m2, m3}
     assert not any(w.spec.deleting for w in works.values())
+
+
+class AgentProcess:
+    """`python -m foot_agent` for one member, with that member's kubeconfig (pull mode: it
+    only dials out to NATS). No registry runs here, so its hello goes unanswered; its work
+    pulling does not depend on that."""
+
+    def __init__(self, nats: EmbeddedNats, cluster: KubeCluster, folder: Path) -> None:
+        token = folder / f"{cluster.name}.token"
+        token.write_text("bootstrap-token-not-checked-here")
+        token.chmod(0o600)
+        argv = [
+            sys.executable, "-m", "foot_agent",
+            "--cluster-name", cluster.name,
+            "--nats-url", nats.url,
+            "--bootstrap-token-file", str(token),
+            "--kubeconfig", str(cluster.kubeconfig_path),
+            "--log-format", "text",
+        ]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FOOT_")}
+        self.process: subprocess.Popen[bytes] = spawn(
+            argv, env=env, log_path=folder / f"agent-{cluster.name}.log"
+        )
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """What must be the same for a push and a pull member (not ids, times, versions)."""
+    metadata = obj["metadata"]
+    return {
+        "labels": metadata.get("labels"),
+        "annotations": metadata.get("annotations"),
+        "managers": sorted({e["manager"] for e in metadata.get("managedFields") or []}),
+        "spec": obj.get("spec"),
+        "data": obj.get("data"),
+    }
+
+
+async def test_pull_cluster_reaches_the_same_end_state_as_a_push_cluster(
+    nats_server: EmbeddedNats, harness: Harness, kube_clusters: KubeClusters, tmp_path: Path
+) -> None:
+    """Acceptance 4: member-1 is Push, member-3 is Pull with its agent; same app."""
+    h = harness
+    m1, _, m3 = h.names
+    ns = h.namespace
+    await h.join(kube_clusters[2], "us", sync_mode="Pull")
+    deployment_key, *_ = [await h.template(d) for d in app(ns)]
+    web = await h.bind("Deployment", "web", {m1: 3, m3: 3}, propagateDeps=True)
+    await h.bind("Service", "web", {m1: None, m3: None}, api_version="v1")
+    agent = AgentProcess(nats_server, kube_clusters[2], tmp_path)
+    try:
+        async with dispatcher(nats_server, h):
+
+            async def both() -> bool:
+                return all(
+                    [
+                        await h.member_get(m1, h.deployment_path()) is not None,
+                        await h.member_get(m3, h.deployment_path()) is not None,
+                        await h.member_get(m3, f"/api/v1/namespaces/{ns}/services/web") is not None,
+                    ]
+                )
+
+            await until(both, within=60)
+            for path in [
+                h.deployment_path(),
+                f"/api/v1/namespaces/{ns}/configmaps/web-config",
+                f"/api/v1/namespaces/{ns}/services/web",
+            ]:
+                pushed = await h.member_get(m1, path)
+                pulled = await h.member_get(m3, path)
+                assert pushed is not None
+                assert pulled is not None
+                if path.endswith("services/web"):
+                    for obj in (pushed, pulled):  # allocated by each member on its own
+                        obj["spec"].pop("clusterIP", None)
+                        obj["spec"].pop("clusterIPs", None)
+                        for port in obj["spec"]["ports"]:
+                            port.pop("nodePort", None)
+                assert comparable(pulled) == comparable(pushed), path
+            # Readiness in the pull member travels back through the agent.
+            await until(lambda: h.kubelet(m1))
+            await until(lambda: h.kubelet(m3))
+
+            async def ready_everywhere() -> bool:
+                status = await h.aggregated(deployment_key)
+                return (
+                    status is not None
+                    and status.ready_replicas == 6
+                    and [(c.cluster, c.ready_replicas, c.health) for c in status.clusters]
+                    == [(m1, 3, "Healthy"), (m3, 3, "Healthy")]
+                )
+
+            await until(ready_everywhere, within=60)
+            works = await h.works()
+            pulled_service = next(
+                w for k, w in works.items() if k.startswith(f"{m3}.") and "web-service" in k
+            )
+            endpoints = pulled_service.status.manifests[0].service
+            assert endpoints is not None
+            assert endpoints.ports[0].node_port is not None
+            # Leaving the pull cluster removes its copy there too.
+            await h.bind("Deployment", "web", {m1: 6}, propagateDeps=True)
+
+            async def left_m3() -> bool:
+                return await h.member_get(m3, h.deployment_path()) is None
+
+            await until(left_m3, within=60)
+            assert await h.member_get(m3, f"/api/v1/namespaces/{ns}/configmaps/web-config") is None
+            assert not any(
+                k.startswith(f"{m3}.") and "web-deployment" in k for k in await h.works()
+            )
+            assert web in {k.partition(".")[2] for k in await h.works()}
+    finally:
+        agent.kill()
