@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from foot.kinds.works import ManifestStatus, Work, WorkHealth, WorkStatus
 from foot.kube.apply import BINDING_ANNOTATION, MANAGED_BY_LABEL
 from foot.kube.health import interpret
 from foot.objects import KubeObject
+from foot_dispatcher.core import workstatus
 from foot_dispatcher.core.deps import dependencies
 from foot_dispatcher.core.lifecycle import aggregate, removal, replacement_ready
 from foot_dispatcher.core.overriders import ImageReference, apply_overriders, override_image
@@ -27,6 +29,7 @@ from foot_dispatcher.core.render import (
     render,
     template_manifest,
 )
+from foot_dispatcher.members import RateLimiter
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -680,3 +683,65 @@ def test_service_endpoints_for_the_gateway() -> None:
     assert ready.health == "Healthy"
     assert ready.service is not None
     assert ready.service.load_balancer_ingress == ["10.0.0.1", "lb.x"]
+
+
+# --- work status -------------------------------------------------------------------------
+
+
+def test_work_status_after_apply_observation_and_outage() -> None:
+    fresh = work("m1")
+    blank = fresh.model_copy(update={"status": WorkStatus()})
+    statuses = list(fresh.status.manifests)
+    applied_work = workstatus.applied(blank, blank.spec.manifests_hash, statuses, now=NOW)
+    assert applied_work is not None
+    assert applied_work.status.applied_hash == blank.spec.manifests_hash
+    assert {c.type: c.status for c in applied_work.status.conditions} == {
+        "Applied": "True",
+        "Available": "True",
+    }
+    assert workstatus.applied(applied_work, blank.spec.manifests_hash, statuses, now=NOW) is None
+    assert workstatus.applied(applied_work, "another-hash", statuses, now=NOW) is None
+    conflicted = [statuses[0].model_copy(update={"applied": False, "conflict": "theirs"})]
+    refused = workstatus.applied(
+        blank, blank.spec.manifests_hash, conflicted + statuses[1:], now=NOW
+    )
+    assert refused is not None
+    applied_condition = next(c for c in refused.status.conditions if c.type == "Applied")
+    assert (applied_condition.status, applied_condition.reason) == ("False", "Conflict")
+    ident = ("apps/v1", "Deployment", "shop", "web")
+    ready = {
+        "kind": "Deployment",
+        "metadata": {"generation": 1},
+        "spec": {"replicas": 2},
+        "status": {
+            "observedGeneration": 1,
+            "replicas": 2,
+            "updatedReplicas": 2,
+            "readyReplicas": 1,
+            "availableReplicas": 1,
+        },
+    }
+    watched, missing = workstatus.observed(applied_work, {ident: ready}, now=NOW)
+    assert watched is not None
+    assert not missing
+    assert watched.status.manifests[1].ready_replicas == 1
+    assert watched.status.health == "Progressing"
+    gone, missing = workstatus.observed(watched, {ident: None}, now=NOW)
+    assert missing
+    assert gone is not None
+    assert gone.status.applied_hash is None, "applied again"
+    down = workstatus.unavailable(applied_work, "timed out", now=NOW)
+    assert down is not None
+    assert next(c for c in down.status.conditions if c.type == "Applied").reason == (
+        "MemberUnavailable"
+    )
+    assert workstatus.unavailable(down, "timed out", now=NOW) is None
+
+
+async def test_rate_limiter_spaces_acquisitions_after_the_burst() -> None:
+    limiter = RateLimiter(rate=100.0, burst=5)
+    started = time.monotonic()
+    for _ in range(15):
+        await limiter.acquire()
+    elapsed = time.monotonic() - started
+    assert elapsed >= 0.09, "ten acquisitions beyond the burst at 100/s take 0.1 s"
