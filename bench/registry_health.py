@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import random
@@ -193,12 +194,12 @@ async def simulated(
         for round_number in range(partitions):
             name = sim.endpoints[round_number % clusters].name
             await asyncio.sleep(random.uniform(0.0, 0.5))
-            await sim.run_async(lambda n=name: simulator.set_fault(n, FaultMode.PARTITIONED))
+            await sim.run_async(functools.partial(simulator.set_fault, name, FaultMode.PARTITIONED))
             cut = time.monotonic()
             detected = await events.wait_for(name, "Unknown", cut, 30)
             samples.append(detected - cut)
             print(f"  partition {round_number + 1:2d} ({name}): {detected - cut:.2f}s", flush=True)
-            await sim.run_async(lambda n=name: simulator.set_fault(n, FaultMode.HEALTHY))
+            await sim.run_async(functools.partial(simulator.set_fault, name, FaultMode.HEALTHY))
             await events.wait_for(name, "True", detected, READY_TIMEOUT_S)
         if samples:
             figures += [
@@ -215,7 +216,7 @@ async def simulated(
         while time.monotonic() - window_start < jitter_seconds:
             latency = rng.uniform(1.0, JITTER_MAX_MS)
             await sim.run_async(
-                lambda ms=latency: simulator.set_fault(victim, FaultMode.SLOW, latency_ms=ms)
+                functools.partial(simulator.set_fault, victim, FaultMode.SLOW, latency_ms=latency)
             )
             rss_samples.append(rss_mb(registry.pid))
             await asyncio.sleep(JITTER_STEP_S)
@@ -271,8 +272,8 @@ async def main(args: argparse.Namespace) -> None:
     print()
     print(f"{'metric':40} {'value':>10}  {'unit':14} goal")
     for figure in figures:
-        goal = "" if figure.goal is None else f"<= {figure.goal:g}"
-        print(f"{figure.metric:40} {figure.value:10.3f}  {figure.unit:14} {goal}")
+        bound = "" if figure.goal is None else f"<= {figure.goal:g}"
+        print(f"{figure.metric:40} {figure.value:10.3f}  {figure.unit:14} {bound}")
     for figure in figures:
         line = {
             "bench": BENCH,
