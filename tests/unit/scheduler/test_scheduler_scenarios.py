@@ -20,6 +20,7 @@ exactly as Karmada's documentation writes them) holds:
     priorityClasses: optional {name: value}
     expect:
       policy: name of the claiming policy        unplaced: text in the unplaced reason
+      claimReason: text in the claim's reason (match, preemption)
       schedulable: true/false                    reason: text in the result's reason
       targets: {cluster: replicas|null}          affinityName: group used
       verdicts: {cluster: {plugin, reason}}      (reason: a substring)
@@ -170,6 +171,8 @@ def run_scenario(scenario: Mapping[str, Any]) -> None:
     assert claim.policy is not None, claim.reason
     if "policy" in expect:
         assert claim.policy.name == expect["policy"], claim.reason
+    if "claimReason" in expect:
+        assert expect["claimReason"] in claim.reason, claim.reason
 
     priority_class = claim.policy.spec.schedule_priority
     priority = schedule_priority(

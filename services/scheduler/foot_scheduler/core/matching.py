@@ -5,17 +5,18 @@ Claiming follows Karmada's resource detector:
 * a PropagationPolicy only sees templates in its own namespace, and any
   PropagationPolicy that matches beats every ClusterPropagationPolicy (the
   detector looks at namespaced policies first);
-* within the same scope: higher explicit `priority` first, then the more
-  specific match (a selector by name beats one by labelSelector, which beats
-  one by kind alone), then the policy name in alphabetical order. This is the
-  order Karmada documents on `PropagationSpec.priority` ("in case of two
-  policies have the same priority, the one with a more precise matching rules
-  wins"); with every priority at its default of 0 it is simply
-  name > labelSelector > kind > name order;
-* a claimed template stays with its policy unless a better policy has
-  `preemption: Always` (a PropagationPolicy may then take it from any
-  ClusterPropagationPolicy, otherwise only from a lower-priority policy of its
-  own scope).
+* within the same scope: the more specific match first (a selector by name
+  beats one by labelSelector, which beats one by kind alone), then the higher
+  explicit `priority`, then the policy name in alphabetical order - the order
+  FOOT's issue and the reference page give ("the most specific policy wins,
+  then higher priority, then name order"), so `priority` decides between
+  equally specific policies only;
+* a claimed template stays with its policy unless a policy that ranks strictly
+  higher in that same order has `preemption: Always`: a PropagationPolicy may
+  then take it from any ClusterPropagationPolicy, otherwise a policy of the
+  same scope takes it when it is more specific, or equally specific with a
+  higher priority (the name order alone never preempts; a
+  ClusterPropagationPolicy never takes a template from a PropagationPolicy).
 """
 
 from __future__ import annotations
@@ -137,8 +138,8 @@ def _is_namespaced(policy: AnyPropagationPolicy) -> bool:
 
 
 def _rank(policy: AnyPropagationPolicy, specificity: Specificity) -> tuple[int, int, int, str]:
-    """Sort key, best first."""
-    return (0 if _is_namespaced(policy) else 1, -policy.spec.priority, -specificity, policy.name)
+    """Sort key, best first: scope (namespaced first), specificity, priority, name."""
+    return (0 if _is_namespaced(policy) else 1, -specificity, -policy.spec.priority, policy.name)
 
 
 def _identity(policy: AnyPropagationPolicy) -> tuple[str, str | None, str]:
@@ -173,11 +174,11 @@ def claim_template(
     holder = next((c for c in candidates if _identity(c[1]) == current), None)
     if holder is not None and holder[1] is not best:
         _, held_by, held_specificity = holder
-        if not _preempts(best, held_by):
+        if not _preempts(candidates[0][0], holder[0], best):
             return Claim(
                 held_by,
                 f"stays with {held_by.kind} {held_by.name}: {best.kind} {best.name} "
-                "does not preempt (preemption Never or not higher priority)",
+                "does not preempt (preemption Never, or not more specific or higher priority)",
                 held_specificity,
             )
         return Claim(
@@ -193,14 +194,17 @@ def claim_template(
     )
 
 
-def _preempts(challenger: AnyPropagationPolicy, holder: AnyPropagationPolicy) -> bool:
+def _preempts(
+    challenger_rank: tuple[int, int, int, str],
+    holder_rank: tuple[int, int, int, str],
+    challenger: AnyPropagationPolicy,
+) -> bool:
+    """Whether `challenger` (the best-ranked candidate) takes the template from its holder:
+    only with `preemption: Always` and a strictly better (scope, specificity, priority) - the
+    claim order without the name tie-break."""
     if challenger.spec.preemption != "Always":
         return False
-    if _is_namespaced(challenger) and not _is_namespaced(holder):
-        return True
-    if _is_namespaced(challenger) != _is_namespaced(holder):
-        return False  # a ClusterPropagationPolicy never preempts a PropagationPolicy
-    return challenger.spec.priority > holder.spec.priority
+    return challenger_rank[:3] < holder_rank[:3]
 
 
 def overrides_for(
