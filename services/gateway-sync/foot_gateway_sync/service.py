@@ -23,11 +23,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import aiohttp
 from nats.aio.msg import Msg
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from foot.bus import Entry, Informer, KvStore
 from foot.bus.catalog import CLUSTERS, GATEWAY_ROUTES, HEALTH_PREFIX, WORKS
@@ -58,9 +58,11 @@ ObjectKey = tuple[str, str]
 
 
 class GatewaySyncSettings(ServiceSettings):
-    apisix_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9180"], min_length=1)
+    apisix_urls: list[str] = Field(default_factory=list)
     """Admin API base URLs of the APISIX instances to keep identical, e.g.
-    ["http://apisix-1:9180","http://apisix-2:9180"] (JSON list in FOOT_APISIX_URLS)."""
+    ["http://apisix-1:9180","http://apisix-2:9180"] (JSON list in FOOT_APISIX_URLS). Empty
+    (the default, as under a bare `foot up`): no gateway is driven; routes are still
+    computed and their status says so. A key is required as soon as one URL is given."""
     apisix_admin_key: SecretStr | None = None
     """Admin API key (X-API-KEY); prefer apisix_admin_key_file. Never logged."""
     apisix_admin_key_file: Path | None = None
@@ -84,6 +86,19 @@ class GatewaySyncSettings(ServiceSettings):
         if len(set(urls)) != len(urls):
             raise ValueError("lists an instance twice")
         return urls
+
+    @model_validator(mode="after")
+    def _key_when_driving_apisix(self) -> Self:
+        if (
+            self.apisix_urls
+            and self.apisix_admin_key is None
+            and self.apisix_admin_key_file is None
+        ):
+            raise ValueError(
+                "apisix_urls is set but no Admin API key: set apisix_admin_key_file "
+                "(FOOT_APISIX_ADMIN_KEY_FILE) or apisix_admin_key (FOOT_APISIX_ADMIN_KEY)"
+            )
+        return self
 
     def admin_key(self) -> str:
         if self.apisix_admin_key_file is not None:
@@ -147,7 +162,9 @@ class GatewaySyncService(Service):
     # ---- wiring -------------------------------------------------------------------------
 
     async def setup(self) -> None:
-        key = self.config.admin_key()
+        if not self.config.apisix_urls:
+            log.warning("no APISIX instance configured (apisix_urls): routes are computed only")
+        key = self.config.admin_key() if self.config.apisix_urls else ""
         self._session = aiohttp.ClientSession()
         self.instances = [
             Instance(

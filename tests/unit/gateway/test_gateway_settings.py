@@ -30,13 +30,20 @@ def test_missing_key_and_unreadable_file_are_clear_errors(tmp_path: Path) -> Non
 
 
 def test_instances_are_http_urls_listed_once() -> None:
+    key = ["--apisix-admin-key", "a-key-of-16-chars"]
     settings = GatewaySyncSettings.load(
-        ["--apisix-urls", '["http://a:9180","https://b:9180"]', "--resync-seconds", "5"]
+        ["--apisix-urls", '["http://a:9180","https://b:9180"]', "--resync-seconds", "5", *key]
     )
     assert settings.apisix_urls == ["http://a:9180", "https://b:9180"]
-    for bad in ('["ftp://a"]', '["http://a","http://a"]', "[]"):
+    for bad in ('["ftp://a"]', '["http://a","http://a"]'):
         with pytest.raises(SettingsError) as caught:
-            GatewaySyncSettings.load(["--apisix-urls", bad])
+            GatewaySyncSettings.load(["--apisix-urls", bad, *key])
         assert "apisix_urls" in str(caught.value)
+
+
+def test_no_instance_needs_no_key_but_an_instance_does() -> None:
+    assert GatewaySyncSettings.load([]).apisix_urls == []  # a bare `foot up` drives no APISIX
+    with pytest.raises(SettingsError, match="apisix_urls is set but no Admin API key"):
+        GatewaySyncSettings.load(["--apisix-urls", '["http://a:9180"]'])
     with pytest.raises(SettingsError, match="resync_seconds"):
         GatewaySyncSettings.load(["--resync-seconds", "0"])
