@@ -58,8 +58,22 @@ ISOLATION_RATE_PER_SECOND = 10.0
 CLUSTER_KIND = KINDS.lookup("cluster.foot.dev/v1alpha1", "Cluster")
 BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
 CONFIGMAP_KIND = KINDS.lookup("v1", "ConfigMap")
+PIDS: dict[str, int] = {}
+"""Processes whose CPU use is reported for the throughput phase."""
 PROFILE = os.environ.get("FOOT_BENCH_PROFILE")
-"""Set to a path to run the dispatcher under cProfile (for looking into it, not for figures)."""
+"""Set to a path to run the dispatcher under cProfile, counting CPU time (for looking into
+it, not for figures)."""
+PROFILED = """
+import cProfile, runpy, sys, time
+profile = cProfile.Profile(time.process_time)
+sys.argv = ["foot_dispatcher"]
+profile.enable()
+try:
+    runpy.run_module("foot_dispatcher", run_name="__main__")
+finally:
+    profile.disable()
+    profile.dump_stats("{path}")
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +225,12 @@ class Stand:
         return [f"{c}.{key}" for c in clusters]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def throughput(
     stand: Stand, watch: AppliedWatch, members: list[str], bindings: int
 ) -> Figure:
@@ -289,11 +309,17 @@ async def run(clusters: int, bindings: int, samples: int) -> list[Figure]:
                     await bus.declare()
                     stand = Stand(bus, f"bench-{uuid.uuid4().hex[:6]}")
                     await stand.join(members, (directory / "sim" / "ca.crt").read_text(), key_file)
-                    profile = ["-m", "cProfile", "-o", str(PROFILE)] if PROFILE else []
+                    command = ["-c", PROFILED.format(path=PROFILE)] if PROFILE else []
                     dispatcher = await asyncio.create_subprocess_exec(
-                        sys.executable, *profile, "-m", "foot_dispatcher", env=env,
+                        sys.executable, *(command or ["-m", "foot_dispatcher"]), env=env,
                         stderr=(directory / "dispatcher.log").open("wb"),
                     )  # fmt: skip
+                    PIDS.update(
+                        dispatcher=dispatcher.pid,
+                        simulator=sim.pid,
+                        nats=nats.process.pid if nats.process else 0,
+                        bench=os.getpid(),
+                    )
                     watch = AppliedWatch()
                     follower = asyncio.create_task(follow_works(bus, watch), name="follow-works")
                     try:
@@ -324,7 +350,13 @@ async def phases(  # noqa: PLR0917 - the benchmark's whole configuration
     # Warm up: connections and discovery to every member, outside the figures.
     await stand.template("warm")
     await watch.wait(set(await stand.bind("warm", names)))
+    before = {name: cpu_seconds(pid) for name, pid in PIDS.items()}
+    started = time.perf_counter()
     figures = [await throughput(stand, watch, names, bindings)]
+    wall = time.perf_counter() - started
+    for name, pid in PIDS.items():
+        share = (cpu_seconds(pid) - before[name]) / wall * 100
+        figures.append(Figure(f"throughput_cpu_{name}", round(share), "% of a core"))
     durations = await latency(stand, watch, names, samples)
     figures += [
         Figure("event_to_applied_p50", round(statistics.median(durations), 1), "ms"),

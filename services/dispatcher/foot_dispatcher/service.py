@@ -112,10 +112,11 @@ def _decode(data: bytes) -> KubeObject:
     return info.model.model_validate(document, by_alias=True)
 
 
-def _with_revision(work: Work, revision: int) -> Work:
-    return work.model_copy(
-        update={"metadata": work.metadata.model_copy(update={"revision": revision})}
-    )
+def _encode(work: Work) -> bytes:
+    """The stored form (the bucket revision is not part of the value)."""
+    document = work.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document["metadata"]["revision"] = 0
+    return orjson.dumps(document)
 
 
 def _template_key(binding: ResourceBinding) -> str | None:
@@ -150,6 +151,8 @@ class DispatcherService(Service):
         self._cluster_fingerprints: dict[str, bytes] = {}
         self.works: dict[str, Work] = {}
         """Work key -> newest copy known (the informer's or this process's own write)."""
+        self._revisions: dict[str, int] = {}
+        """Work key -> bucket revision of that copy (what the next write expects)."""
         self._works_of_binding: dict[str, set[str]] = {}
         self._works_of_cluster: dict[str, set[str]] = {}
         self._object_works: dict[tuple[str, Identity], set[str]] = {}
@@ -356,9 +359,11 @@ class DispatcherService(Service):
                 self.render_queue.add(key)
 
     def _on_work_entry(self, entry: Entry) -> None:
-        current = self.works.get(entry.key)
-        if current is not None and current.metadata.revision >= entry.revision:
+        if self._revisions.get(entry.key, 0) >= entry.revision:
             return  # our own write, already known
+        lock = self._locks.get(entry.key)
+        if lock is not None and lock.locked() and not entry.deleted:
+            return  # our own write in flight: it updates the cache itself
         if entry.deleted or entry.value is None:
             self._forget_work(entry.key)
             return
@@ -367,13 +372,14 @@ class DispatcherService(Service):
         except ValidationError as exc:
             log.error("work %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
             return
-        self._remember_work(entry.key, _with_revision(work, entry.revision))
+        self._remember_work(entry.key, work, entry.revision)
 
     # ---- the works cache -----------------------------------------------------------------
 
-    def _remember_work(self, key: str, work: Work) -> None:
+    def _remember_work(self, key: str, work: Work, revision: int) -> None:
         old = self.works.get(key)
         self.works[key] = work
+        self._revisions[key] = revision
         cluster, binding_key = _split_work_key(key)
         self._works_of_binding.setdefault(binding_key, set()).add(key)
         self._works_of_cluster.setdefault(cluster, set()).add(key)
@@ -385,6 +391,7 @@ class DispatcherService(Service):
 
     def _forget_work(self, key: str) -> None:
         old = self.works.pop(key, None)
+        self._revisions.pop(key, None)
         cluster, binding_key = _split_work_key(key)
         self._works_of_binding.get(binding_key, set()).discard(key)
         self._works_of_cluster.get(cluster, set()).discard(key)
@@ -404,7 +411,7 @@ class DispatcherService(Service):
         if entry is None or entry.value is None:
             self._forget_work(key)
         else:
-            self._remember_work(key, _with_revision(Work.from_json(entry.value), entry.revision))
+            self._remember_work(key, Work.from_json(entry.value), entry.revision)
 
     async def _put_work(
         self, key: str, change: Callable[[Work | None], Work | None]
@@ -418,20 +425,19 @@ class DispatcherService(Service):
                 updated = change(current)
                 if updated is None:
                     return current
-                body = _with_revision(updated, 0).to_json()
+                body = _encode(updated)
                 try:
                     if current is None:
                         revision = await self.works_store.create(key, body)
                     else:
                         revision = await self.works_store.update(
-                            key, body, current.metadata.revision
+                            key, body, self._revisions.get(key, 0)
                         )
                 except (ConflictError, AlreadyExistsError):
                     await self._refresh_work(key)
                     continue
-                stored = _with_revision(updated, revision)
-                self._remember_work(key, stored)
-                return stored
+                self._remember_work(key, updated, revision)
+                return updated
         raise ConflictError(WORKS.name, key, None)
 
     async def _delete_work(self, key: str) -> None:
@@ -441,7 +447,7 @@ class DispatcherService(Service):
             if current is None:
                 return
             try:
-                await self.works_store.delete(key, revision=current.metadata.revision)
+                await self.works_store.delete(key, revision=self._revisions.get(key, 0))
             except ConflictError:
                 await self._refresh_work(key)
                 raise
