@@ -55,6 +55,7 @@ LATENCY_P99_GOAL_MS = 250.0
 ISOLATION_GOAL_PERCENT = 20.0
 ISOLATION_CLUSTERS = 10
 ISOLATION_RATE_PER_SECOND = 10.0
+ISOLATION_SECONDS = 20
 CLUSTER_KIND = KINDS.lookup("cluster.foot.dev/v1alpha1", "Cluster")
 BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
 CONFIGMAP_KIND = KINDS.lookup("v1", "ConfigMap")
@@ -365,7 +366,7 @@ async def phases(  # noqa: PLR0917 - the benchmark's whole configuration
         ),
     ]
     ten = names[:ISOLATION_CLUSTERS]
-    count = int(ISOLATION_RATE_PER_SECOND * 10)
+    count = int(ISOLATION_RATE_PER_SECOND * ISOLATION_SECONDS)
     healthy = await steady(stand, watch, ten, "healthy", count)
     await set_fault(admin_url, admin_token, ten[0], "partitioned")
     try:

@@ -26,6 +26,7 @@ dispatcher killed at any point restarts from the works and converges: what was a
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -79,6 +80,7 @@ from foot_dispatcher.members import Member, Members
 log = logging.getLogger(__name__)
 
 WRITE_ATTEMPTS = 8
+GC_THRESHOLDS = (50_000, 50, 100)
 RENDER_WRITE_BATCH = 32
 BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
 Identity = tuple[str, str, str | None, str]
@@ -228,6 +230,10 @@ class DispatcherService(Service):
     async def _resume(self) -> None:
         """After (re)start: finish what the works say is unfinished, drop orphans."""
         await self._synced()
+        # The caches hold long-lived objects (every work's manifests): keep the cyclic collector
+        # from rescanning them over and over (full collections show up as latency spikes).
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         for key, work in list(self.works.items()):
             _, binding_key = _split_work_key(key)
             if binding_key not in self.bindings:

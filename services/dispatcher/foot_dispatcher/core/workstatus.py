@@ -49,13 +49,13 @@ def _health(manifests: Sequence[ManifestStatus]) -> WorkHealth:
     return worst([m.health for m in manifests])
 
 
-def _semantic(status: WorkStatus) -> dict[str, Any]:
-    """What changes a reader's view (not the observation time)."""
-    return status.model_dump(mode="json", exclude={"observed_at"})
+_COMPARED = tuple(name for name in WorkStatus.model_fields if name != "observed_at")
+"""What changes a reader's view (not the observation time)."""
 
 
 def _changed(work: Work, status: WorkStatus) -> Work | None:
-    if _semantic(status) == _semantic(work.status):
+    old = work.status
+    if all(getattr(status, name) == getattr(old, name) for name in _COMPARED):
         return None
     return work.model_copy(update={"status": status})
 
