@@ -7,6 +7,7 @@ from foot_dispatcher.service import DispatcherService
 
 
 def main() -> None:
+    DispatcherService.tune_gc = True
     run_service(DispatcherService)
 
 

@@ -139,6 +139,8 @@ def _split_work_key(key: str) -> tuple[str, str]:
 class DispatcherService(Service):
     name = "dispatcher"
     settings_model: ClassVar[type[ServiceSettings]] = DispatcherSettings
+    tune_gc: ClassVar[bool] = False
+    """Set by the process entry point: GC settings are the whole process's business."""
 
     def __init__(self, settings: ServiceSettings) -> None:
         if not isinstance(settings, DispatcherSettings):
@@ -230,10 +232,11 @@ class DispatcherService(Service):
     async def _resume(self) -> None:
         """After (re)start: finish what the works say is unfinished, drop orphans."""
         await self._synced()
-        # The caches hold long-lived objects (every work's manifests): keep the cyclic collector
-        # from rescanning them over and over (full collections show up as latency spikes).
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
+        if self.tune_gc:
+            # The caches hold long-lived objects (every work's manifests): keep the cyclic
+            # collector from rescanning them (full collections show up as latency spikes).
+            gc.freeze()
+            gc.set_threshold(*GC_THRESHOLDS)
         for key, work in list(self.works.items()):
             _, binding_key = _split_work_key(key)
             if binding_key not in self.bindings:
