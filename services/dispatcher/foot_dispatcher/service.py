@@ -602,10 +602,16 @@ class DispatcherService(Service):
             self._watch_member(member, work)
             return
         await member.limiter.acquire()
+        parent = work.metadata.traceparent
+        context = extract_context({"traceparent": parent}) if parent else None
         try:
-            statuses = await member.applier.apply_all(
-                work.spec.manifests, work.spec.conflict_resolution
-            )
+            # One rollout is one trace: the member apply joins the binding's trace.
+            with tracer().start_as_current_span(
+                f"apply {name}", context=context, kind=trace.SpanKind.CLIENT
+            ):
+                statuses = await member.applier.apply_all(
+                    work.spec.manifests, work.spec.conflict_resolution
+                )
         except RetryableError as exc:
             message = exc.message
             await self._put_work(

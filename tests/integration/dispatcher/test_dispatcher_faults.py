@@ -11,6 +11,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from foot.bus import Bus
 from foot.bus.catalog import BINDINGS, CLUSTER_CREDENTIALS, CLUSTERS, TEMPLATES, WORKS
@@ -20,6 +23,7 @@ from foot.kinds.works import Work
 from foot.kube import KubeClient, KubeTarget
 from foot.natsserver import EmbeddedNats
 from foot.secrets import SecretBox
+from foot.telemetry import configure_tracing
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_sim.background import BackgroundSimulator
 from foot_sim.simulator import Simulator
@@ -62,7 +66,9 @@ async def joined(sim: BackgroundSimulator, bus: Bus, tmp_path: Path) -> tuple[Bu
     return bus, key_file
 
 
-async def bind_config(bus: Bus, name: str, clusters: list[str]) -> list[str]:
+async def bind_config(
+    bus: Bus, name: str, clusters: list[str], traceparent: str | None = None
+) -> list[str]:
     document = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -75,7 +81,11 @@ async def bind_config(bus: Bus, name: str, clusters: list[str]) -> list[str]:
     binding = {
         "apiVersion": "work.foot.dev/v1alpha1",
         "kind": "ResourceBinding",
-        "metadata": {"name": f"{name}-configmap", "namespace": "faults"},
+        "metadata": {
+            "name": f"{name}-configmap",
+            "namespace": "faults",
+            **({"traceparent": traceparent} if traceparent else {}),
+        },
         "spec": {
             "resource": {
                 "apiVersion": "v1",
@@ -181,3 +191,24 @@ async def test_429_and_500_are_retried_until_applied(
         lanes = dispatcher._lanes  # the lanes' own counts of attempts
         assert lanes[flaky].reconciles > lanes[names[2]].reconciles, "retried on 429/500"
     await sim.run_async(lambda: sim.simulator.set_fault(flaky, "healthy"))
+
+
+async def test_member_applies_join_the_bindings_trace(
+    sim: BackgroundSimulator, joined: tuple[Bus, Path], nats_server: EmbeddedNats
+) -> None:
+    provider: TracerProvider = configure_tracing("foot-tests")
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    bus, key_file = joined
+    names = [e.name for e in sim.endpoints]
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    settings = DispatcherSettings(nats_url=nats_server.url, secret_key_file=key_file)
+    async with DispatcherService(settings):
+        keys = await bind_config(bus, "traced", names, traceparent=traceparent)
+        await wait_applied(bus, keys)
+    applies = [s for s in exporter.get_finished_spans() if s.name.startswith("apply ")]
+    assert {s.name for s in applies} >= {f"apply {n}" for n in names}
+    assert all(f"{s.context.trace_id:032x}" == trace_id for s in applies if s.context)
+    stored = await works(bus)
+    assert {stored[k].status.last_applied_trace for k in keys} == {traceparent}
