@@ -751,3 +751,99 @@ async def test_pull_cluster_reaches_the_same_end_state_as_a_push_cluster(
             assert web in {k.partition(".")[2] for k in await h.works()}
     finally:
         agent.kill()
+
+
+async def test_with_the_real_scheduler_policy_to_members(
+    nats_server: EmbeddedNats, harness: Harness
+) -> None:
+    """The scheduler's own bindings (not hand-written ones) drive the dispatcher: a Deployment
+    and a Karmada PropagationPolicy with static weights 1:3 over two members, then a
+    Karmada OverridePolicy changing one member's image."""
+    from foot.api import ApiReply, ApiRequest
+    from foot.bus.catalog import owner_apply_subject
+    from foot_scheduler.service import SchedulerService, SchedulerSettings
+
+    h = harness
+    m1, m2, _ = h.names
+    ns = h.namespace
+    enablements = [
+        {"groupVersion": "apps/v1", "resources": [{"name": "deployments", "kind": "Deployment"}]},
+        {"groupVersion": "v1", "resources": [{"name": "configmaps", "kind": "ConfigMap"}]},
+    ]
+    clusters = await h.bus.kv(CLUSTERS.name)
+    for cluster, region in zip(h.clusters, REGIONS, strict=True):
+        document = {
+            "apiVersion": "cluster.foot.dev/v1alpha1",
+            "kind": "Cluster",
+            "metadata": {"name": cluster.name, "labels": {"region": region}},
+            "spec": {"syncMode": "Push", "apiEndpoint": cluster.server, "region": region},
+            "status": {
+                "apiEnablements": enablements,
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    }
+                ],
+            },
+        }
+        await clusters.put(CLUSTER_KIND.key(None, cluster.name), orjson.dumps(document))
+    deployment, config, _ = app(ns)
+    policy = {
+        "apiVersion": "policy.karmada.io/v1alpha1",
+        "kind": "PropagationPolicy",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {
+            "resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
+            "propagateDeps": True,
+            "placement": {
+                "clusterAffinity": {"clusterNames": [m1, m2]},
+                "replicaScheduling": {
+                    "replicaSchedulingType": "Divided",
+                    "replicaDivisionPreference": "Weighted",
+                    "weightPreference": {
+                        "staticWeightList": [
+                            {"targetCluster": {"clusterNames": [m1]}, "weight": 1},
+                            {"targetCluster": {"clusterNames": [m2]}, "weight": 3},
+                        ]
+                    },
+                },
+            },
+        },
+    }
+
+    async def submit(*documents: dict[str, Any]) -> None:
+        body = ApiRequest(objects=list(documents)).model_dump(mode="json", by_alias=True)
+        answer = await h.bus.request(owner_apply_subject("scheduler"), orjson.dumps(body))
+        reply = ApiReply.model_validate_json(answer.data)
+        assert reply.error is None, reply.error
+
+    scheduling = SchedulerSettings(nats_url=nats_server.url, shutdown_deadline_seconds=2.0)
+    async with SchedulerService(scheduling), dispatcher(nats_server, h):
+        await submit(deployment, config, policy)
+
+        async def divided() -> bool:
+            first = await h.member_get(m1, h.deployment_path())
+            second = await h.member_get(m2, h.deployment_path())
+            if first is None or second is None:
+                return False
+            replicas = (first["spec"]["replicas"], second["spec"]["replicas"])
+            # 6 replicas by weights 1:3: the scheduler's rounding decides 1:5 or 2:4.
+            return sum(replicas) == 6 and replicas in {(1, 5), (2, 4)}
+
+        await until(divided)
+        assert await h.member_get(m2, f"/api/v1/namespaces/{ns}/configmaps/web-config")
+        await submit(eu_image_override(ns))
+
+        async def overridden() -> bool:
+            found = await h.member_get(m1, h.deployment_path())
+            image = found["spec"]["template"]["spec"]["containers"][0]["image"] if found else ""
+            return bool(image.startswith("eu.example.com/"))
+
+        await until(overridden)
+        second = await h.member_get(m2, h.deployment_path())
+        assert second is not None
+        assert second["spec"]["template"]["spec"]["containers"][0]["image"].startswith(
+            "registry.example.com/"
+        )
