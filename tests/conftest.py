@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +18,15 @@ from foot.natsserver import EmbeddedNats
 pytest_plugins = ("foot_testenv.fixtures",)
 
 LEAK_GRACE_SECONDS = 0.5
+
+# One FOOT_HOME for the whole run (and every process it starts), so services and tests
+# share one sealing key, and nothing is written into the real ~/.foot.
+_TEST_HOME = Path(tempfile.mkdtemp(prefix="foot-tests-home-"))
+os.environ["FOOT_HOME"] = str(_TEST_HOME)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_TEST_HOME, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -60,7 +60,7 @@ class CredentialStore:
         entry = await self._kv.get(cluster)
         if entry is None or entry.value is None:
             raise NotFoundError(f"no credential stored for cluster {cluster!r}")
-        opened = self._box.open(entry.value, context=_context(cluster))
+        opened = self._box.open_if_sealed(entry.value, context=_context(cluster))
         return ClusterCredential.model_validate(orjson.loads(opened))
 
     async def delete(self, cluster: str) -> None:

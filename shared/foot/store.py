@@ -13,6 +13,7 @@ from foot.bus.kv import Entry
 from foot.errors import AlreadyExistsError, ConflictError, PermanentError
 from foot.kinds import KINDS, KindInfo
 from foot.objects import KubeObject, utc_now
+from foot.secrets import FORMAT_PREFIX as SEALED_PREFIX
 from foot.telemetry import current_traceparent
 
 WRITE_ATTEMPTS = 8
@@ -21,6 +22,11 @@ WRITE_ATTEMPTS = 8
 def decode(info: KindInfo, entry: Entry) -> KubeObject:
     """The stored object, with `metadata.revision` telling which revision it was read at."""
     assert entry.value is not None  # noqa: S101 - callers pass live entries only
+    if entry.value.startswith(SEALED_PREFIX):
+        raise PermanentError(
+            f"{info.bucket}/{entry.key} is sealed and this process has no sealing key "
+            "(secret_key_file)"
+        )
     stored = info.model.model_validate_json(entry.value, by_alias=True)
     return stored.model_copy(
         update={"metadata": stored.metadata.model_copy(update={"revision": entry.revision})}
@@ -74,13 +80,15 @@ class ObjectStore:
             try:
                 if entry is None or entry.deleted:
                     created = _stamp_new(desired)
-                    revision = await store.create(key, created.to_json())
+                    revision = await store.create(key, created.to_json(), seal=info.sensitive)
                     return "created", _at_revision(created, revision)
                 current = decode(info, entry)
                 updated = _merge(current, desired)
                 if updated is None:
                     return "unchanged", current
-                revision = await store.update(key, updated.to_json(), entry.revision)
+                revision = await store.update(
+                    key, updated.to_json(), entry.revision, seal=info.sensitive
+                )
                 return "configured", _at_revision(updated, revision)
             except (ConflictError, AlreadyExistsError):
                 continue

@@ -703,7 +703,7 @@ class RegistryService(Service):
         entry = await self.agents_kv.get(name)
         if entry is None or entry.value is None:
             return None
-        opened = self.box.open(entry.value, context=f"{CLUSTER_AGENTS.name}/{name}")
+        opened = self.box.open_if_sealed(entry.value, context=f"{CLUSTER_AGENTS.name}/{name}")
         key = bytes.fromhex(AgentRecord.model_validate_json(opened).agent_key)
         self._agent_keys[name] = key
         return key

@@ -20,6 +20,7 @@ from foot.bus.catalog import BUCKETS, STREAMS, BucketSpec, StreamSpec
 from foot.bus.errors import nats_errors
 from foot.bus.kv import KvStore
 from foot.errors import PermanentError, TransportError
+from foot.secrets import SecretBox
 from foot.telemetry import inject_headers, tracer
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,12 @@ class Bus:
         self.name = name
         self._buckets: dict[str, KvStore] = {}
         self._closing = False
+        self.secret_box: SecretBox | None = None
+        """The installation's sealing key: sealed values are opened on read, and written
+        sealed where the writer asks (see KvStore). Services install it at start."""
+
+    def _secret_box(self) -> SecretBox | None:
+        return self.secret_box
 
     @classmethod
     async def connect(
@@ -138,7 +145,7 @@ class Bus:
                 kv = await self.js.create_key_value(
                     bucket=spec.name, description=spec.description, history=spec.history
                 )
-        store = KvStore(kv, spec.name)
+        store = KvStore(kv, spec.name, self._secret_box)
         self._buckets[spec.name] = store
         return store
 
@@ -152,7 +159,7 @@ class Bus:
                 kv = await self.js.key_value(bucket)
             except nats.js.errors.BucketNotFoundError as exc:
                 raise PermanentError(f"bucket {bucket} does not exist (not declared yet)") from exc
-        store = KvStore(kv, bucket)
+        store = KvStore(kv, bucket, self._secret_box)
         self._buckets[bucket] = store
         return store
 

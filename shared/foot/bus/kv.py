@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import nats.errors
@@ -12,7 +12,9 @@ import nats.js.errors
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from foot.bus.errors import nats_errors
-from foot.errors import AlreadyExistsError, ConflictError
+from foot.errors import AlreadyExistsError, ConflictError, PermanentError
+from foot.secrets import FORMAT_PREFIX as SEALED_PREFIX
+from foot.secrets import SecretBox
 
 WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 """JetStream's error codes for an expected-last-sequence mismatch."""
@@ -32,11 +34,39 @@ class Entry:
 
 
 class KvStore:
-    """A JetStream key-value bucket with typed errors instead of transport exceptions."""
+    """A JetStream key-value bucket with typed errors instead of transport exceptions.
 
-    def __init__(self, kv: KeyValue, name: str) -> None:
+    Values holding secrets (a Secret template, a work that carries one) are written with
+    `seal=True`: the bucket then holds AES-GCM ciphertext bound to `<bucket>/<key>`, and
+    every read through a store whose bus has the installation's key opens it again, so
+    readers never need to know which values were sealed.
+    """
+
+    def __init__(
+        self, kv: KeyValue, name: str, box: Callable[[], SecretBox | None] = lambda: None
+    ) -> None:
         self._kv = kv
         self.name = name
+        self._box = box
+
+    def _open(self, key: str, value: bytes | None) -> bytes | None:
+        if value is None or not value.startswith(SEALED_PREFIX):
+            return value
+        box = self._box()
+        if box is None:
+            return value  # still sealed: a reader holding its own SecretBox opens it
+        return box.open(value, context=f"{self.name}/{key}")
+
+    def _sealed(self, key: str, value: bytes, seal: bool) -> bytes:
+        if not seal:
+            return value
+        box = self._box()
+        if box is None:
+            raise PermanentError(
+                f"{self.name}/{key} must be stored sealed and this process has no sealing key "
+                "(secret_key_file)"
+            )
+        return box.seal(value, context=f"{self.name}/{key}")
 
     async def get(self, key: str) -> Entry | None:
         with nats_errors(f"{self.name}/{key}: get"):
@@ -44,28 +74,31 @@ class KvStore:
                 entry = await self._kv.get(key)
             except nats.js.errors.KeyNotFoundError:
                 return None
-        return Entry(key=key, value=entry.value, revision=entry.revision or 0)
+        return Entry(key=key, value=self._open(key, entry.value), revision=entry.revision or 0)
 
-    async def create(self, key: str, value: bytes) -> int:
+    async def create(self, key: str, value: bytes, *, seal: bool = False) -> int:
         """Store a new key; AlreadyExistsError when it is present (and not deleted)."""
+        stored = self._sealed(key, value, seal)
         with nats_errors(f"{self.name}/{key}: create"):
             try:
-                return await self._kv.create(key, value)
+                return await self._kv.create(key, stored)
             except nats.js.errors.KeyWrongLastSequenceError as exc:
                 raise AlreadyExistsError(f"{self.name}/{key} already exists") from exc
 
-    async def update(self, key: str, value: bytes, revision: int) -> int:
+    async def update(self, key: str, value: bytes, revision: int, *, seal: bool = False) -> int:
         """Replace the value only if the stored revision is `revision`; else ConflictError."""
+        stored = self._sealed(key, value, seal)
         with nats_errors(f"{self.name}/{key}: update"):
             try:
-                return await self._kv.update(key, value, last=revision)
+                return await self._kv.update(key, stored, last=revision)
             except nats.js.errors.KeyWrongLastSequenceError as exc:
                 raise ConflictError(self.name, key, revision) from exc
 
-    async def put(self, key: str, value: bytes) -> int:
+    async def put(self, key: str, value: bytes, *, seal: bool = False) -> int:
         """Unconditional write, for values only this process ever writes."""
+        stored = self._sealed(key, value, seal)
         with nats_errors(f"{self.name}/{key}: put"):
-            return await self._kv.put(key, value)
+            return await self._kv.put(key, stored)
 
     async def delete(self, key: str, revision: int | None = None) -> None:
         """Delete (optionally only at `revision`, else ConflictError)."""
@@ -115,7 +148,7 @@ class KvStore:
                 deleted = raw.operation in {KV_DEL, KV_PURGE}
                 yield Entry(
                     key=raw.key,
-                    value=None if deleted else raw.value,
+                    value=None if deleted else self._open(raw.key, raw.value),
                     revision=raw.revision or 0,
                 )
 

@@ -31,6 +31,8 @@ class KindInfo:
     plural: str
     namespaced: bool
     short_names: tuple[str, ...] = ()
+    sensitive: bool = False
+    """Objects carry secrets (a Secret's data): stored sealed, never in plain text."""
 
     @property
     def group(self) -> str:

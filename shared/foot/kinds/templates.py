@@ -220,6 +220,7 @@ def template_kinds() -> list[KindInfo]:
                 plural=plural,
                 namespaced=model.namespaced,
                 short_names=short_names,
+                sensitive=model is Secret,
             )
         )
     return infos

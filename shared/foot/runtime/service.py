@@ -26,6 +26,7 @@ from foot.runtime.ingest import ApiIngest
 from foot.runtime.metrics import ServiceMetrics
 from foot.runtime.settings import ServiceSettings
 from foot.runtime.supervisor import Supervisor
+from foot.secrets import SecretBox
 from foot.store import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,9 @@ class Service:
         self._started = True
         started = time.perf_counter()
         self.bus = await Bus.connect(self.settings.nats_url, f"foot-{self.name}")
+        # Every service opens sealed values (a Secret template, a work carrying one); the
+        # key file is shared by the installation and created by whoever starts first.
+        self.bus.secret_box = SecretBox.from_file(self.settings.secret_key_file, create=True)
         await self.bus.declare()
         self.store = ObjectStore(self.bus, self.name)
         self.ingest = ApiIngest(self.bus, self.name, self.metrics)

@@ -222,7 +222,7 @@ async def test_a_join_failing_at_any_step_leaves_nothing_behind(
     registry.kube_factory = lambda t, s: KubeClient(t, timeout_seconds=s)
     original = registry.clusters_kv.create
 
-    async def broken_create(key: str, value: bytes) -> int:
+    async def broken_create(key: str, value: bytes, *, seal: bool = False) -> int:
         raise TransportError("injected failure: NATS went away")
 
     registry.clusters_kv.create = broken_create  # type: ignore[method-assign]
