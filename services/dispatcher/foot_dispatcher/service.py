@@ -726,8 +726,8 @@ class DispatcherService(Service):
     async def _deliver_pull(self, key: str, work: Work) -> None:
         if work.spec.suspended and not work.spec.deleting:
             return
-        if not work.spec.deleting and work_applied(work):
-            return
+        if not work.spec.deleting and work.status.applied_hash == work.spec.manifests_hash:
+            return  # the agent reported this spec (applied, or a conflict/refusal it keeps)
         headers = inject_headers({})
         await self.bus.client.publish(
             work_deliver_subject(work.spec.cluster),
