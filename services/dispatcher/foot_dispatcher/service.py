@@ -57,7 +57,13 @@ from foot.kinds import KINDS
 from foot.kinds.bindings import ResourceBinding
 from foot.kinds.clusters import Cluster
 from foot.kinds.policies import AnyOverridePolicy, ClusterOverridePolicy, OverridePolicy
-from foot.kinds.works import AggregatedStatus, Work, WorkDelivery, WorkStatusReport
+from foot.kinds.works import (
+    AggregatedStatus,
+    ClusterWorkSummary,
+    Work,
+    WorkDelivery,
+    WorkStatusReport,
+)
 from foot.kube.apply import MANAGED_SELECTOR, identity
 from foot.kube.health import WATCHED_KINDS
 from foot.kube.watch import watch_collection
@@ -168,6 +174,8 @@ class DispatcherService(Service):
         self._lanes: dict[str, ReconcileQueue] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._aggregates: dict[str, AggregatedStatus] = {}
+        self._render_errors: dict[str, dict[str, str]] = {}
+        """Binding key -> cluster -> why its work could not be rendered (last render)."""
         self._subscriptions: list[Subscription] = []
         self.applies = 0
         """Works applied to members (push) or acknowledged by agents (pull), for benchmarks."""
@@ -480,6 +488,7 @@ class DispatcherService(Service):
             await self._render_binding(binding_key, binding)
 
     async def _binding_gone(self, binding_key: str) -> None:
+        self._render_errors.pop(binding_key, None)
         now = utc_now()
         for _cluster, (key, work) in sorted(self._binding_works(binding_key).items()):
             decision = removal(work, None, now=now, target_ready=False)
@@ -525,6 +534,7 @@ class DispatcherService(Service):
                         for name, rendered in items[start : start + RENDER_WRITE_BATCH]
                     )
                 )
+            self._render_errors[binding_key] = dict(result.errors)
             for name, error in sorted(result.errors.items()):
                 log.warning("cannot render %s for %s: %s", binding_key, name, error)
                 await self._put_work(
@@ -822,6 +832,14 @@ class DispatcherService(Service):
             works,
             now=utc_now(),
         )
+        unrendered = [
+            ClusterWorkSummary(cluster=name, work=work_key(name, binding_key), errors=[error])
+            for name, error in self._render_errors.get(binding_key, {}).items()
+            if name not in works
+        ]
+        if unrendered:
+            clusters = sorted([*status.clusters, *unrendered], key=lambda c: c.cluster)
+            status = status.model_copy(update={"clusters": clusters, "applied": False})
         old = self._aggregates.get(record_key)
         if old is not None and old.model_copy(update={"observed_at": None}) == status.model_copy(
             update={"observed_at": None}

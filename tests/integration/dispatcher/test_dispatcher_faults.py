@@ -15,10 +15,18 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from foot.bus import Bus
-from foot.bus.catalog import BINDINGS, CLUSTER_CREDENTIALS, CLUSTERS, TEMPLATES, WORKS
+from foot.bus.catalog import (
+    AGGREGATED_STATUS,
+    BINDINGS,
+    CLUSTER_CREDENTIALS,
+    CLUSTERS,
+    POLICIES,
+    TEMPLATES,
+    WORKS,
+)
 from foot.credentials import ClusterCredential, CredentialStore
 from foot.kinds import KINDS
-from foot.kinds.works import Work
+from foot.kinds.works import AggregatedStatus, Work
 from foot.kube import KubeClient, KubeTarget
 from foot.natsserver import EmbeddedNats
 from foot.secrets import SecretBox
@@ -217,3 +225,54 @@ async def test_member_applies_join_the_bindings_trace(
     assert all(f"{s.context.trace_id:032x}" == trace_id for s in applies if s.context)
     stored = await works(bus)
     assert {stored[k].status.last_applied_trace for k in keys} == {traceparent}
+
+
+async def test_an_override_that_does_not_fit_is_reported_with_its_path(
+    sim: BackgroundSimulator, joined: tuple[Bus, Path], nats_server: EmbeddedNats
+) -> None:
+    bus, key_file = joined
+    names = [e.name for e in sim.endpoints]
+    broken = {
+        "apiVersion": "policy.karmada.io/v1alpha1",
+        "kind": "OverridePolicy",
+        "metadata": {"name": "broken", "namespace": "faults"},
+        "spec": {
+            "resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "odd"}],
+            "overrideRules": [
+                {
+                    "targetCluster": {"clusterNames": [names[0]]},
+                    "overriders": {
+                        "plaintext": [
+                            {"path": "/data/missing", "operator": "replace", "value": "x"}
+                        ]
+                    },
+                }
+            ],
+        },
+    }
+    info = KINDS.lookup("policy.karmada.io/v1alpha1", "OverridePolicy")
+    await (await bus.kv(POLICIES.name)).put(
+        info.key("faults", "broken"), KINDS.parse(broken).to_json()
+    )
+    settings = DispatcherSettings(nats_url=nats_server.url, secret_key_file=key_file)
+    async with DispatcherService(settings):
+        keys = await bind_config(bus, "odd", names)
+        await wait_applied(bus, keys[1:])
+        store = await bus.kv(AGGREGATED_STATUS.name)
+
+        async def reported() -> AggregatedStatus | None:
+            entry = await store.get(CONFIGMAP.key("faults", "odd"))
+            if entry is None or entry.value is None:
+                return None
+            status = AggregatedStatus.model_validate_json(entry.value)
+            return status if status.clusters and status.clusters[0].errors else None
+
+        async with asyncio.timeout(20):
+            while (status := await reported()) is None:  # noqa: ASYNC110 - state in the bucket
+                await asyncio.sleep(0.05)
+    first = status.clusters[0]
+    assert first.cluster == names[0]
+    expected = "OverridePolicy faults/broken rule 0: /data/missing does not exist, so it "
+    assert first.errors == [expected + "cannot be replaced"]
+    assert not status.applied
+    assert [c.applied for c in status.clusters[1:]] == [True, True]
