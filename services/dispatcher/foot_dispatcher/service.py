@@ -528,12 +528,9 @@ class DispatcherService(Service):
             # Works of one binding are written a batch at a time (each is its own key).
             items = sorted(result.works.items())
             for start in range(0, len(items), RENDER_WRITE_BATCH):
-                await asyncio.gather(
-                    *(
-                        store(name, rendered)
-                        for name, rendered in items[start : start + RENDER_WRITE_BATCH]
-                    )
-                )
+                async with asyncio.TaskGroup() as group:
+                    for name, rendered in items[start : start + RENDER_WRITE_BATCH]:
+                        group.create_task(store(name, rendered), name=f"store-work:{name}")
             self._render_errors[binding_key] = dict(result.errors)
             for name, error in sorted(result.errors.items()):
                 log.warning("cannot render %s for %s: %s", binding_key, name, error)
