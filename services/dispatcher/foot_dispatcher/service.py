@@ -127,6 +127,13 @@ def _encode(work: Work) -> bytes:
     return orjson.dumps(document)
 
 
+def _carries_secret(work: Work) -> bool:
+    """A work holding a Secret is stored sealed (never in plain text in the bucket)."""
+    return any(
+        m.get("kind") == "Secret" and m.get("apiVersion") == "v1" for m in work.spec.manifests
+    )
+
+
 def _template_key(binding: ResourceBinding) -> str | None:
     resource = binding.spec.resource
     try:
@@ -443,12 +450,13 @@ class DispatcherService(Service):
                 if updated is None:
                     return current
                 body = _encode(updated)
+                seal = _carries_secret(updated)
                 try:
                     if current is None:
-                        revision = await self.works_store.create(key, body)
+                        revision = await self.works_store.create(key, body, seal=seal)
                     else:
                         revision = await self.works_store.update(
-                            key, body, self._revisions.get(key, 0)
+                            key, body, self._revisions.get(key, 0), seal=seal
                         )
                 except (ConflictError, AlreadyExistsError):
                     await self._refresh_work(key)

@@ -5,6 +5,7 @@ until its works are applied; a partition that heals converges."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from foot.kinds import KINDS
 from foot.kinds.works import AggregatedStatus, Work
 from foot.kube import KubeClient, KubeTarget
 from foot.natsserver import EmbeddedNats
+from foot.secrets import FORMAT_PREFIX as SEALED_PREFIX
 from foot.secrets import SecretBox
 from foot.telemetry import configure_tracing
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
@@ -276,3 +278,76 @@ async def test_an_override_that_does_not_fit_is_reported_with_its_path(
     assert first.errors == [expected + "cannot be replaced"]
     assert not status.applied
     assert [c.applied for c in status.clusters[1:]] == [True, True]
+
+
+async def test_a_work_carrying_a_secret_is_stored_sealed(
+    sim: BackgroundSimulator, joined: tuple[Bus, Path], nats_server: EmbeddedNats
+) -> None:
+    bus, key_file = joined
+    bus.secret_box = SecretBox.from_file(key_file)
+    member = sim.endpoints[0]
+    password = base64.b64encode(b"hunter2-not-in-plain-text").decode()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "faults"},
+        "data": {"password": password},
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "faults"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "api"}},
+            "template": {
+                "metadata": {"labels": {"app": "api"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "api",
+                            "image": "api:1",
+                            "envFrom": [{"secretRef": {"name": "db"}}],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+    templates = await bus.kv(TEMPLATES.name)
+    await templates.put(  # as the scheduler stores Secret templates: sealed
+        KINDS.lookup("v1", "Secret").key("faults", "db"), KINDS.parse(secret).to_json(), seal=True
+    )
+    await templates.put(
+        KINDS.lookup("apps/v1", "Deployment").key("faults", "api"),
+        KINDS.parse(deployment).to_json(),
+    )
+    binding = {
+        "apiVersion": "work.foot.dev/v1alpha1",
+        "kind": "ResourceBinding",
+        "metadata": {"name": "api-deployment", "namespace": "faults"},
+        "spec": {
+            "resource": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "namespace": "faults",
+                "name": "api",
+            },
+            "clusters": [{"name": member.name, "replicas": 1}],
+            "propagateDeps": True,
+        },
+    }
+    key = BINDING_KIND.key("faults", "api-deployment")
+    await (await bus.kv(BINDINGS.name)).put(key, orjson.dumps(binding))
+    settings = DispatcherSettings(nats_url=nats_server.url, secret_key_file=key_file)
+    async with DispatcherService(settings):
+        await wait_applied(bus, [f"{member.name}.{key}"])
+    raw = await (await bus.js.key_value(WORKS.name)).get(f"{member.name}.{key}")
+    assert raw.value is not None
+    assert raw.value.startswith(SEALED_PREFIX)
+    assert password.encode() not in raw.value
+    readable = (await works(bus))[f"{member.name}.{key}"]
+    assert [m["kind"] for m in readable.spec.manifests] == ["Secret", "Deployment"]
+    async with KubeClient(KubeTarget.from_kubeconfig(member.kubeconfig_path.read_text())) as kube:
+        stored = await kube.get("/api/v1/namespaces/faults/secrets/db")
+    assert stored["data"] == {"password": password}
