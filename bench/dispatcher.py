@@ -59,6 +59,8 @@ ISOLATION_SECONDS = 20
 CLUSTER_KIND = KINDS.lookup("cluster.foot.dev/v1alpha1", "Cluster")
 BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
 CONFIGMAP_KIND = KINDS.lookup("v1", "ConfigMap")
+LOG = os.environ.get("FOOT_BENCH_DISPATCHER_LOG")
+"""Set to a path to keep the dispatcher's log."""
 PIDS: dict[str, int] = {}
 """Processes whose CPU use is reported for the throughput phase."""
 PROFILE = os.environ.get("FOOT_BENCH_PROFILE")
@@ -313,7 +315,7 @@ async def run(clusters: int, bindings: int, samples: int) -> list[Figure]:
                     command = ["-c", PROFILED.format(path=PROFILE)] if PROFILE else []
                     dispatcher = await asyncio.create_subprocess_exec(
                         sys.executable, *(command or ["-m", "foot_dispatcher"]), env=env,
-                        stderr=(directory / "dispatcher.log").open("wb"),
+                        stderr=(Path(LOG) if LOG else directory / "dispatcher.log").open("wb"),
                     )  # fmt: skip
                     PIDS.update(
                         dispatcher=dispatcher.pid,
