@@ -34,7 +34,9 @@ class TemplateObject(KubeObject):
     model_config = ConfigDict(extra="allow")
 
     status: dict[str, Any] | None = None
-    """Status as last aggregated from member clusters (written by the dispatcher later)."""
+    """Whatever status the submitter sent; FOOT never writes it (the template is the
+    scheduler's object). Status aggregated from members lives in the dispatcher's
+    `aggregated-status` bucket; `foot get ... -o yaml` shows it here."""
 
 
 class LabelSelector(OpenModel):
