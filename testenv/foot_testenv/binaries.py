@@ -8,8 +8,10 @@ comes from Debian's ``etcd-server`` package.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -18,6 +20,8 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.request
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +36,9 @@ MINIMUM_GO = (1, 26)
 # /usr/local/go is where the official Go tarball installs; PATH may not include it.
 GO_CANDIDATES = ("/usr/local/go/bin/go",)
 SETUP_HINT = "run `./dev setup` (or `foot-testenv ensure`) first"
+FETCHED_GO = "1.26.8"
+"""Go release fetched when the machine has no Go 1.26+ (as a module: golang.org/toolchain)."""
+GO_PROXY = "https://proxy.golang.org"
 BUILD_HEARTBEAT_SECONDS = 60.0
 
 Reporter = Callable[[str], None]
@@ -106,8 +113,9 @@ def find_binaries() -> KubeBinaries:
 
 
 def ensure(report: Reporter) -> KubeBinaries:
-    """Install etcd and build the Kubernetes binaries unless already there."""
+    """Install etcd and Ceph, and build the Kubernetes binaries, unless already there."""
     _ensure_etcd(report)
+    _ensure_ceph(report)
     version = pinned_kubernetes_version()
     bin_dir = cached_bin_dir(version)
     if not all(_is_executable(bin_dir / name) for name in KUBE_COMMANDS):
@@ -123,22 +131,41 @@ def ensure(report: Reporter) -> KubeBinaries:
 def _ensure_etcd(report: Reporter) -> None:
     if _is_executable(ETCD_PATH):
         return
+    install_debian_packages([ETCD_DEBIAN_PACKAGE], why=f"{ETCD_PATH} is missing", report=report)
+    # The package also ships a systemd unit; a test machine must not run a shared etcd.
+    if shutil.which("systemctl") is not None:
+        subprocess.run(["systemctl", "disable", "--now", "etcd"], capture_output=True, check=False)
+    if not _is_executable(ETCD_PATH):
+        raise FootTestenvError(f"{ETCD_DEBIAN_PACKAGE} installed but {ETCD_PATH} is still missing")
+
+
+def _ensure_ceph(report: Reporter) -> None:
+    """The Ceph daemons behind the storage tests (a real single-machine Ceph)."""
+    from foot_testenv.ceph import DEBIAN_PACKAGES, missing_commands
+
+    missing = missing_commands()
+    if not missing and Path("/usr/share/ceph/mgr/dashboard").is_dir():
+        return
+    why = f"Ceph for the storage tests ({', '.join(missing) or 'the mgr dashboard'} missing)"
+    install_debian_packages(DEBIAN_PACKAGES.split(), why=why, report=report)
+
+
+def install_debian_packages(packages: list[str], *, why: str, report: Reporter) -> None:
+    """apt-get install `packages` (no recommends), or say exactly what to run."""
+    listing = " ".join(packages)
     if os.geteuid() != 0:
         raise FootTestenvError(
-            f"{ETCD_PATH} is missing and installing it needs root: "
-            f"run `sudo apt-get install -y {ETCD_DEBIAN_PACKAGE}`, then `foot-testenv ensure` again"
+            f"{why}; installing it needs root: run `sudo apt-get install -y "
+            f"--no-install-recommends {listing}`, then `foot-testenv ensure` again"
         )
     if shutil.which("apt-get") is None:
-        raise FootTestenvError(
-            f"{ETCD_PATH} is missing and apt-get is not available: install etcd 3.4+ "
-            f"so that {ETCD_PATH} exists"
-        )
-    report(f"installing {ETCD_DEBIAN_PACKAGE} with apt-get ({ETCD_PATH} is missing)")
+        raise FootTestenvError(f"{why}, and apt-get is not available: install {listing}")
+    report(f"installing {listing} with apt-get ({why})")
     started = time.monotonic()
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for argv in (
         ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", ETCD_DEBIAN_PACKAGE],
+        ["apt-get", "install", "-y", "--no-install-recommends", *packages],
     ):
         completed = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
         if completed.returncode != 0:
@@ -146,12 +173,7 @@ def _ensure_etcd(report: Reporter) -> None:
                 f"`{' '.join(argv)}` failed with exit code {completed.returncode}:\n"
                 + _tail(completed.stdout + completed.stderr)
             )
-    # The package also ships a systemd unit; a test machine must not run a shared etcd.
-    if shutil.which("systemctl") is not None:
-        subprocess.run(["systemctl", "disable", "--now", "etcd"], capture_output=True, check=False)
-    if not _is_executable(ETCD_PATH):
-        raise FootTestenvError(f"{ETCD_DEBIAN_PACKAGE} installed but {ETCD_PATH} is still missing")
-    report(f"installed {ETCD_DEBIAN_PACKAGE} in {time.monotonic() - started:.1f} s")
+    report(f"installed {listing} in {time.monotonic() - started:.1f} s")
 
 
 def find_go() -> tuple[Path, tuple[int, int]]:
@@ -161,6 +183,7 @@ def find_go() -> tuple[Path, tuple[int, int]]:
     if on_path is not None:
         candidates.append(on_path)
     candidates += [c for c in GO_CANDIDATES if c not in candidates]
+    candidates.append(str(fetched_go_dir() / "bin" / "go"))
     found: list[str] = []
     for candidate in candidates:
         if not _is_executable(Path(candidate)):
@@ -236,7 +259,12 @@ def _version_ldflags(version: str) -> str:
 
 
 def _build(version: str, report: Reporter) -> None:
-    go, go_version = find_go()
+    try:
+        go, go_version = find_go()
+    except FootTestenvError as missing:
+        report(f"{missing}; fetching Go {FETCHED_GO} from the Go module proxy instead")
+        fetch_go_toolchain(report)
+        go, go_version = find_go()
     root = cache_root()
     # Leftovers of interrupted builds; safe to remove because the build lock is held.
     for stale in root.glob(".build-*"):
@@ -365,3 +393,86 @@ def _is_executable(path: Path) -> bool:
 
 def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# ---- a Go toolchain for machines without one ------------------------------------------------
+
+
+def fetched_go_dir() -> Path:
+    return cache_root().parent / "go" / f"go{FETCHED_GO}"
+
+
+def fetch_go_toolchain(report: Reporter) -> Path:
+    """Download Go as the module golang.org/toolchain (what `GOTOOLCHAIN` itself does), check
+    it against the Go checksum database, and unpack it into the cache; its root folder."""
+    target = fetched_go_dir()
+    if _is_executable(target / "bin" / "go"):
+        return target
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    module_version = f"v0.0.1-go{FETCHED_GO}.linux-{arch}"
+    proxy = os.environ.get("GOPROXY", GO_PROXY).split(",")[0].rstrip("/")
+    if not proxy.startswith("https://"):
+        proxy = GO_PROXY
+    expected = _toolchain_sum(proxy, module_version)
+    report(f"downloading golang.org/toolchain@{module_version} (about 70 MB)")
+    started = time.monotonic()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".go-", dir=target.parent))
+    try:
+        archive = staging / "toolchain.zip"
+        url = f"{proxy}/golang.org/toolchain/@v/{module_version}.zip"
+        with urllib.request.urlopen(url, timeout=60) as response, archive.open("wb") as out:  # noqa: S310 - https only
+            shutil.copyfileobj(response, out, length=1 << 20)
+        actual = _dirhash_h1(archive)
+        if actual != expected:
+            raise FootTestenvError(
+                f"golang.org/toolchain@{module_version} does not match the checksum database "
+                f"({actual} != {expected}); refusing to use it"
+            )
+        prefix = f"golang.org/toolchain@{module_version}/"
+        unpacked = staging / "go"
+        with zipfile.ZipFile(archive) as zipped:
+            for member in zipped.infolist():
+                if not member.filename.startswith(prefix) or member.is_dir():
+                    continue
+                relative = Path(member.filename.removeprefix(prefix))
+                if relative.is_absolute() or ".." in relative.parts:
+                    raise FootTestenvError(f"unsafe path in the Go toolchain: {member.filename}")
+                destination = unpacked / relative
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with zipped.open(member) as source, destination.open("wb") as sink:
+                    shutil.copyfileobj(source, sink)
+                # Module zips carry no modes; Go marks its commands executable the same way.
+                if relative.parts[0] == "bin" or relative.parts[:2] == ("pkg", "tool"):
+                    destination.chmod(0o755)
+        unpacked.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report(f"Go {FETCHED_GO} ready in {target} after {time.monotonic() - started:.0f} s")
+    return target
+
+
+def _toolchain_sum(proxy: str, module_version: str) -> str:
+    """The h1: hash the Go checksum database records for the toolchain module (through the
+    proxy's sumdb endpoint, which is reachable where sum.golang.org itself may not be)."""
+    url = f"{proxy}/sumdb/sum.golang.org/lookup/golang.org/toolchain@{module_version}"
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - https only
+        text: str = response.read().decode()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[1] == module_version and fields[2].startswith("h1:"):  # noqa: PLR2004
+            return fields[2]
+    raise FootTestenvError(f"the checksum database has no entry for toolchain {module_version}")
+
+
+def _dirhash_h1(archive: Path) -> str:
+    """Go's `h1:` hash of a module zip (golang.org/x/mod/sumdb/dirhash.Hash1)."""
+    summary = hashlib.sha256()
+    with zipfile.ZipFile(archive) as zipped:
+        for name in sorted(info.filename for info in zipped.infolist() if not info.is_dir()):
+            digest = hashlib.sha256()
+            with zipped.open(name) as member:
+                for chunk in iter(lambda: member.read(1 << 20), b""):
+                    digest.update(chunk)
+            summary.update(f"{digest.hexdigest()}  {name}\n".encode())
+    return "h1:" + base64.b64encode(summary.digest()).decode()

@@ -41,6 +41,7 @@ def test_missing_binaries_fail_the_test_with_the_setup_command(
 
 def test_no_go_toolchain_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no fetched Go either
     monkeypatch.setattr(binaries, "GO_CANDIDATES", ())
 
     with pytest.raises(FootTestenvError, match=r"needs Go 1\.26\+, and no `go` was found"):
@@ -54,7 +55,39 @@ def test_an_old_go_toolchain_is_a_clear_error(
     old_go.write_text("#!/bin/sh\necho go1.22.4\n")
     old_go.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(binaries, "GO_CANDIDATES", ())
 
     with pytest.raises(FootTestenvError, match=r"needs Go 1\.26\+; found only .*go1\.22"):
         find_go()
+
+
+def test_a_machine_without_go_gets_one_from_the_module_proxy_checked_against_sumdb(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(binaries, "GO_CANDIDATES", ())
+    with pytest.raises(FootTestenvError):
+        find_go()
+    messages: list[str] = []
+
+    root = binaries.fetch_go_toolchain(messages.append)
+
+    go, version = find_go()
+    assert go == root / "bin" / "go"
+    assert version == (1, 26)
+    assert any("downloading golang.org/toolchain" in m for m in messages)
+    assert (root / "pkg" / "tool").is_dir()
+    # A second call finds it in the cache instead of downloading again.
+    messages.clear()
+    assert binaries.fetch_go_toolchain(messages.append) == root
+    assert messages == []
+
+
+def test_a_tampered_toolchain_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(binaries, "_toolchain_sum", lambda _proxy, _version: "h1:AAAA")
+    with pytest.raises(FootTestenvError, match="does not match the checksum database"):
+        binaries.fetch_go_toolchain(lambda _message: None)
+    assert not binaries.fetched_go_dir().exists()
