@@ -1,6 +1,7 @@
 """Benchmark the dispatcher against 100 simulated member clusters.
 
     .venv/bin/python bench/dispatcher.py [--clusters 100] [--bindings 60] [--samples 200]
+        [--phases throughput,latency,isolation]
 
 Four processes: nats-server, the simulator (`python -m foot_sim`), the dispatcher
 (`python -m foot_dispatcher`) and this one, which stands in for the registry (Cluster
@@ -291,7 +292,10 @@ async def set_fault(admin_url: str, token: str, cluster: str, mode: str) -> None
             raise RuntimeError(f"setting fault {mode} on {cluster}: {await response.text()}")
 
 
-async def run(clusters: int, bindings: int, samples: int) -> list[Figure]:
+PHASES = ("throughput", "latency", "isolation")
+
+
+async def run(clusters: int, bindings: int, samples: int, only: set[str]) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="foot-dispatch-bench-") as folder:
         directory = Path(folder)
         key_file = directory / "secret.key"
@@ -327,7 +331,7 @@ async def run(clusters: int, bindings: int, samples: int) -> list[Figure]:
                     follower = asyncio.create_task(follow_works(bus, watch), name="follow-works")
                     try:
                         figures = await phases(
-                            stand, watch, names, bindings, samples, admin_url, admin_token
+                            stand, watch, names, bindings, samples, admin_url, admin_token, only
                         )
                     finally:
                         follower.cancel()
@@ -349,24 +353,43 @@ async def phases(  # noqa: PLR0917 - the benchmark's whole configuration
     samples: int,
     admin_url: str,
     admin_token: str,
+    only: set[str],
 ) -> list[Figure]:
     # Warm up: connections and discovery to every member, outside the figures.
     await stand.template("warm")
     await watch.wait(set(await stand.bind("warm", names)))
-    before = {name: cpu_seconds(pid) for name, pid in PIDS.items()}
-    started = time.perf_counter()
-    figures = [await throughput(stand, watch, names, bindings)]
-    wall = time.perf_counter() - started
-    for name, pid in PIDS.items():
-        share = (cpu_seconds(pid) - before[name]) / wall * 100
-        figures.append(Figure(f"throughput_cpu_{name}", round(share), "% of a core"))
+    figures: list[Figure] = []
+    if "throughput" in only:
+        before = {name: cpu_seconds(pid) for name, pid in PIDS.items()}
+        started = time.perf_counter()
+        figures.append(await throughput(stand, watch, names, bindings))
+        wall = time.perf_counter() - started
+        for name, pid in PIDS.items():
+            share = (cpu_seconds(pid) - before[name]) / wall * 100
+            figures.append(Figure(f"throughput_cpu_{name}", round(share), "% of a core"))
+    if "latency" in only:
+        figures += await latency_figures(stand, watch, names, samples)
+    if "isolation" in only:
+        figures += await isolation_figures(stand, watch, names, admin_url, admin_token)
+    return figures
+
+
+async def latency_figures(
+    stand: Stand, watch: AppliedWatch, names: list[str], samples: int
+) -> list[Figure]:
     durations = await latency(stand, watch, names, samples)
-    figures += [
+    return [
         Figure("event_to_applied_p50", round(statistics.median(durations), 1), "ms"),
         Figure(
             "event_to_applied_p99", round(percentile(durations, 0.99), 1), "ms", LATENCY_P99_GOAL_MS
         ),
     ]
+
+
+async def isolation_figures(
+    stand: Stand, watch: AppliedWatch, names: list[str], admin_url: str, admin_token: str
+) -> list[Figure]:
+    figures: list[Figure] = []
     ten = names[:ISOLATION_CLUSTERS]
     count = int(ISOLATION_RATE_PER_SECOND * ISOLATION_SECONDS)
     healthy = await steady(stand, watch, ten, "healthy", count)
@@ -398,8 +421,14 @@ def main() -> None:
         "--bindings", type=int, default=60, help="bindings to every cluster (throughput)"
     )
     parser.add_argument("--samples", type=int, default=200, help="latency samples")
+    parser.add_argument(
+        "--phases", default=",".join(PHASES), help="comma-separated phases to run (default all)"
+    )
     args = parser.parse_args()
-    figures = asyncio.run(run(args.clusters, args.bindings, args.samples))
+    only = {p.strip() for p in args.phases.split(",") if p.strip()}
+    if not only or only - set(PHASES):
+        parser.error(f"--phases: choose among {', '.join(PHASES)}")
+    figures = asyncio.run(run(args.clusters, args.bindings, args.samples, only))
     print(f"dispatcher: {args.clusters} simulated clusters")
     print(f"{'metric':<26}{'value':>10}  {'unit':<8}{'goal':>8}")
     for figure in figures:

@@ -6,7 +6,13 @@ and pull delivery (the agent inside the member) share.
 * ownership: every object FOOT applies carries the label `foot.dev/managed-by: foot` (and the
   annotation `foot.dev/binding: <namespace>/<binding>`). An object that exists without the
   label was not created by FOOT: with conflictResolution Abort it is left untouched and the
-  conflict reported; with Overwrite it is taken over (and labelled);
+  conflict reported; with Overwrite it is taken over (and labelled). Ownership is decided by
+  the member itself, atomically, in one request for a new object: the first apply of an
+  object not known to be FOOT's carries a `resourceVersion` precondition no stored object can
+  have (`CREATE_ONLY_VERSION`), so the API server creates the object when it is absent and
+  answers 409 without changing anything when it exists. Only then is the object read; a
+  FOOT-managed one is applied with the resourceVersion just read as precondition (so nothing
+  slips in between the read and the write), a foreign one is left alone under Abort;
 * removal deletes only objects FOOT manages;
 * errors: `KubeUnavailableError` (429, 5xx, timeouts, refused) propagates so the caller retries
   with backoff; a refusal of one manifest (`KubeApiError`, e.g. 422) is reported for that
@@ -24,7 +30,12 @@ from typing import Any, Literal
 from foot.errors import PermanentError
 from foot.kinds.works import ManifestStatus
 from foot.kube.client import KubeClient
-from foot.kube.errors import KubeApiError, KubeConflictError, KubeNotFoundError
+from foot.kube.errors import (
+    KubeApiError,
+    KubeConflictError,
+    KubeNotFoundError,
+    KubeUnavailableError,
+)
 from foot.kube.health import interpret
 
 log = logging.getLogger(__name__)
@@ -35,6 +46,12 @@ MANAGED_BY_VALUE = "foot"
 BINDING_ANNOTATION = "foot.dev/binding"
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 """Label selector of everything FOOT manages in a member."""
+CREATE_ONLY_VERSION = "9223372036854775807"
+"""A resourceVersion no stored object has (the largest int64; etcd revisions count up from 1):
+as the precondition of a server-side apply it means "create, or change nothing" (a create
+ignores the field, an update of an existing object fails with 409 Conflict)."""
+PRECONDITION_ATTEMPTS = 3
+"""Read-then-apply rounds for an existing object that keeps changing under us."""
 
 Manifest = dict[str, Any]
 ConflictResolution = Literal["Abort", "Overwrite"]
@@ -168,32 +185,52 @@ class MemberApplier:
             resource = await self.resource(api_version, kind)
             if resource.namespaced:
                 await self.ensure_namespace(namespace or "default")
-            if path not in self._ours:
-                self.requests += 1
-                try:
-                    existing = await self.kube.get(path)
-                except KubeNotFoundError:
-                    existing = None
-                if existing is not None and not is_managed(existing):
-                    if conflict_resolution == "Abort":
-                        return status.model_copy(
-                            update={
-                                "conflict": f"{describe(manifest)} exists in the member and was "
-                                "not created by FOOT; conflictResolution is Abort, so it is left "
-                                "untouched"
-                            }
-                        )
-                    log.info("taking over %s (conflictResolution Overwrite)", describe(manifest))
-            self.requests += 1
-            applied = await self.kube.apply(
-                path, manifest, field_manager=self.field_manager, force=True
-            )
+            if path in self._ours or conflict_resolution == "Overwrite":
+                applied = await self._apply(path, manifest)
+            else:
+                applied = await self._apply_if_ours(path, manifest)
+                if applied is None:
+                    return status.model_copy(
+                        update={
+                            "conflict": f"{describe(manifest)} exists in the member and was "
+                            "not created by FOOT; conflictResolution is Abort, so it is left "
+                            "untouched"
+                        }
+                    )
         except (KubeApiError, UnknownKindError) as exc:
             if isinstance(exc, KubeNotFoundError) and namespace:
                 self._namespaces.discard(namespace)  # deleted under us: create it next time
             return status.model_copy(update={"error": str(exc.message)})
         self._ours.add(path)
         return observed_status(status, applied).model_copy(update={"applied": True})
+
+    async def _apply(
+        self, path: str, manifest: Manifest, *, resource_version: str | None = None
+    ) -> Any:
+        if resource_version is not None:
+            metadata = {**(manifest.get("metadata") or {}), "resourceVersion": resource_version}
+            manifest = {**manifest, "metadata": metadata}
+        self.requests += 1
+        return await self.kube.apply(path, manifest, field_manager=self.field_manager, force=True)
+
+    async def _apply_if_ours(self, path: str, manifest: Manifest) -> Any:
+        """Apply unless the object exists and FOOT does not manage it (then None)."""
+        for _ in range(PRECONDITION_ATTEMPTS):
+            with contextlib.suppress(KubeConflictError):  # it exists
+                return await self._apply(path, manifest, resource_version=CREATE_ONLY_VERSION)
+            self.requests += 1
+            try:
+                existing = await self.kube.get(path)
+            except KubeNotFoundError:
+                continue  # deleted in between: try creating again
+            if not is_managed(existing):
+                return None
+            version = str((existing.get("metadata") or {}).get("resourceVersion") or "")
+            with contextlib.suppress(KubeConflictError):  # changed since the read: again
+                return await self._apply(path, manifest, resource_version=version or None)
+        raise KubeUnavailableError(
+            self.kube.target.server, f"{describe(manifest)} kept changing while being applied"
+        )
 
     async def apply_all(
         self, manifests: Sequence[Manifest], conflict_resolution: ConflictResolution = "Abort"

@@ -5,14 +5,23 @@ only, per-manifest errors, and health read back after a status-subresource write
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from foot.kinds.works import ManifestStatus
 from foot.kube import KubeClient, KubeTarget
-from foot.kube.apply import MANAGED_BY_LABEL, MemberApplier, observed_status, ownership_marks
-from foot.kube.errors import KubeNotFoundError
+from foot.kube.apply import (
+    CREATE_ONLY_VERSION,
+    MANAGED_BY_LABEL,
+    MemberApplier,
+    observed_status,
+    ownership_marks,
+)
+from foot.kube.errors import KubeConflictError, KubeNotFoundError
+from foot_sim import Simulator
+from foot_sim.background import BackgroundSimulator
 from foot_testenv.clusters import KubeClusters
 
 pytestmark = pytest.mark.kube
@@ -23,6 +32,24 @@ def target(kube_clusters: KubeClusters) -> KubeTarget:
     return KubeTarget.from_kubeconfig(
         cluster.kubeconfig_path.read_text(), base_dir=cluster.kubeconfig_path.parent
     )
+
+
+@pytest.fixture(scope="module")
+def simulated_member() -> Iterator[BackgroundSimulator]:
+    with BackgroundSimulator(Simulator(1, simulate_workloads=False)) as running:
+        yield running
+
+
+@pytest.fixture(params=("real", "sim"))
+def member(request: pytest.FixtureRequest) -> KubeTarget:
+    """A member's admin target, on a real kube-apiserver and on the simulator."""
+    if request.param == "sim":
+        simulated: BackgroundSimulator = request.getfixturevalue("simulated_member")
+        path = simulated.endpoints[0].kubeconfig_path
+    else:
+        clusters: KubeClusters = request.getfixturevalue("kube_clusters")
+        path = clusters[0].kubeconfig_path
+    return KubeTarget.from_kubeconfig(path.read_text(), base_dir=path.parent)
 
 
 def manifests(namespace: str) -> list[dict[str, Any]]:
@@ -153,4 +180,62 @@ async def test_a_refused_manifest_is_reported_and_the_others_applied(
         assert "422" in statuses[0].error
         assert statuses[1].error == "example.com/v1/Widget is not served by the member cluster"
         assert [s.applied for s in statuses] == [False, False, True, True]
+        await kube.delete(f"/api/v1/namespaces/{namespace}")
+
+
+async def test_the_member_decides_ownership_atomically_in_one_request_for_a_new_object(
+    member: KubeTarget,
+) -> None:
+    """A new object costs one request (a create-only apply); an existing one is never changed
+    by that request, whoever owns it; FOOT's own object unknown to this applier (a restarted
+    dispatcher) is read and applied; a foreign one is left alone under Abort."""
+    namespace = f"owner-{uuid.uuid4().hex[:8]}"
+    mark = ownership_marks(namespace, "owners")
+
+    def config(name: str, value: str) -> dict[str, Any]:
+        return mark(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": namespace},
+                "data": {"value": value},
+            }
+        )
+
+    async with KubeClient(member) as kube:
+        first = MemberApplier(kube)
+        assert (await first.apply(config("warm", "1"))).applied  # discovery, namespace
+        before = first.requests
+        assert (await first.apply(config("new", "1"))).applied
+        assert first.requests - before == 1, "a new object: one request"
+        # The create-only precondition never changes an existing object.
+        ours = await kube.get(f"/api/v1/namespaces/{namespace}/configmaps/new")
+        with pytest.raises(KubeConflictError):
+            await kube.apply(
+                f"/api/v1/namespaces/{namespace}/configmaps/new",
+                {**config("new", "2"), "metadata": {**config("new", "2")["metadata"],
+                 "resourceVersion": CREATE_ONLY_VERSION}},
+                field_manager="foot",
+                force=True,
+            )  # fmt: skip
+        unchanged = await kube.get(f"/api/v1/namespaces/{namespace}/configmaps/new")
+        assert unchanged["metadata"]["resourceVersion"] == ours["metadata"]["resourceVersion"]
+        assert unchanged["data"] == {"value": "1"}
+        # A restarted dispatcher does not know the object is FOOT's: read, then applied.
+        restarted = MemberApplier(kube)
+        assert (await restarted.apply(config("new", "3"))).applied
+        taken = await kube.get(f"/api/v1/namespaces/{namespace}/configmaps/new")
+        assert taken["data"] == {"value": "3"}
+        # Someone else's object: untouched under Abort.
+        created = await kube.create(
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            {"metadata": {"name": "theirs"}, "data": {"value": "theirs"}},
+        )
+        aborted = await restarted.apply(config("theirs", "foot"))
+        assert not aborted.applied
+        assert aborted.conflict is not None
+        foreign = await kube.get(f"/api/v1/namespaces/{namespace}/configmaps/theirs")
+        assert foreign["data"] == {"value": "theirs"}
+        assert MANAGED_BY_LABEL not in (foreign["metadata"].get("labels") or {})
+        assert foreign["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
         await kube.delete(f"/api/v1/namespaces/{namespace}")
