@@ -90,6 +90,12 @@ AGGREGATED_STATUS = BucketSpec(
     owner="dispatcher",
     description="Per template (keyed like it): status over every member cluster, from the works",
 )
+DISPATCH_INTENTS = BucketSpec(
+    name="dispatch-intents",
+    owner="dispatcher",
+    description="Per binding: the clusters and objects being applied before their works are "
+    "stored (what a restarted dispatcher checks for orphans)",
+)
 GATEWAY_ROUTES = BucketSpec(
     name="gateway-routes",
     owner="gateway-sync",
@@ -106,6 +112,7 @@ BUCKETS: tuple[BucketSpec, ...] = (
     CLUSTER_AGENTS,
     WORKS,
     AGGREGATED_STATUS,
+    DISPATCH_INTENTS,
     STORAGE_CLAIMS,
     STORAGE_PROVISIONING,
     GATEWAY_ROUTES,
