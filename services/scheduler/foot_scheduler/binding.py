@@ -53,6 +53,23 @@ def template_hash(template: KubeObject) -> str:
     return hashlib.sha256(orjson.dumps(state, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
+@dataclass(frozen=True, slots=True)
+class TemplateFacts:
+    """What a binding takes from its template, computed once per template version (the
+    scheduler keeps them with the parsed template, so a reschedule does not dump it again)."""
+
+    hash: str
+    """`template_hash` of the template."""
+    replicas: int | None
+    """`spec.replicas` when the template has an integer there."""
+
+
+def template_facts(template: KubeObject) -> TemplateFacts:
+    spec_replicas = (template.to_dict().get("spec") or {}).get("replicas")
+    replicas = spec_replicas if isinstance(spec_replicas, int) else None
+    return TemplateFacts(template_hash(template), replicas)
+
+
 def previous_placement(binding: ResourceBinding | None) -> PreviousPlacement:
     if binding is None:
         return PreviousPlacement()
@@ -165,8 +182,11 @@ def next_binding(
     *,
     now: datetime,
     traceparent: str | None,
+    facts: TemplateFacts | None = None,
 ) -> ResourceBinding | None:
-    """The binding to store for `decision`, or None when `current` already says the same."""
+    """The binding to store for `decision`, or None when `current` already says the same.
+    `facts`: `template_facts(template)`, when the caller has them already."""
+    facts = facts or template_facts(template)
     previous = previous_placement(current)
     result = decision.result
     scheduled = result is not None and result.schedulable
@@ -176,11 +196,8 @@ def next_binding(
         targets = tuple(BindingTarget(name=t.name, replicas=t.replicas) for t in result.targets)
     else:
         targets = kept_targets(previous, result)
-    replicas = None
-    spec_replicas = (template.to_dict().get("spec") or {}).get("replicas")
-    if isinstance(spec_replicas, int):
-        replicas = spec_replicas
-    elif targets and any(t.replicas is not None for t in targets):
+    replicas = facts.replicas
+    if replicas is None and targets and any(t.replicas is not None for t in targets):
         replicas = sum(t.replicas or 0 for t in targets)
     reference = ObjectReference(
         api_version=template.api_version,
@@ -189,7 +206,7 @@ def next_binding(
         name=template.name,
         uid=template.metadata.uid,
         generation=template.metadata.generation,
-        hash=template_hash(template),
+        hash=facts.hash,
     )
     spec = BindingSpec(
         resource=reference,

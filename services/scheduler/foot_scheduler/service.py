@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import ClassVar
 
 import orjson
@@ -56,20 +57,24 @@ from foot_scheduler.binding import (
     REASON_NO_POLICY,
     REASON_SUCCESS,
     Decision,
+    TemplateFacts,
     binding_name,
     next_binding,
     next_eviction_expiry,
     previous_placement,
+    template_facts,
     unschedulable_message,
 )
 from foot_scheduler.core import (
     ClusterSnapshot,
     ClusterView,
+    Workload,
     claim_template,
     schedule,
     template_ref,
     workload_from_template,
 )
+from foot_scheduler.core.matching import Claim, TemplateRef
 from foot_scheduler.core.snapshot import Readiness
 
 log = logging.getLogger(__name__)
@@ -92,8 +97,28 @@ class SchedulerSettings(ServiceSettings):
     debounce."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What scheduling and the binding take from one version of a template, derived once."""
+
+    template: KubeObject
+    ref: TemplateRef
+    workload: Workload
+    facts: TemplateFacts
+
+
+def _prepare(template: KubeObject) -> _Prepared:
+    return _Prepared(
+        template, template_ref(template), workload_from_template(template), template_facts(template)
+    )
+
+
 def _is_propagation(obj: KubeObject) -> bool:
     return isinstance(obj, PropagationPolicy | ClusterPropagationPolicy)
+
+
+def _is_propagation_entry(obj: KubeObject | None) -> bool:
+    return obj is not None and _is_propagation(obj)
 
 
 def _identity(policy: AnyPropagationPolicy) -> Identity:
@@ -118,6 +143,8 @@ class SchedulerService(Service):
         self.config: SchedulerSettings = settings
         # Parsed mirrors of the buckets (keys as in the buckets).
         self.templates: dict[str, KubeObject] = {}
+        self._prepared: dict[str, _Prepared] = {}
+        """template key -> what was derived from its current version (see `_prepare`)."""
         self.propagation: dict[str, AnyPropagationPolicy] = {}
         self.overrides: dict[str, AnyOverridePolicy] = {}
         self.clusters: dict[str, Cluster] = {}
@@ -129,6 +156,13 @@ class SchedulerService(Service):
         self._memo: dict[object, object] = {}
         """Shared by the snapshots of the current views (see ClusterSnapshot.memo)."""
         self._fingerprints: dict[str, tuple[bytes, bytes]] = {}
+        self._policy_version = 0
+        """Bumped on every propagation policy change: remembered claims older than it are void."""
+        self._by_kind: dict[tuple[str, str], list[AnyPropagationPolicy]] = {}
+        """(apiVersion, kind) -> the propagation policies selecting it, at `_policy_version`."""
+        self._by_kind_version = -1
+        self._claims: dict[str, tuple[KubeObject, int, Identity | None, Claim]] = {}
+        """template key -> (template, policy version, holder, claim) of its last claim."""
         # Indexes kept by the reconciler.
         self._binding_key: dict[str, str] = {}
         """template key -> binding key (kept after the template is gone, until its binding is)."""
@@ -185,6 +219,8 @@ class SchedulerService(Service):
     def _on_template(self, entry: Entry) -> None:
         if entry.deleted or entry.value is None:
             self.templates.pop(entry.key, None)
+            self._prepared.pop(entry.key, None)
+            self._claims.pop(entry.key, None)
             self._enqueue([entry.key])
             return
         try:
@@ -195,6 +231,7 @@ class SchedulerService(Service):
             )
             return
         self.templates[entry.key] = template
+        self._prepared[entry.key] = _prepare(template)
         self._binding_key[entry.key] = BINDING_KIND.key(template.namespace, binding_name(template))
         self._enqueue([entry.key], template.metadata.traceparent)
 
@@ -209,6 +246,8 @@ class SchedulerService(Service):
                     "policy %s does not parse, ignored: %s", entry.key, exc
                 )
                 return
+        if entry.key in self.propagation or _is_propagation_entry(after):
+            self._policy_version += 1
         self.propagation.pop(entry.key, None)
         self.overrides.pop(entry.key, None)
         if isinstance(after, PropagationPolicy | ClusterPropagationPolicy):
@@ -413,10 +452,15 @@ class SchedulerService(Service):
                 template = self.templates.get(key)
                 if template is None:
                     return
-                decision = self.decide(template, current)
-                now = utc_now()
+                decision = self.decide(template, current, key)
+                prepared = self._prepared.get(key)
                 binding = next_binding(
-                    template, decision, current, now=now, traceparent=current_traceparent()
+                    template,
+                    decision,
+                    current,
+                    now=utc_now(),
+                    traceparent=current_traceparent(),
+                    facts=prepared.facts if prepared and prepared.template is template else None,
                 )
                 self._index(key, decision, binding or current)
                 if binding is None:
@@ -432,23 +476,20 @@ class SchedulerService(Service):
                     current = await self._fresh_binding(binding_key)
             self._requeue_later(key, decision, binding or current)
 
-    def decide(self, template: KubeObject, current: ResourceBinding | None) -> Decision:
-        """Claim and schedule one template over the current snapshot (no I/O)."""
+    def decide(
+        self, template: KubeObject, current: ResourceBinding | None, key: str | None = None
+    ) -> Decision:
+        """Claim and schedule one template over the current snapshot (no I/O). `key`: the
+        template's bucket key, to reuse what was derived from this version of it."""
         self.decisions += 1
-        ref = template_ref(template)
+        prepared = self._prepared.get(key) if key is not None else None
+        if prepared is None or prepared.template is not template:
+            prepared = _prepare(template)
         held = None
         if current is not None and current.spec.policy is not None:
             ref_held = current.spec.policy
             held = (ref_held.kind, ref_held.namespace, ref_held.name)
-        candidates = [
-            p
-            for p in self.propagation.values()
-            if any(
-                s.api_version == ref.api_version and s.kind == ref.kind
-                for s in p.spec.resource_selectors
-            )
-        ]
-        claim = claim_template(ref, candidates, held)
+        claim = self._claim(key, prepared, held)
         if claim.policy is None:
             return Decision(None, None, REASON_NO_POLICY, claim.reason)
         policy = claim.policy
@@ -461,7 +502,7 @@ class SchedulerService(Service):
                 f"{claim.reason}; waiting for OverridePolicies {', '.join(missing)}",
             )
         result = schedule(
-            workload_from_template(template),
+            prepared.workload,
             policy.spec,
             self.snapshot(),
             previous_placement(current),
@@ -471,6 +512,31 @@ class SchedulerService(Service):
             return Decision(policy, result, REASON_SUCCESS, f"{claim.reason}; {result.reason}")
         message = f"{claim.reason}; unschedulable: {unschedulable_message(result)}"
         return Decision(policy, result, REASON_NO_CLUSTER_FIT, message)
+
+    def _claim(self, key: str | None, prepared: _Prepared, held: Identity | None) -> Claim:
+        """`claim_template` over the policies selecting the template's kind, remembered until
+        the template, its holder or any propagation policy changes."""
+        template = prepared.template
+        remembered = self._claims.get(key) if key is not None else None
+        if (
+            remembered is not None
+            and remembered[0] is template
+            and remembered[1] == self._policy_version
+            and remembered[2] == held
+        ):
+            return remembered[3]
+        if self._by_kind_version != self._policy_version:
+            by_kind: dict[tuple[str, str], list[AnyPropagationPolicy]] = {}
+            for policy in self.propagation.values():
+                for pair in {(s.api_version, s.kind) for s in policy.spec.resource_selectors}:
+                    by_kind.setdefault(pair, []).append(policy)
+            self._by_kind = by_kind
+            self._by_kind_version = self._policy_version
+        ref = prepared.ref
+        claim = claim_template(ref, self._by_kind.get((ref.api_version, ref.kind), ()), held)
+        if key is not None:
+            self._claims[key] = (template, self._policy_version, held, claim)
+        return claim
 
     def _missing_overrides(self, policy: AnyPropagationPolicy) -> list[str]:
         if not policy.spec.dependent_overrides:
@@ -508,6 +574,7 @@ class SchedulerService(Service):
 
     def _forget(self, key: str) -> None:
         self._claimed_by.pop(key, None)
+        self._claims.pop(key, None)
         self._capacity_bound.discard(key)
         self._waiting_for_overrides.discard(key)
         for name in self._placed_on.pop(key, frozenset()):

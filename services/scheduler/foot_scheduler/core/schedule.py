@@ -43,7 +43,9 @@ from foot_scheduler.core.workload import Workload
 __all__ = ["AppHealth", "schedule"]
 
 _NO_HEALTH: Mapping[str, AppHealth] = MappingProxyType({})
-_NO_REJECTIONS: Mapping[str, str] = MappingProxyType({})
+_NO_VERDICTS: Mapping[str, ClusterVerdict] = MappingProxyType({})
+_LATER_FILTERS = FILTERS[1:]
+"""Every filter after ClusterAffinity (which `_affinity_split` runs for all clusters at once)."""
 _PURGE_MODE_NAMES = {"Directly": "Immediately", "Gracefully": "Graciously"}
 _DEFAULT_CLUSTER_GRACE_SECONDS = 600
 
@@ -137,27 +139,32 @@ def placement_tolerations(spec: PropagationSpec) -> tuple[Toleration, ...]:
     return tuple(spec.placement.cluster_tolerations)
 
 
-def _affinity_rejections(
-    affinity: ClusterAffinity | None, snapshot: ClusterSnapshot
-) -> Mapping[str, str]:
-    """The ClusterAffinity filter over every cluster at once (it depends on nothing but the
-    affinity and the clusters, so it is remembered in the snapshot's memo)."""
+def _affinity_split(
+    affinity: ClusterAffinity | None, snapshot: ClusterSnapshot, group: str | None
+) -> tuple[Mapping[str, ClusterVerdict], tuple[ClusterView, ...]]:
+    """The ClusterAffinity filter over every cluster at once: the verdicts of the clusters it
+    rejects, and the clusters it lets through. It depends on nothing but the affinity, the
+    group name and the clusters, so it is remembered in the snapshot's memo and a cycle over
+    many templates with the same policy pays for it once."""
     if affinity is None:
-        return _NO_REJECTIONS
-    key = ("ClusterAffinity", id(affinity))
+        return _NO_VERDICTS, snapshot.clusters
+    key = ("ClusterAffinity", id(affinity), group)
     stored = snapshot.memo.get(key)
     # The memo keeps the affinity itself too, so its id cannot be reused by another object.
     if isinstance(stored, tuple) and stored[0] is affinity:
-        remembered: Mapping[str, str] = stored[1]
+        remembered: tuple[Mapping[str, ClusterVerdict], tuple[ClusterView, ...]] = stored[1]
         return remembered
-    found = MappingProxyType(
-        {
-            cluster.name: reason
-            for cluster in snapshot.clusters
-            if (reason := affinity.rejection(cluster.name, cluster.labels, cluster.fields))
-            is not None
-        }
-    )
+    rejected: dict[str, ClusterVerdict] = {}
+    passed = []
+    for cluster in snapshot.clusters:
+        reason = affinity.rejection(cluster.name, cluster.labels, cluster.fields)
+        if reason is None:
+            passed.append(cluster)
+        else:
+            rejected[cluster.name] = ClusterVerdict(
+                cluster.name, False, "ClusterAffinity", reason, None, group
+            )
+    found = (MappingProxyType(rejected), tuple(passed))
     snapshot.memo[key] = (affinity, found)
     return found
 
@@ -170,15 +177,11 @@ def _filter(
 ) -> list[ClusterView]:
     """Run every filter plugin; rejected clusters get a verdict, the rest are returned."""
     feasible = []
-    rejected_by_affinity = _affinity_rejections(ctx.affinity, snapshot)
-    for cluster in snapshot.clusters:
-        affinity_reason = rejected_by_affinity.get(cluster.name)
-        if affinity_reason is not None:
-            verdicts[cluster.name] = ClusterVerdict(
-                cluster.name, False, "ClusterAffinity", affinity_reason, None, group
-            )
-            continue
-        for plugin, check in FILTERS[1:]:
+    rejected_by_affinity, candidates = _affinity_split(ctx.affinity, snapshot, group)
+    verdicts.update(rejected_by_affinity)
+    checks = _LATER_FILTERS
+    for cluster in candidates:
+        for plugin, check in checks:
             reason = check(ctx, cluster)
             if reason is not None:
                 verdicts[cluster.name] = ClusterVerdict(
