@@ -235,6 +235,9 @@ class GatewaySyncService(Service):
             gone = self._cluster_names.pop(entry.key, None)
             if gone is not None:
                 self.clusters.pop(gone, None)
+                # A cluster joined again under this name counts its health events from 1:
+                # what was heard of the one that left must not hide them.
+                self.heard.pop(gone, None)
                 self._changed()
             return
         try:

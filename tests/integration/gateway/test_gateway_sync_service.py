@@ -210,6 +210,29 @@ async def test_health_event_drains_a_cluster_at_once_and_no_ready_cluster_answer
         assert "plugins" not in fake.objects("routes")[ROUTE]
 
 
+async def test_a_cluster_joined_again_is_drained_by_its_new_health_events(
+    nats_server: EmbeddedNats, world: World, fake: ApisixFake
+) -> None:
+    """Health sequences start again at 1 for a cluster that left and joined again under the
+    same name: what was heard of the one that left must not hide the new events."""
+    await world.three_clusters()
+    async with running(settings(nats_server, fake, resync_seconds=600)):
+        await world.apply(route_document())
+        await until(lambda: len(nodes(fake)) == 3)
+        for ready in ("False", "True", "False", "True"):  # east's sequence reaches 4
+            await world.health("east", ready)
+        await until(lambda: "192.0.2.1:30080" in nodes(fake))
+        store = await world.bus.kv(CLUSTERS.name)
+        await store.delete(CLUSTER_KIND.key(None, "east"))
+        await until(lambda: "192.0.2.1:30080" not in nodes(fake))
+        await world.put_cluster("east")  # joined again: Ready, its events count from 1
+        await until(lambda: "192.0.2.1:30080" in nodes(fake))
+        world.sequence["east"] = 0
+        await world.health("east", "False")  # sequence 1
+        await until(lambda: "192.0.2.1:30080" not in nodes(fake))
+        assert set(nodes(fake)) == {"192.0.2.2:30081", "192.0.2.3:30082"}
+
+
 async def test_canary_promotion_and_blue_green(
     nats_server: EmbeddedNats, world: World, fake: ApisixFake
 ) -> None:
