@@ -20,7 +20,7 @@ import pytest
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.bus.catalog import API_APPLY, API_DELETE, EVENTS, REJECTED
+from foot.bus.catalog import API_APPLY, API_DELETE, EVENTS, REJECTED, owner_apply_subject
 from foot.kinds import KINDS
 from foot.natsserver import EmbeddedNats
 from foot.runtime.settings import ServiceSettings
@@ -132,6 +132,46 @@ async def test_generation_moves_only_when_the_spec_changes(
     summary = [(r.results[0].outcome, r.results[0].generation) for r in (first, again, changed)]
     assert summary == [("created", 1), ("unchanged", 1), ("configured", 2)]
     assert (relabelled.results[0].outcome, relabelled.results[0].generation) == ("configured", 2)
+
+
+@pytest.mark.parametrize("subject", [API_APPLY, owner_apply_subject("scheduler")])
+async def test_many_documents_in_one_request(
+    scheduler: SchedulerService, bus: Bus, subject: str
+) -> None:
+    """Every document is validated before any is stored, the valid ones are stored (several
+    at once), results come back in document order, and documents naming the same object are
+    applied in their order - through the front door and on the owner's own subject."""
+    many: list[dict[str, object]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"settings-{i:02d}", "namespace": "shop"},
+            "data": {"index": str(i)},
+        }
+        for i in range(40)
+    ]
+    many.insert(7, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad"}})
+    many.append(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "settings-03", "namespace": "shop"},
+            "data": {"index": "last"},
+        }
+    )
+    reply = await request(bus, subject, many)
+    names = [r.ref.name for r in reply.results]
+    assert names == [d["metadata"]["name"] for d in many]  # type: ignore[index]
+    outcomes = [r.outcome for r in reply.results]
+    assert outcomes[7] == "rejected"
+    assert outcomes[-1] == "configured"
+    assert outcomes[:7] + outcomes[8:-1] == ["created"] * 40
+    stored = await ObjectStore(bus, owner="test").list(CONFIGMAPS, "shop")
+    assert len(stored) == 40
+    last = await ObjectStore(bus, owner="test").get(CONFIGMAPS, "shop", "settings-03")
+    assert last is not None
+    assert last.model_dump(by_alias=True)["data"] == {"index": "last"}
+    assert last.metadata.generation == 2
 
 
 async def test_delete_over_the_bus(scheduler: SchedulerService, bus: Bus) -> None:

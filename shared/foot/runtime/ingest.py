@@ -12,6 +12,13 @@ Two layers, both on plain NATS request-reply:
 An invalid document is never stored: it gets an error naming its fields and
 an event on `foot.events.rejected`. Other documents of the same request are
 still applied (each object is applied whole or not at all).
+
+The owner validates every document of a request before it stores any, then
+stores the valid ones concurrently (at most `APPLY_CONCURRENCY` writes in
+flight, each with its own optimistic concurrency; documents naming the same
+object are applied in their order). The front door hands documents the
+answering instance owns itself straight to its own apply path (already
+parsed, no bus round trip); the rest go to their owner's subject.
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ log = logging.getLogger(__name__)
 
 FRONT_DOOR_QUEUE = "foot-api"
 OWNER_REQUEST_SECONDS = 10.0
+APPLY_CONCURRENCY = 32
+"""Stores of one request in flight at once."""
 
 
 def _rejected(document: dict[str, Any], exc: FootError) -> ObjectResult:
@@ -136,31 +145,72 @@ class ApiIngest:
     # ---- the owner: validate again (never trust the front door alone) and store -----------
 
     async def apply_documents(self, documents: Iterable[dict[str, Any]]) -> ApiReply:
-        results = [await self._apply_one(document) for document in documents]
-        return ApiReply(results=results)
+        """Validate every document, then store the valid ones (concurrently); one result per
+        document, in order."""
+        documents = list(documents)
+        checked: list[KubeObject | FootError] = []
+        for document in documents:
+            try:
+                checked.append(self._parse_owned(document))
+            except FootError as exc:
+                checked.append(exc)
+        return ApiReply(results=await self._apply_checked(documents, checked))
+
+    async def _apply_checked(
+        self, documents: list[dict[str, Any]], checked: list[KubeObject | FootError]
+    ) -> list[ObjectResult]:
+        results: list[ObjectResult | None] = [None] * len(documents)
+        lanes: dict[tuple[str, str, str | None, str], list[int]] = {}
+        for index, item in enumerate(checked):
+            if isinstance(item, FootError):
+                continue
+            identity = (item.api_version, item.kind, item.metadata.namespace, item.name)
+            lanes.setdefault(identity, []).append(index)
+        in_flight = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+        async def lane(indexes: list[int]) -> None:
+            # Documents naming the same object are applied one after another, in order.
+            async with in_flight:
+                for index in indexes:
+                    parsed = checked[index]
+                    assert isinstance(parsed, KubeObject)  # noqa: S101 - lanes hold parsed ones
+                    results[index] = await self._store_one(documents[index], parsed)
+
+        async with asyncio.TaskGroup() as group:
+            for index, item in enumerate(checked):
+                if isinstance(item, FootError):
+                    results[index] = await self._refuse(documents[index], item)
+            for indexes in lanes.values():
+                group.create_task(lane(indexes), name="api-apply")
+        return [r for r in results if r is not None]
 
     def _parse_owned(self, document: dict[str, Any]) -> KubeObject:
         parsed = KINDS.parse(document)
+        self._check_owned(document, parsed)
+        return parsed
+
+    def _check_owned(self, document: dict[str, Any], parsed: KubeObject) -> None:
         owner = KINDS.lookup(parsed.api_version, parsed.kind).owner
         if owner != self.owner:
             reason = f"is owned by the {owner} service, not {self.owner}"
             raise InvalidObjectError(str(ref_of(document)), [FieldProblem("kind", reason)])
-        return parsed
 
     async def _owner_apply(self, request: ApiRequest) -> ApiReply:
         return await self.apply_documents(request.objects)
 
-    async def _apply_one(self, document: dict[str, Any]) -> ObjectResult:
-        try:
-            parsed = self._parse_owned(document)
-            outcome, stored = await self.store.apply(parsed)
-        except InvalidObjectError as exc:
+    async def _refuse(self, document: dict[str, Any], exc: FootError) -> ObjectResult:
+        if isinstance(exc, InvalidObjectError):
             await self._publish_rejection(document, exc)
             self.metrics.api_requests.labels("apply", "rejected").inc()
-            return _rejected(document, exc)
-        except FootError as exc:
+        else:
             self.metrics.api_requests.labels("apply", "error").inc()
-            return _rejected(document, exc)
+        return _rejected(document, exc)
+
+    async def _store_one(self, document: dict[str, Any], parsed: KubeObject) -> ObjectResult:
+        try:
+            outcome, stored = await self.store.apply(parsed)
+        except FootError as exc:
+            return await self._refuse(document, exc)
         self.metrics.api_requests.labels("apply", outcome).inc()
         ref = ObjectRef(
             api_version=stored.api_version,
@@ -206,6 +256,7 @@ class ApiIngest:
     async def _front_apply(self, request: ApiRequest) -> ApiReply:
         results: list[ObjectResult | None] = [None] * len(request.objects)
         by_owner: dict[str, list[int]] = {}
+        mine: list[tuple[int, KubeObject]] = []
         for index, document in enumerate(request.objects):
             try:
                 parsed = KINDS.parse(document)
@@ -214,8 +265,25 @@ class ApiIngest:
                 results[index] = _rejected(document, exc)
                 continue
             owner = KINDS.lookup(parsed.api_version, parsed.kind).owner
-            by_owner.setdefault(owner, []).append(index)
-        await self._forward(request.objects, by_owner, results, owner_apply_subject)
+            if owner == self.owner and self.kinds:
+                mine.append((index, parsed))  # this instance owns it: validated just now
+            else:
+                by_owner.setdefault(owner, []).append(index)
+
+        async def apply_mine() -> None:
+            local = await self._apply_checked(
+                [request.objects[i] for i, _ in mine], [parsed for _, parsed in mine]
+            )
+            for (index, _), result in zip(mine, local, strict=True):
+                results[index] = result
+
+        async with asyncio.TaskGroup() as group:
+            if mine:
+                group.create_task(apply_mine(), name="api-apply-local")
+            group.create_task(
+                self._forward(request.objects, by_owner, results, owner_apply_subject),
+                name="api-forward",
+            )
         return ApiReply(results=[r for r in results if r is not None])
 
     async def _front_delete(self, request: ApiRequest) -> ApiReply:
