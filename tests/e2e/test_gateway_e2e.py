@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -335,15 +334,27 @@ async def run_app(
     stable, route_id = object_id(route_key, "stable"), object_id(route_key)
     await api(bus, API_APPLY, documents(namespace, names, node_ports))
 
-    # The scheduler divides 6 replicas 1:2:3, the dispatcher applies them; the kubelet's
-    # part: every replica becomes ready.
-    for name in names:
-        await until(functools.partial(members.kubelet, name))
+    # The scheduler divides 6 replicas 1:2:3 and the dispatcher applies them with each
+    # member's NodePort (a first render may come before every policy is stored: wait for
+    # the final one); then the kubelet's part: every replica becomes ready.
     expected_replicas = dict(zip(names, WEIGHTS, strict=True))
+    pinned = dict(zip(names, node_ports, strict=True))
+
+    async def placed() -> bool:
+        for name in names:
+            deployment = await members.get(name, members.path("Deployment"))
+            service = await members.get(name, members.path("Service"))
+            if deployment is None or service is None:
+                return False
+            if deployment["spec"]["replicas"] != expected_replicas[name]:
+                return False
+            if service["spec"]["ports"][0].get("nodePort") != pinned[name]:
+                return False
+        return True
+
+    await until(placed)
     for name in names:
-        found = await members.get(name, members.path("Deployment"))
-        assert found is not None
-        assert found["spec"]["replicas"] == expected_replicas[name]
+        assert await members.kubelet(name)
 
     def upstream_nodes() -> dict[str, int]:
         upstream = apisix.objects("upstreams").get(stable)
