@@ -18,9 +18,14 @@ The shell around the pure core (`foot_dispatcher.core`):
   clusters into the `aggregated-status` bucket (the template itself belongs to the
   scheduler).
 
-A work is stored before it is applied and deleted only after its objects are gone, so a
-dispatcher killed at any point restarts from the works and converges: what was applied has
-`status.appliedHash`, rendering is deterministic, nothing is orphaned.
+A push work is stored once per apply, with its spec and what the member answered together:
+rendering stages the desired work in memory, and before any staged work of a binding is
+applied the binding's intent (each cluster and the objects being applied there) is stored in
+`dispatch-intents`. A work is deleted only after its objects are gone. So a dispatcher killed
+at any point restarts from the works and the intents and converges: what was applied has
+`status.appliedHash`, rendering is deterministic, and an object applied whose work was never
+stored is found through the intent and removed if its binding no longer wants it there;
+nothing is orphaned. Pull works (and suspended ones) are stored before they are delivered.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -44,6 +49,7 @@ from foot.bus.catalog import (
     BINDINGS,
     CLUSTER_CREDENTIALS,
     CLUSTERS,
+    DISPATCH_INTENTS,
     POLICIES,
     TEMPLATES,
     WORKS,
@@ -122,9 +128,11 @@ def _decode(data: bytes) -> KubeObject:
 
 def _encode(work: Work) -> bytes:
     """The stored form (the bucket revision is not part of the value)."""
-    document = work.model_dump(mode="json", by_alias=True, exclude_none=True)
-    document["metadata"]["revision"] = 0
-    return orjson.dumps(document)
+    if work.metadata.revision:
+        work = work.model_copy(
+            update={"metadata": work.metadata.model_copy(update={"revision": 0})}
+        )
+    return work.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 def _carries_secret(work: Work) -> bool:
@@ -141,6 +149,33 @@ def _template_key(binding: ResourceBinding) -> str | None:
     except FootError:
         return None
     return info.key(resource.namespace, resource.name)
+
+
+def _identity(value: list[Any]) -> Identity:
+    api_version, kind, namespace, name = value
+    return (str(api_version), str(kind), namespace, str(name))
+
+
+def _identity_manifest(ident: Identity) -> dict[str, Any]:
+    """The least manifest naming an object (enough to remove it)."""
+    api_version, kind, namespace, name = ident
+    metadata = {"name": name, "namespace": namespace} if namespace else {"name": name}
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata}
+
+
+def _change_of(
+    binding: ResourceBinding, rendered: RenderedWork, now: datetime
+) -> Callable[[Work | None], Work | None]:
+    """The change a render makes to one cluster's work (None: nothing to write)."""
+
+    def change(current: Work | None) -> Work | None:
+        desired = desired_work(binding, rendered, current, traceparent=binding.metadata.traceparent)
+        base = desired or current
+        if base is None:
+            return None
+        return workstatus.rendered_condition(base, None, now=now) or desired
+
+    return change
 
 
 def _split_work_key(key: str) -> tuple[str, str]:
@@ -170,6 +205,13 @@ class DispatcherService(Service):
         """Work key -> newest copy known (the informer's or this process's own write)."""
         self._revisions: dict[str, int] = {}
         """Work key -> bucket revision of that copy (what the next write expects)."""
+        self._staged: dict[str, Work] = {}
+        """Work key -> desired push work not stored yet (stored with its first apply's answer)."""
+        self._staged_of_binding: dict[str, set[str]] = {}
+        self._intents: dict[str, tuple[int, dict[str, list[Identity]]]] = {}
+        """Binding key -> (revision, cluster -> objects) of the intent this process stored."""
+        self._recovered: dict[str, dict[str, list[Identity]]] = {}
+        """Intents found at start (a previous life's): checked for orphans at the next render."""
         self._works_of_binding: dict[str, set[str]] = {}
         self._works_of_cluster: dict[str, set[str]] = {}
         self._object_works: dict[tuple[str, Identity], set[str]] = {}
@@ -192,6 +234,17 @@ class DispatcherService(Service):
     async def setup(self) -> None:
         self.works_store: KvStore = await self.bus.kv(WORKS.name)
         self.aggregates_store: KvStore = await self.bus.declare_bucket(AGGREGATED_STATUS)
+        self.intents_store: KvStore = await self.bus.declare_bucket(DISPATCH_INTENTS)
+        # A previous life's intents, read before any render can store a new one.
+        for entry in await self.intents_store.entries():
+            if entry.value is None:
+                continue
+            document = orjson.loads(entry.value)
+            self._recovered[entry.key] = {
+                cluster: [_identity(i) for i in objects]
+                for cluster, objects in (document.get("clusters") or {}).items()
+            }
+            self._intents[entry.key] = (entry.revision, self._recovered[entry.key])
         box = SecretBox.from_file(self.settings.secret_key_file, create=True)
         self.members = Members(
             CredentialStore(await self.bus.kv(CLUSTER_CREDENTIALS.name), box),
@@ -252,6 +305,8 @@ class DispatcherService(Service):
             # collector from rescanning them (full collections show up as latency spikes).
             gc.freeze()
             gc.set_threshold(*GC_THRESHOLDS)
+        for binding_key in sorted(self._recovered):
+            self.render_queue.add(binding_key)
         for key, work in list(self.works.items()):
             _, binding_key = _split_work_key(key)
             if binding_key not in self.bindings:
@@ -408,10 +463,8 @@ class DispatcherService(Service):
         self._works_of_binding.setdefault(binding_key, set()).add(key)
         self._works_of_cluster.setdefault(cluster, set()).add(key)
         if old is None or old.spec.manifests_hash != work.spec.manifests_hash:
-            for manifest in old.spec.manifests if old is not None else []:
-                self._object_works.get((cluster, identity(manifest)), set()).discard(key)
-            for manifest in work.spec.manifests:
-                self._object_works.setdefault((cluster, identity(manifest)), set()).add(key)
+            self._unlink(key, old, work, self._staged.get(key))
+            self._link(key, work)
 
     def _forget_work(self, key: str) -> None:
         old = self.works.pop(key, None)
@@ -419,8 +472,53 @@ class DispatcherService(Service):
         cluster, binding_key = _split_work_key(key)
         self._works_of_binding.get(binding_key, set()).discard(key)
         self._works_of_cluster.get(cluster, set()).discard(key)
-        for manifest in old.spec.manifests if old is not None else []:
-            self._object_works.get((cluster, identity(manifest)), set()).discard(key)
+        self._unlink(key, old, self._staged.get(key))
+
+    def _link(self, key: str, work: Work) -> None:
+        """Index the objects of a work (stored or staged) by (cluster, identity)."""
+        cluster = work.spec.cluster
+        for manifest in work.spec.manifests:
+            self._object_works.setdefault((cluster, identity(manifest)), set()).add(key)
+
+    def _unlink(self, key: str, old: Work | None, *keep: Work | None) -> None:
+        """Drop the index entries of `old`'s objects that none of `keep` has."""
+        if old is None:
+            return
+        kept = {identity(m) for work in keep if work is not None for m in work.spec.manifests}
+        for manifest in old.spec.manifests:
+            ident = identity(manifest)
+            if ident not in kept:
+                self._object_works.get((old.spec.cluster, ident), set()).discard(key)
+
+    def _stage(self, key: str, work: Work) -> None:
+        previous = self._staged.get(key)
+        self._staged[key] = work
+        self._staged_of_binding.setdefault(_split_work_key(key)[1], set()).add(key)
+        self._unlink(key, previous, work, self.works.get(key))
+        self._link(key, work)
+
+    def _unstage(self, key: str, only: Work | None = None) -> bool:
+        """Drop the staged work of `key` (only if it is `only`, when given); True if dropped."""
+        previous = self._staged.get(key)
+        if previous is None or (only is not None and previous is not only):
+            return False
+        del self._staged[key]
+        binding_key = _split_work_key(key)[1]
+        keys = self._staged_of_binding.get(binding_key)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._staged_of_binding[binding_key]
+        self._unlink(key, previous, self.works.get(key))
+        return True
+
+    def _binding_view(self, binding_key: str) -> dict[str, tuple[str, Work]]:
+        """The binding's works, the staged ones in place of what is stored."""
+        found = self._binding_works(binding_key)
+        for key in self._staged_of_binding.get(binding_key, ()):
+            work = self._staged[key]
+            found[work.spec.cluster] = (key, work)
+        return found
 
     def _binding_works(self, binding_key: str) -> dict[str, tuple[str, Work]]:
         found = {}
@@ -497,6 +595,9 @@ class DispatcherService(Service):
 
     async def _binding_gone(self, binding_key: str) -> None:
         self._render_errors.pop(binding_key, None)
+        for key in list(self._staged_of_binding.get(binding_key, ())):
+            self._unstage(key)
+        await self._sweep(binding_key)
         now = utc_now()
         for _cluster, (key, work) in sorted(self._binding_works(binding_key).items()):
             decision = removal(work, None, now=now, target_ready=False)
@@ -511,49 +612,14 @@ class DispatcherService(Service):
         template = self.templates.get(template_key) if template_key else None
         now = utc_now()
         if template is not None:
-            keys = dependency_keys(template)
-            for key, _ in keys:
-                self._dependents.setdefault(key, set()).add(binding_key)
-            deps = {key: self.templates[key] for key, _ in keys if key in self.templates}
-            result = render(binding, template, deps, list(self.overrides.values()), self.clusters)
+            await self._render_works(binding_key, binding, template, now)
 
-            async def store(name: str, rendered: RenderedWork) -> None:
-                key = work_key(name, binding_key)
-
-                def change(current: Work | None) -> Work | None:
-                    desired = desired_work(
-                        binding, rendered, current, traceparent=binding.metadata.traceparent
-                    )
-                    base = desired or current
-                    if base is None:
-                        return None
-                    return workstatus.rendered_condition(base, None, now=now) or desired
-
-                stored = await self._put_work(key, change)
-                if stored is not None and (not work_applied(stored) or stored.spec.suspended):
-                    self._lane(name).add(key)
-
-            # Works of one binding are written a batch at a time (each is its own key).
-            items = sorted(result.works.items())
-            for start in range(0, len(items), RENDER_WRITE_BATCH):
-                async with asyncio.TaskGroup() as group:
-                    for name, rendered in items[start : start + RENDER_WRITE_BATCH]:
-                        group.create_task(store(name, rendered), name=f"store-work:{name}")
-            self._render_errors[binding_key] = dict(result.errors)
-            for name, error in sorted(result.errors.items()):
-                log.warning("cannot render %s for %s: %s", binding_key, name, error)
-                await self._put_work(
-                    work_key(name, binding_key),
-                    lambda c, e=error: workstatus.rendered_condition(c, e, now=now) if c else None,  # type: ignore[misc]
-                )
-            if result.missing_dependencies:
-                log.info(
-                    "%s references %s, which are not templates: not propagated",
-                    binding_key,
-                    ", ".join(result.missing_dependencies),
-                )
-        works = self._binding_works(binding_key)
         targets = {t.name for t in binding.spec.clusters}
+        for key in list(self._staged_of_binding.get(binding_key, ())):
+            if _split_work_key(key)[0] not in targets:
+                self._unstage(key)  # left before it was applied (if it is being applied, the
+                # write that follows brings the binding back here)
+        works = self._binding_works(binding_key)
         ready = replacement_ready(binding, {name: work for name, (_, work) in works.items()})
         for name, (key, work) in sorted(works.items()):
             if name in targets or work.spec.deleting:
@@ -564,7 +630,140 @@ class DispatcherService(Service):
                 await self._mark_deleting(key)
             elif decision.recheck_at is not None:
                 self._render_at(binding_key, decision.recheck_at)
+        await self._sweep(binding_key)
         self._aggregate_soon(binding_key)
+
+    async def _render_works(
+        self, binding_key: str, binding: ResourceBinding, template: KubeObject, now: datetime
+    ) -> None:
+        """Render the binding's works; store or stage the ones that changed."""
+        keys = dependency_keys(template)
+        for key, _ in keys:
+            self._dependents.setdefault(key, set()).add(binding_key)
+        deps = {key: self.templates[key] for key, _ in keys if key in self.templates}
+        result = render(binding, template, deps, list(self.overrides.values()), self.clusters)
+        pending, writes = self._sort_rendered(binding_key, binding, result.works, now)
+
+        async def store(name: str, rendered: RenderedWork) -> None:
+            key = work_key(name, binding_key)
+            stored = await self._put_work(key, _change_of(binding, rendered, now))
+            if stored is not None and (not work_applied(stored) or stored.spec.suspended):
+                self._lane(name).add(key)
+
+        # Works stored now are written a batch at a time (each is its own key).
+        for start in range(0, len(writes), RENDER_WRITE_BATCH):
+            async with asyncio.TaskGroup() as group:
+                for name, rendered in writes[start : start + RENDER_WRITE_BATCH]:
+                    group.create_task(store(name, rendered), name=f"store-work:{name}")
+        if pending:
+            await self._cover(binding_key, pending.values())
+            for key, work in pending.items():
+                self._stage(key, work)
+                self._lane(work.spec.cluster).add(key)
+        self._render_errors[binding_key] = dict(result.errors)
+        for name, error in sorted(result.errors.items()):
+            log.warning("cannot render %s for %s: %s", binding_key, name, error)
+            await self._put_work(
+                work_key(name, binding_key),
+                lambda c, e=error: workstatus.rendered_condition(c, e, now=now) if c else None,  # type: ignore[misc]
+            )
+        if result.missing_dependencies:
+            log.info(
+                "%s references %s, which are not templates: not propagated",
+                binding_key,
+                ", ".join(result.missing_dependencies),
+            )
+
+    def _sort_rendered(
+        self,
+        binding_key: str,
+        binding: ResourceBinding,
+        works: Mapping[str, RenderedWork],
+        now: datetime,
+    ) -> tuple[dict[str, Work], list[tuple[str, RenderedWork]]]:
+        """(push works to apply, staged once an intent covers them; works to store now)."""
+        pending: dict[str, Work] = {}
+        writes: list[tuple[str, RenderedWork]] = []
+        for name, rendered in sorted(works.items()):
+            key = work_key(name, binding_key)
+            cluster = self.clusters.get(name)
+            if cluster is None or cluster.spec.sync_mode == "Pull":
+                writes.append((name, rendered))  # stored first, then delivered
+                continue
+            current = self._staged.get(key) or self.works.get(key)
+            updated = _change_of(binding, rendered, now)(current)
+            if updated is None:
+                if key in self._staged:
+                    pending[key] = self._staged[key]  # still to apply: keep it covered
+                elif current is not None and (not work_applied(current) or current.spec.suspended):
+                    self._lane(name).add(key)
+            elif not updated.spec.suspended and not work_applied(updated):
+                pending[key] = updated
+            else:
+                self._unstage(key)  # suspended, or back to what is applied: store that
+                writes.append((name, rendered))
+        return pending, writes
+
+    # ---- intents (what is applied before its work is stored) -------------------------------
+
+    async def _cover(self, binding_key: str, works: Iterable[Work]) -> None:
+        """Store the binding's intent so that it names every object of `works` (and whatever
+        it already named), before any of them is applied."""
+        revision, clusters = self._intents.get(binding_key, (0, {}))
+        merged = {cluster: list(objects) for cluster, objects in clusters.items()}
+        grown = revision == 0
+        for work in works:
+            objects = merged.setdefault(work.spec.cluster, [])
+            for manifest in work.spec.manifests:
+                ident = identity(manifest)
+                if ident not in objects:
+                    objects.append(ident)
+                    grown = True
+        if not grown:
+            return
+        body = orjson.dumps({"binding": binding_key, "clusters": merged})
+        self._intents[binding_key] = (await self.intents_store.put(binding_key, body), merged)
+
+    async def _sweep(self, binding_key: str) -> None:
+        """After a restart: remove what a previous life applied for this binding (its intent
+        names it) where neither a stored nor a staged work of the binding has it any more."""
+        recovered = self._recovered.get(binding_key)
+        if recovered is None:
+            return
+        for cluster, objects in sorted(recovered.items()):
+            key = work_key(cluster, binding_key)
+            keep = {
+                identity(m)
+                for work in (self._staged.get(key), self.works.get(key))
+                if work is not None
+                for m in work.spec.manifests
+            }
+            left = [ident for ident in objects if ident not in keep]
+            target = self.clusters.get(cluster)
+            if not left or target is None or target.spec.sync_mode == "Pull":
+                continue  # pull works are stored before they are delivered
+            member = await self.members.get(cluster)
+            for ident in left:
+                manifest = _identity_manifest(ident)
+                if self._wanted_elsewhere(key, cluster, manifest):
+                    continue
+                await member.limiter.acquire()
+                if await member.applier.remove(manifest):
+                    log.info("removed %s from %s: applied for %s, no longer wanted there",
+                             ident, cluster, binding_key)  # fmt: skip
+        del self._recovered[binding_key]
+
+    async def _uncover(self, binding_key: str) -> None:
+        """Delete the binding's intent once nothing it names waits to be stored."""
+        if binding_key in self._staged_of_binding or binding_key in self._recovered:
+            return
+        intent = self._intents.pop(binding_key, None)
+        if intent is None:
+            return
+        try:
+            await self.intents_store.delete(binding_key, revision=intent[0])
+        except ConflictError:
+            log.debug("intent of %s was stored again meanwhile: kept", binding_key)
 
     async def _mark_deleting(self, key: str) -> None:
         def deleting(current: Work | None) -> Work | None:
@@ -594,7 +793,8 @@ class DispatcherService(Service):
     # ---- apply (one lane per cluster) ------------------------------------------------------
 
     async def _apply(self, key: str) -> None:
-        work = self.works.get(key)
+        staged = self._staged.get(key)
+        work = staged or self.works.get(key)
         if work is None:
             return
         name = work.spec.cluster
@@ -605,13 +805,19 @@ class DispatcherService(Service):
                 self.render_queue.add(_split_work_key(key)[1])
             return  # applied when the cluster appears
         if cluster.spec.sync_mode == "Pull":
+            if staged is not None:  # the member turned to pull mode: stored, then delivered
+                stored_work = await self._store_staged(key, staged, lambda w: w)
+                if stored_work is None:
+                    return
+                work = stored_work
             await self._deliver_pull(key, work)
-            return
-        if work.spec.deleting:
+        elif work.spec.deleting:
             await self._purge(key, work)
-            return
-        if work.spec.suspended:
-            return
+        elif not work.spec.suspended:
+            await self._apply_push(key, work, staged)
+
+    async def _apply_push(self, key: str, work: Work, staged: Work | None) -> None:
+        name = work.spec.cluster
         member = await self.members.get(name)
         if work_applied(work):
             self._watch_member(member, work)
@@ -629,30 +835,52 @@ class DispatcherService(Service):
                 )
         except RetryableError as exc:
             message = exc.message
-            await self._put_work(
-                key, lambda c: workstatus.unavailable(c, message, now=utc_now()) if c else None
-            )
+            if staged is not None:  # shown as waiting for its member from now on
+                await self._store_staged(
+                    key, staged, lambda w: workstatus.unavailable(w, message, now=utc_now()) or w
+                )
+            else:
+                await self._put_work(
+                    key, lambda c: workstatus.unavailable(c, message, now=utc_now()) if c else None
+                )
             raise
         if any(s.error and (" 401 " in s.error or " 403 " in s.error) for s in statuses):
             await self.members.forget(name)  # credential rotated? read it again next time
             raise RetryableError(f"member {name} refused FOOT's credential")
         self.applies += 1
-        stored = await self._put_work(
-            key,
-            lambda c: (
-                workstatus.applied(c, work.spec.manifests_hash, statuses, now=utc_now())
-                if c
-                else None
-            ),
-        )
+        manifests_hash = work.spec.manifests_hash
+        if staged is not None:  # one write: the spec and what the member answered
+            stored = await self._store_staged(
+                key,
+                staged,
+                lambda w: workstatus.applied(w, manifests_hash, statuses, now=utc_now()) or w,
+            )
+        else:
+            stored = await self._put_work(
+                key,
+                lambda c: (
+                    workstatus.applied(c, manifests_hash, statuses, now=utc_now()) if c else None
+                ),
+            )
         if stored is not None:
             self._watch_member(member, stored)
         self._aggregate_soon(_split_work_key(key)[1])
 
+    async def _store_staged(
+        self, key: str, staged: Work, finish: Callable[[Work], Work]
+    ) -> Work | None:
+        """Store a staged work as `finish` makes it, whatever is stored now; then it is no
+        longer staged (unless a newer render staged another meanwhile)."""
+        stored = await self._put_work(key, lambda _current: finish(staged))
+        if not self._unstage(key, only=staged):
+            # Staged again or dropped while being applied: the binding's render looks again.
+            self.render_queue.add(_split_work_key(key)[1])
+        return stored
+
     def _wanted_elsewhere(self, key: str, cluster: str, manifest: dict[str, Any]) -> bool:
         """Another live work for the same cluster has the same object (a shared dependency)."""
         for other in self._object_works.get((cluster, identity(manifest)), set()):
-            work = self.works.get(other)
+            work = self._staged.get(other) or self.works.get(other)
             if other != key and work is not None and not work.spec.deleting:
                 return True
         return False
@@ -816,8 +1044,9 @@ class DispatcherService(Service):
 
     async def _aggregate(self, binding_key: str) -> None:
         await self._synced()
+        await self._uncover(binding_key)
         binding = self.bindings.get(binding_key)
-        works = self._binding_works(binding_key)
+        works = self._binding_view(binding_key)
         record_key = _template_key(binding) if binding is not None else None
         if record_key is None:
             record_key = next(

@@ -29,6 +29,7 @@ from foot.bus.catalog import (
     BINDINGS,
     CLUSTER_CREDENTIALS,
     CLUSTERS,
+    DISPATCH_INTENTS,
     POLICIES,
     TEMPLATES,
     WORKS,
@@ -37,6 +38,7 @@ from foot.credentials import ClusterCredential, CredentialStore
 from foot.kinds import KINDS
 from foot.kinds.works import AggregatedStatus, Work
 from foot.kube import KubeClient, KubeTarget
+from foot.kube.apply import MemberApplier, ownership_marks
 from foot.kube.errors import KubeNotFoundError
 from foot.natsserver import EmbeddedNats
 from foot.processes import spawn
@@ -633,6 +635,60 @@ async def test_killed_mid_rollout_converges_exactly_after_restart(
     works = await h.works()
     assert {w.spec.cluster for w in works.values()} == {m1, m2, m3}
     assert not any(w.spec.deleting for w in works.values())
+
+
+async def test_an_object_applied_before_its_work_was_stored_is_not_orphaned(
+    nats_server: EmbeddedNats, harness: Harness
+) -> None:
+    """A push work is stored with its apply's answer; a dispatcher killed between the two
+    leaves an applied object and the binding's intent naming it. When the binding no longer
+    wants it there, the restarted dispatcher removes FOOT's object (never someone else's) and
+    the intent goes once nothing it names waits."""
+    h = harness
+    m1, m2, m3 = h.names
+    ns = h.namespace
+    document = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "left", "namespace": ns},
+        "data": {"k": "v"},
+    }
+    template_key = await h.template(document)
+    binding_key = await h.bind("ConfigMap", "left", {m1: None}, api_version="v1")
+    # What a killed dispatcher left: the object applied in m2 (with FOOT's marks), and an
+    # intent naming m2 and m3; m3 holds someone else's object of that name.
+    marked = ownership_marks(ns, "left-configmap")(document)
+    async with KubeClient(h.kubes[m2].target) as kube:
+        assert (await MemberApplier(kube).apply(marked)).applied
+    await h.kubes[m3].create("/api/v1/namespaces", {"metadata": {"name": ns}})
+    await h.kubes[m3].create(
+        f"/api/v1/namespaces/{ns}/configmaps",
+        {"metadata": {"name": "left"}, "data": {"k": "theirs"}},
+    )
+    ident = ["v1", "ConfigMap", ns, "left"]
+    intents = await h.bus.kv(DISPATCH_INTENTS.name)
+    await intents.put(
+        binding_key,
+        orjson.dumps({"binding": binding_key, "clusters": {m2: [ident], m3: [ident]}}),
+    )
+    path = f"/api/v1/namespaces/{ns}/configmaps/left"
+    async with dispatcher(nats_server, h):
+
+        async def settled() -> bool:
+            status = await h.aggregated(template_key)
+            return (
+                status is not None
+                and status.applied
+                and await h.member_get(m2, path) is None
+                and await intents.get(binding_key) is None
+            )
+
+        await until(settled)
+    assert await h.member_get(m1, path) is not None
+    theirs = await h.member_get(m3, path)
+    assert theirs is not None
+    assert theirs["data"] == {"k": "theirs"}, "someone else's object is never removed"
+    assert set((await h.works()).keys()) == {f"{m1}.{binding_key}"}
 
 
 class AgentProcess:
