@@ -23,6 +23,7 @@ from foot_storage.core.delivery import (
     ClusterKey,
     delivery_documents,
     references,
+    stale_documents,
     withdrawal_documents,
 )
 from foot_storage.core.machine import ProvisioningRecord, Step, StepResult
@@ -259,6 +260,10 @@ class Effects:
         keys = {c: self.open_key(key, c, record.keys[c]) for c in step.clusters}
         documents = delivery_documents(record, step.clusters, keys, await self.facts())
         await self._api(API_APPLY, documents, APPLIED_OUTCOMES)
+        # Clusters that lost access lose their Secret (and its policy) before their key.
+        stale = stale_documents(record, step.clusters)
+        if stale:
+            await self._api(API_DELETE, stale, DELETED_OUTCOMES)
         return StepResult()
 
     async def _withdraw(self, _key: str, record: ProvisioningRecord, _step: Step) -> StepResult:

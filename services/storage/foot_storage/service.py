@@ -30,7 +30,7 @@ from foot.secrets import SecretBox
 from foot_storage.ceph import CephCli, Dashboard
 from foot_storage.core import machine
 from foot_storage.core.access import target_clusters
-from foot_storage.core.delivery import secret_name, storage_class_name
+from foot_storage.core.delivery import secret_names, storage_class_name
 from foot_storage.core.machine import ProvisioningRecord
 from foot_storage.core.names import ceph_names
 from foot_storage.effects import Effects
@@ -164,7 +164,7 @@ class StorageService(Service):
     async def _write_status(self, key: str, record: ProvisioningRecord) -> None:
         status = machine.status_of(
             record,
-            secret_name=secret_name(record),
+            secrets=secret_names(record, record.delivered or ()),
             storage_class=storage_class_name(record),
             rgw_endpoint=self.settings.rgw_endpoint,
         )

@@ -5,7 +5,8 @@ and the provisioning records behind them (which Ceph objects it created, the
 steps done, the per-cluster keys, sealed). A claim names what it needs; the
 service turns it into a pool with a CRUSH rule, an RBD image / CephFS subvolume /
 RGW user and bucket, one scoped key per member cluster, and a Secret (plus a
-ceph-csi StorageClass for block and filesystem) delivered to those clusters.
+ceph-csi StorageClass for block and filesystem) delivered to those clusters; each
+cluster's key travels only in a Secret of its own, placed on that cluster only.
 
     apiVersion: storage.foot.dev/v1alpha1
     kind: StorageClaim
@@ -195,10 +196,12 @@ class StorageClaimStatus(FrozenModel):
     """What the claim created on Ceph."""
     clusters: list[str] = Field(default_factory=list)
     """Member clusters that hold a key."""
-    secret_name: str | None = None
-    """Name of the Secret delivered in the claim's namespace of each member cluster."""
+    secrets: dict[str, str] = Field(default_factory=dict)
+    """Member cluster -> the Secret holding that cluster's own key, delivered in the claim's
+    namespace of that cluster only."""
     storage_class: str | None = None
-    """Name of the StorageClass delivered (block and filesystem)."""
+    """Name of the StorageClass delivered (block and filesystem): one name in every member
+    cluster, each copy using that cluster's Secret."""
 
 
 class StorageClaim(KubeObject):

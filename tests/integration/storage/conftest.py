@@ -26,6 +26,7 @@ from foot.kinds.storage import StorageClaim
 from foot.natsserver import EmbeddedNats
 from foot.processes import spawn
 from foot.runtime.settings import ServiceSettings
+from foot.secrets import SecretBox
 from foot_scheduler.service import SchedulerService
 from foot_storage.service import StorageService, StorageSettings
 from foot_testenv.ceph import CephCluster
@@ -101,7 +102,12 @@ async def wait_for_phase(
         async with asyncio.timeout(within):
             while True:
                 last = await get_claim(bus, name, namespace)
-                if last is not None and last.status is not None and last.status.phase == phase:
+                if (
+                    last is not None
+                    and last.status is not None
+                    and last.status.phase == phase
+                    and last.status.observed_generation == last.metadata.generation
+                ):
                     return last
                 await asyncio.sleep(0.1)
     except TimeoutError:
@@ -114,27 +120,35 @@ async def stored(bus: Bus, bucket: str, pattern: str = ">") -> dict[str, dict[st
     return {e.key: orjson.loads(e.value or b"{}") for e in await store.entries(pattern)}
 
 
-async def delivered(bus: Bus, claim: str, namespace: str = "apps") -> dict[str, dict[str, Any]]:
-    """The templates and policies the storage service submitted for `claim`, by kind."""
-    found: dict[str, dict[str, Any]] = {}
+Documents = dict[str, list[dict[str, Any]]]
+
+
+async def delivered(bus: Bus, claim: str, namespace: str = "apps") -> Documents:
+    """The templates and policies the storage service submitted for `claim`, by kind (read
+    through FOOT's layer, which opens the sealed Secret templates with the test's key)."""
+    found: Documents = {}
     for bucket in (TEMPLATES.name, POLICIES.name):
         for document in (await stored(bus, bucket)).values():
             labels = document.get("metadata", {}).get("labels", {})
             if labels.get("storage.foot.dev/claim") == claim and (
                 document["metadata"].get("namespace") in (None, namespace)
             ):
-                found[document["kind"]] = document
+                found.setdefault(document["kind"], []).append(document)
     return found
 
 
-def delivered_keys(documents: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
-    """cluster -> {field: plain value} from the delivered OverridePolicy."""
+def one(documents: Documents, kind: str) -> dict[str, Any]:
+    (document,) = documents[kind]
+    return document
+
+
+def delivered_keys(documents: Documents) -> dict[str, dict[str, str]]:
+    """cluster -> {field: plain value} from each cluster's own Secret template."""
     keys: dict[str, dict[str, str]] = {}
-    for rule in documents["OverridePolicy"]["spec"]["overrideRules"]:
-        (cluster,) = rule["targetCluster"]["clusterNames"]
+    for secret in documents["Secret"]:
+        cluster = secret["metadata"]["labels"]["storage.foot.dev/cluster"]
         keys[cluster] = {
-            o["path"].removeprefix("/data/"): base64.b64decode(o["value"]).decode()
-            for o in rule["overriders"]["plaintext"]
+            field: base64.b64decode(value).decode() for field, value in secret["data"].items()
         }
     return keys
 
@@ -175,12 +189,16 @@ async def storage_env(
         retry_max_seconds=2.0,
     )
     scheduler_settings = ServiceSettings(
-        nats_url=nats_server.url, admin_port=0, shutdown_deadline_seconds=2.0
+        nats_url=nats_server.url,
+        admin_port=0,
+        shutdown_deadline_seconds=2.0,
+        secret_key_file=settings.secret_key_file,
     )
     async with (
         await Bus.connect(nats_server.url, "storage-test") as bus,
         SchedulerService(scheduler_settings),
     ):
+        bus.secret_box = SecretBox.from_file(settings.secret_key_file, create=True)
         await bus.declare()
         yield StorageEnv(ceph, nats_server, bus, settings, tmp_path)
 

@@ -10,23 +10,29 @@ policies buckets.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 
+import nats
+import nats.js.errors
 from integration.storage.conftest import (
     StorageEnv,
     api,
     apply,
+    ceph_fails,
     ceph_json,
     claim_document,
     delivered,
     delivered_keys,
+    one,
     stored,
     unique,
     wait_for_phase,
 )
 
-from foot.bus.catalog import API_APPLY, STORAGE_PROVISIONING
+from foot.bus.catalog import API_APPLY, POLICIES, STORAGE_PROVISIONING, TEMPLATES
+from foot.secrets import FORMAT_PREFIX
 from foot_storage.service import StorageService
 
 
@@ -55,7 +61,8 @@ async def test_block_claim_creates_pool_rule_image_scoped_keys_and_delivery(
     assert image is not None
     assert rule is not None
     assert status.clusters == ["east", "west"]
-    assert (status.secret_name, status.storage_class) == (f"{name}-ceph", f"foot-apps-{name}")
+    assert status.secrets == {c: f"{name}-ceph-{c}" for c in ("east", "west")}
+    assert status.storage_class == f"foot-apps-{name}"
 
     # The pool uses a CRUSH rule spreading over OSDs of class hdd.
     details = {p["pool_name"]: p for p in ceph_json(env.ceph, "osd", "pool", "ls", "detail")}
@@ -72,19 +79,27 @@ async def test_block_claim_creates_pool_rule_image_scoped_keys_and_delivery(
     image_info = json.loads(env.ceph.rbd("info", f"{pool}/{image}", "--format", "json"))
     assert image_info["size"] == 64 * 2**20
 
-    # Delivery: templates and policies were accepted through the front door and stored.
+    # Delivery: templates and policies were accepted through the front door and stored: a
+    # Secret and a PropagationPolicy per cluster, one StorageClass with its placement and
+    # the override naming each cluster's Secret.
     documents = await delivered(bus, name)
-    assert set(documents) == {
-        "Secret",
-        "StorageClass",
-        "OverridePolicy",
-        "ClusterPropagationPolicy",
+    assert {kind: len(found) for kind, found in documents.items()} == {
+        "Secret": 2,
+        "PropagationPolicy": 2,
+        "StorageClass": 1,
+        "ClusterPropagationPolicy": 1,
+        "ClusterOverridePolicy": 1,
     }
-    assert documents["StorageClass"]["parameters"]["pool"] == pool
-    assert documents["StorageClass"]["provisioner"] == "rbd.csi.ceph.com"
-    assert documents["StorageClass"]["parameters"]["clusterID"] == env.ceph.fsid
-    placement = documents["ClusterPropagationPolicy"]["spec"]["placement"]
+    storage_class = one(documents, "StorageClass")
+    assert storage_class["parameters"]["pool"] == pool
+    assert storage_class["provisioner"] == "rbd.csi.ceph.com"
+    assert storage_class["parameters"]["clusterID"] == env.ceph.fsid
+    placement = one(documents, "ClusterPropagationPolicy")["spec"]["placement"]
     assert placement["clusterAffinity"]["clusterNames"] == ["east", "west"]
+    for policy in documents["PropagationPolicy"]:
+        (selector,) = policy["spec"]["resourceSelectors"]
+        (cluster,) = policy["spec"]["placement"]["clusterAffinity"]["clusterNames"]
+        assert selector["name"] == f"{name}-ceph-{cluster}"
 
     # One key per cluster: works on its pool, refused on another pool, checked with the key.
     keys = delivered_keys(documents)
@@ -127,3 +142,91 @@ async def test_invalid_claims_are_refused_at_the_front_door_with_field_paths(
     assert result.error is not None
     paths = {f.path for f in result.error.fields}
     assert {"spec.type", "spec.size", "spec.placement.failureDomain"} <= paths
+
+
+async def raw_bucket_values(url: str, bucket: str) -> dict[str, bytes]:
+    """Every current value of a KV bucket exactly as stored, read with plain nats-py."""
+    client = await nats.connect(url)
+    try:
+        store = await client.jetstream().key_value(bucket)
+        try:
+            names = await store.keys()
+        except nats.js.errors.NoKeysError:
+            return {}
+        values = {}
+        for key in names:
+            entry = await store.get(key)
+            values[key] = entry.value or b""
+        return values
+    finally:
+        await client.close()
+
+
+def key_forms(secret: str) -> list[bytes]:
+    """A key as it could appear: plain, base64 (Secret data), base64 of the base64."""
+    once = base64.b64encode(secret.encode())
+    return [secret.encode(), once, base64.b64encode(once)]
+
+
+async def test_no_delivered_key_sits_in_plain_text_in_templates_or_policies(
+    storage_env: StorageEnv, storage: StorageService
+) -> None:
+    """Each cluster's key travels in a Secret template of its own (sealed at rest) and never
+    in a policy: the raw `templates` and `policies` buckets hold no key in any form."""
+    env, bus = storage_env, storage_env.bus
+    block, files, s3 = unique("scan"), unique("scanfs"), unique("scans3")
+    await apply(bus, claim_document(block, size="8Mi"))
+    await apply(bus, claim_document(files, type="filesystem", size="8Mi"))
+    await apply(bus, claim_document(s3, type="object", size="8Mi"))
+    secrets: list[str] = []
+    for name in (block, files, s3):
+        await wait_for_phase(bus, name, "Ready")
+        keys = delivered_keys(await delivered(bus, name))
+        assert set(keys) == {"east", "west"}
+        secrets += [values.get("userKey") or values["secretKey"] for values in keys.values()]
+    assert len(set(secrets)) == 6
+
+    raw = {
+        bucket: await raw_bucket_values(env.nats.url, bucket)
+        for bucket in (TEMPLATES.name, POLICIES.name)
+    }
+    secret_keys = [k for k in raw[TEMPLATES.name] if k.startswith("core.Secret.")]
+    assert len(secret_keys) >= 6, sorted(raw[TEMPLATES.name])
+    for key in secret_keys:
+        assert raw[TEMPLATES.name][key].startswith(FORMAT_PREFIX), key
+    assert any(b"ClusterOverridePolicy" in v for v in raw[POLICIES.name].values())
+    for bucket, values in raw.items():
+        for key, value in values.items():
+            for secret in secrets:
+                for form in key_forms(secret):
+                    assert form not in value, f"a delivered key sits in {bucket}/{key}"
+
+
+async def test_a_cluster_losing_access_loses_its_secret_policy_and_key(
+    storage_env: StorageEnv, storage: StorageService
+) -> None:
+    env, bus = storage_env, storage_env.bus
+    name = unique("shrink")
+    document = claim_document(name, size="8Mi")
+    await apply(bus, document)
+    claim = await wait_for_phase(bus, name, "Ready")
+    assert claim.status is not None
+    east = f"client.{claim.status.resources.pool}.east"
+    assert ceph_json(env.ceph, "auth", "get", east)
+
+    document["spec"]["access"] = {"clusters": ["west"]}
+    await apply(bus, document)
+    claim = await wait_for_phase(bus, name, "Ready")
+    assert claim.status is not None
+    assert claim.status.clusters == ["west"]
+    assert claim.status.secrets == {"west": f"{name}-ceph-west"}
+    documents = await delivered(bus, name)
+    assert [s["metadata"]["name"] for s in documents["Secret"]] == [f"{name}-ceph-west"]
+    assert [p["metadata"]["name"] for p in documents["PropagationPolicy"]] == [
+        f"foot-storage-{name}-ceph-west"
+    ]
+    rules = one(documents, "ClusterOverridePolicy")["spec"]["overrideRules"]
+    assert [r["targetCluster"]["clusterNames"] for r in rules] == [["west"]]
+    placement = one(documents, "ClusterPropagationPolicy")["spec"]["placement"]
+    assert placement["clusterAffinity"]["clusterNames"] == ["west"]
+    assert ceph_fails(env.ceph, "auth", "get", east)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,12 +11,14 @@ from foot.kinds import KINDS
 from foot.kinds.bindings import ResourceBinding
 from foot.kinds.clusters import Cluster
 from foot.kinds.storage import StorageClaim
+from foot_dispatcher.core.render import override_manifest
 from foot_storage.core.access import target_clusters
 from foot_storage.core.delivery import (
     CephFacts,
     ClusterKey,
     delivery_documents,
     references,
+    stale_documents,
     withdrawal_documents,
 )
 from foot_storage.core.machine import (
@@ -86,8 +90,10 @@ def test_block_plan_runs_in_order_to_ready() -> None:
     assert record.phase == "Ready"
     assert set(record.keys) == {"east", "west"}
     assert decide(record, NOW) == Settled()
-    status = status_of(record, secret_name="db-ceph", storage_class="foot-shop-db")
+    secrets = {"east": "db-ceph-east", "west": "db-ceph-west"}
+    status = status_of(record, secrets=secrets, storage_class="foot-shop-db")
     assert (status.phase, status.completed_steps, status.total_steps) == ("Ready", 5, 5)
+    assert status.secrets == secrets
     assert status.resources.pool == "foot-shop-db-01234567"
     assert status.clusters == ["east", "west"]
 
@@ -119,7 +125,7 @@ def test_transient_errors_back_off_then_resume_and_permanent_ones_fail() -> None
     record = step_failed(record, step.step, retryable=True, message="timed out", now=NOW)
     assert record.attempts == 2
     assert decide(record, NOW) == WaitUntil(NOW + timedelta(seconds=1.0))
-    status = status_of(record, secret_name="s", storage_class=None)
+    status = status_of(record, secrets={}, storage_class=None)
     assert status.retrying
     assert status.last_error == "timed out"
     later = NOW + timedelta(seconds=1.5)
@@ -257,29 +263,87 @@ def test_target_clusters_by_list_selector_and_placement() -> None:
     assert target_clusters(placed, members, []) == ()
 
 
-def test_delivery_documents_are_valid_api_objects_with_one_key_per_cluster() -> None:
-    record = make_record(make_claim())
+def test_delivery_puts_each_key_in_a_secret_of_its_own_and_no_key_in_any_policy() -> None:
+    record, _ = run_all(make_record(make_claim()))
     keys = {
-        "east": ClusterKey(user="foot.east", secret="AQ-east"),
-        "west": ClusterKey(user="foot.west", secret="AQ-west"),
+        "east": ClusterKey(user="foot.east", secret="AQ-east-key"),
+        "west": ClusterKey(user="foot.west", secret="AQ-west-key"),
     }
     documents = delivery_documents(record, ("east", "west"), keys, CephFacts(cluster_id="fsid"))
     parsed = [KINDS.parse(d) for d in documents]
-    assert [p.kind for p in parsed] == [
-        "Secret",
-        "StorageClass",
-        "OverridePolicy",
-        "ClusterPropagationPolicy",
+    # Policies before the templates they place.
+    assert [(p.kind, p.name) for p in parsed] == [
+        ("PropagationPolicy", "foot-storage-db-ceph-east"),
+        ("PropagationPolicy", "foot-storage-db-ceph-west"),
+        ("ClusterOverridePolicy", "foot-storage-shop-db"),
+        ("ClusterPropagationPolicy", "foot-storage-shop-db"),
+        ("Secret", "db-ceph-east"),
+        ("Secret", "db-ceph-west"),
+        ("StorageClass", "foot-shop-db"),
     ]
-    secret, storage_class, override, propagation = documents
-    assert secret["data"] == {"userID": "", "userKey": ""}
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in documents}
+    for cluster in ("east", "west"):
+        secret = by_name[("Secret", f"db-ceph-{cluster}")]
+        assert secret["metadata"]["namespace"] == "shop"
+        assert base64.b64decode(secret["data"]["userKey"]).decode() == f"AQ-{cluster}-key"
+        assert base64.b64decode(secret["data"]["userID"]).decode() == f"foot.{cluster}"
+        policy = by_name[("PropagationPolicy", f"foot-storage-db-ceph-{cluster}")]
+        (selector,) = policy["spec"]["resourceSelectors"]
+        assert selector == {"apiVersion": "v1", "kind": "Secret", "namespace": "shop"} | {
+            "name": f"db-ceph-{cluster}"
+        }
+        assert policy["spec"]["placement"]["clusterAffinity"]["clusterNames"] == [cluster]
+    # No key (plain or base64) in any policy: the policies bucket is not sealed.
+    policies = [d for d in documents if d["kind"].endswith("Policy")]
+    text = json.dumps(policies)
+    for key in keys.values():
+        assert key.secret not in text
+        assert base64.b64encode(key.secret.encode()).decode() not in text
+    # One StorageClass name everywhere; each cluster's copy names that cluster's Secret.
+    storage_class = by_name[("StorageClass", "foot-shop-db")]
     assert storage_class["parameters"]["pool"] == record.names.pool
     assert storage_class["reclaimPolicy"] == "Retain"
-    rules = override["spec"]["overrideRules"]
-    assert [r["targetCluster"]["clusterNames"] for r in rules] == [["east"], ["west"]]
-    assert propagation["spec"]["placement"]["clusterAffinity"]["clusterNames"] == ["east", "west"]
+    override = next(p for p in parsed if p.kind == "ClusterOverridePolicy")
+    for cluster in ("east", "west"):
+        rendered, _ = override_manifest(storage_class, [override], cluster, None)  # type: ignore[list-item]
+        parameters = rendered["parameters"]
+        for role in ("provisioner", "controller-expand", "node-stage"):
+            assert parameters[f"csi.storage.k8s.io/{role}-secret-name"] == f"db-ceph-{cluster}"
+            assert parameters[f"csi.storage.k8s.io/{role}-secret-namespace"] == "shop"
+    placement = by_name[("ClusterPropagationPolicy", "foot-storage-shop-db")]["spec"]["placement"]
+    assert placement["clusterAffinity"]["clusterNames"] == ["east", "west"]
     assert "AQ-east" not in repr(keys)
+
+    # Withdrawal names every delivered object; a member's work holding any of them counts.
+    withdrawn = {(d["kind"], d["metadata"]["name"]) for d in withdrawal_documents(record)}
+    assert withdrawn == {(p.kind, p.name) for p in parsed}
     for document in withdrawal_documents(record):
         KINDS.lookup(document["apiVersion"], document["kind"])
-    assert references(record, [secret])
+    assert references(record, [by_name[("Secret", "db-ceph-west")]])
+    assert references(record, [storage_class])
     assert not references(record, [{"kind": "Secret", "metadata": {"name": "other"}}])
+
+
+def test_a_cluster_losing_access_loses_its_secret_and_policy_only() -> None:
+    record, _ = run_all(make_record(make_claim()))
+    assert stale_documents(record, ("east", "west")) == []
+    stale = {(d["kind"], d["metadata"]["name"]) for d in stale_documents(record, ("west",))}
+    assert stale == {("Secret", "db-ceph-east"), ("PropagationPolicy", "foot-storage-db-ceph-east")}
+
+
+def test_object_delivery_secrets_carry_endpoint_bucket_and_their_own_keys() -> None:
+    record, _ = run_all(make_record(make_claim(type="object")))
+    keys = {"east": ClusterKey("AK-east", "SK-east"), "west": ClusterKey("AK-west", "SK-west")}
+    facts = CephFacts(cluster_id="fsid", rgw_endpoint="http://rgw:7480")
+    documents = delivery_documents(record, ("east", "west"), keys, facts)
+    assert [d["kind"] for d in documents] == ["PropagationPolicy"] * 2 + ["Secret"] * 2
+    secret = documents[2]
+    assert secret["metadata"]["name"] == "db-s3-east"
+    decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert decoded == {
+        "endpoint": "http://rgw:7480",
+        "bucket": record.names.bucket,
+        "accessKey": "AK-east",
+        "secretKey": "SK-east",
+    }
+    assert "SK-" not in json.dumps(documents[:2])

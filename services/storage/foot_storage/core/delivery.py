@@ -3,29 +3,41 @@
 The storage service is one of the "other systems": it submits templates and
 policies through FOOT's front door like anyone else.
 
-* block / filesystem: a Secret `<claim>-ceph` (ceph-csi's `userID`/`userKey`) in
-  the claim's namespace, and a ceph-csi StorageClass `foot-<namespace>-<claim>`;
-* object: a Secret `<claim>-s3` with endpoint, bucket, access and secret key.
+Each member cluster has a key of its own, and a key only ever travels in a
+Secret template of its own (templates holding Secrets are stored sealed),
+placed on its one cluster by a PropagationPolicy of its own. No key is ever
+written into a policy (policies are not sealed).
 
-Each cluster has a key of its own, so the Secret template carries empty values
-and one OverridePolicy rule per cluster puts that cluster's key in; a
-ClusterPropagationPolicy sends the Secret (and StorageClass) to exactly the
-clusters that have a key.
+* block / filesystem: per cluster, a Secret `<claim>-ceph-<cluster>` (ceph-csi's
+  `userID`/`userKey`) in the claim's namespace; one ceph-csi StorageClass
+  `foot-<namespace>-<claim>` (the one name users' PVCs reference) on every target
+  cluster, and a ClusterOverridePolicy that points each cluster's copy at that
+  cluster's Secret (names only, never a key);
+* object: per cluster, a Secret `<claim>-s3-<cluster>` with endpoint, bucket,
+  access and secret key.
+
+Policies are submitted before the templates they select (so a template is never
+claimed by a broader policy in between, and the StorageClass never lands without
+its override), and they pre-empt less specific policies.
+A cluster that loses access loses its Secret template and policy (then its key).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from foot_storage.core.machine import ProvisioningRecord
 
 CLAIM_LABEL = "storage.foot.dev/claim"
+CLUSTER_LABEL = "storage.foot.dev/cluster"
 POLICY_API_VERSION = "policy.foot.dev/v1alpha1"
 RBD_PROVISIONER = "rbd.csi.ceph.com"
 CEPHFS_PROVISIONER = "cephfs.csi.ceph.com"
+SECRET_ROLES = ("provisioner", "controller-expand", "node-stage")
+"""ceph-csi StorageClass parameters naming the Secret: csi.storage.k8s.io/<role>-secret-name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +66,14 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def secret_name(record: ProvisioningRecord) -> str:
+def secret_name(record: ProvisioningRecord, cluster: str) -> str:
+    """The Secret holding `cluster`'s key, in the claim's namespace of that cluster."""
     suffix = "s3" if record.spec.type == "object" else "ceph"
-    return f"{record.name}-{suffix}"
+    return f"{record.name}-{suffix}-{cluster}"
+
+
+def secret_names(record: ProvisioningRecord, clusters: Iterable[str]) -> dict[str, str]:
+    return {cluster: secret_name(record, cluster) for cluster in sorted(clusters)}
 
 
 def storage_class_name(record: ProvisioningRecord) -> str | None:
@@ -66,44 +83,93 @@ def storage_class_name(record: ProvisioningRecord) -> str | None:
 
 
 def policy_name(record: ProvisioningRecord) -> str:
+    """The cluster-wide policies of the claim (the StorageClass's placement and override)."""
     return f"foot-storage-{record.namespace}-{record.name}"
 
 
-def _labels(record: ProvisioningRecord) -> dict[str, str]:
-    return {CLAIM_LABEL: record.name, "app.kubernetes.io/managed-by": "foot-storage"}
+def secret_policy_name(record: ProvisioningRecord, cluster: str) -> str:
+    """The PropagationPolicy placing `cluster`'s Secret (in the claim's namespace)."""
+    return f"foot-storage-{secret_name(record, cluster)}"
 
 
-def _secret(record: ProvisioningRecord, facts: CephFacts) -> dict[str, Any]:
+def _labels(record: ProvisioningRecord, cluster: str | None = None) -> dict[str, str]:
+    labels = {CLAIM_LABEL: record.name, "app.kubernetes.io/managed-by": "foot-storage"}
+    if cluster is not None:
+        labels[CLUSTER_LABEL] = cluster
+    return labels
+
+
+def _secret(
+    record: ProvisioningRecord, cluster: str, key: ClusterKey, facts: CephFacts
+) -> dict[str, Any]:
     if record.spec.type == "object":
         data = {
             "endpoint": _b64(facts.rgw_endpoint or ""),
             "bucket": _b64(record.names.bucket),
-            "accessKey": "",
-            "secretKey": "",
+            "accessKey": _b64(key.user),
+            "secretKey": _b64(key.secret),
         }
     else:
-        data = {"userID": "", "userKey": ""}
+        data = {"userID": _b64(key.user), "userKey": _b64(key.secret)}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "name": secret_name(record),
+            "name": secret_name(record, cluster),
             "namespace": record.namespace,
-            "labels": _labels(record),
+            "labels": _labels(record, cluster),
         },
         "type": "Opaque",
         "data": data,
     }
 
 
+def _secret_policy(record: ProvisioningRecord, cluster: str) -> dict[str, Any]:
+    return {
+        "apiVersion": POLICY_API_VERSION,
+        "kind": "PropagationPolicy",
+        "metadata": {
+            "name": secret_policy_name(record, cluster),
+            "namespace": record.namespace,
+            "labels": _labels(record, cluster),
+        },
+        "spec": {
+            "resourceSelectors": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "namespace": record.namespace,
+                    "name": secret_name(record, cluster),
+                }
+            ],
+            "preemption": "Always",
+            "placement": {
+                "clusterAffinity": {"clusterNames": [cluster]},
+                "replicaScheduling": {"replicaSchedulingType": "Duplicated"},
+            },
+        },
+    }
+
+
+def _secret_parameter(role: str) -> str:
+    return f"csi.storage.k8s.io/{role}-secret-name"
+
+
+def _pointer(parameter: str) -> str:
+    """JSON pointer to a StorageClass parameter (RFC 6901: '/' in a key is '~1')."""
+    return "/parameters/" + parameter.replace("~", "~0").replace("/", "~1")
+
+
 def _storage_class(record: ProvisioningRecord, facts: CephFacts) -> dict[str, Any] | None:
     name = storage_class_name(record)
     if name is None:
         return None
-    secret = secret_name(record)
     parameters: dict[str, str] = {"clusterID": facts.cluster_id}
-    for role in ("provisioner", "controller-expand", "node-stage"):
-        parameters[f"csi.storage.k8s.io/{role}-secret-name"] = secret
+    for role in SECRET_ROLES:
+        # Each cluster's copy names that cluster's Secret (the ClusterOverridePolicy); the
+        # template's own value names no Secret that exists, so a copy that missed its
+        # override fails clearly instead of using another cluster's key.
+        parameters[_secret_parameter(role)] = f"{record.name}-unassigned"
         parameters[f"csi.storage.k8s.io/{role}-secret-namespace"] = record.namespace
     if record.spec.type == "block":
         provisioner = RBD_PROVISIONER
@@ -122,61 +188,51 @@ def _storage_class(record: ProvisioningRecord, facts: CephFacts) -> dict[str, An
     }
 
 
-def _override_policy(record: ProvisioningRecord, keys: Mapping[str, ClusterKey]) -> dict[str, Any]:
-    fields = ("accessKey", "secretKey") if record.spec.type == "object" else ("userID", "userKey")
+def _storage_class_override(
+    record: ProvisioningRecord, clusters: tuple[str, ...], storage_class: str
+) -> dict[str, Any]:
+    """Per cluster: the StorageClass names that cluster's Secret (a name, never a key)."""
     rules = [
         {
             "targetCluster": {"clusterNames": [cluster]},
             "overriders": {
                 "plaintext": [
-                    {"path": f"/data/{fields[0]}", "operator": "replace", "value": _b64(key.user)},
                     {
-                        "path": f"/data/{fields[1]}",
+                        "path": _pointer(_secret_parameter(role)),
                         "operator": "replace",
-                        "value": _b64(key.secret),
-                    },
+                        "value": secret_name(record, cluster),
+                    }
+                    for role in SECRET_ROLES
                 ]
             },
         }
-        for cluster, key in sorted(keys.items())
+        for cluster in clusters
     ]
     return {
         "apiVersion": POLICY_API_VERSION,
-        "kind": "OverridePolicy",
-        "metadata": {
-            "name": policy_name(record),
-            "namespace": record.namespace,
-            "labels": _labels(record),
-        },
+        "kind": "ClusterOverridePolicy",
+        "metadata": {"name": policy_name(record), "labels": _labels(record)},
         "spec": {
             "resourceSelectors": [
-                {"apiVersion": "v1", "kind": "Secret", "name": secret_name(record)}
+                {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "name": storage_class}
             ],
             "overrideRules": rules,
         },
     }
 
 
-def _propagation_policy(record: ProvisioningRecord, clusters: tuple[str, ...]) -> dict[str, Any]:
-    selectors: list[dict[str, Any]] = [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "namespace": record.namespace,
-            "name": secret_name(record),
-        }
-    ]
-    storage_class = storage_class_name(record)
-    if storage_class is not None:
-        selectors.append(
-            {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "name": storage_class}
-        )
+def _storage_class_policy(
+    record: ProvisioningRecord, clusters: tuple[str, ...], storage_class: str
+) -> dict[str, Any]:
     return {
         "apiVersion": POLICY_API_VERSION,
         "kind": "ClusterPropagationPolicy",
         "metadata": {"name": policy_name(record), "labels": _labels(record)},
         "spec": {
-            "resourceSelectors": selectors,
+            "resourceSelectors": [
+                {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "name": storage_class}
+            ],
+            "preemption": "Always",
             "placement": {
                 "clusterAffinity": {"clusterNames": list(clusters)},
                 "replicaScheduling": {"replicaSchedulingType": "Duplicated"},
@@ -191,58 +247,96 @@ def delivery_documents(
     keys: Mapping[str, ClusterKey],
     facts: CephFacts,
 ) -> list[dict[str, Any]]:
-    """Templates first, then the policies that place and override them.
+    """Policies first, then the templates they place.
 
     Only clusters that have a key are targeted (a key not yet made means no
     delivery to that cluster yet)."""
     missing = [c for c in clusters if c not in keys]
     if missing:
         raise ValueError(f"no key yet for cluster(s) {', '.join(missing)}")
-    documents = [_secret(record, facts)]
+    clusters = tuple(sorted(clusters))
+    documents = [_secret_policy(record, c) for c in clusters]
     storage_class = _storage_class(record, facts)
     if storage_class is not None:
+        name = storage_class["metadata"]["name"]
+        documents += [
+            _storage_class_override(record, clusters, name),
+            _storage_class_policy(record, clusters, name),
+        ]
+    documents += [_secret(record, c, keys[c], facts) for c in clusters]
+    if storage_class is not None:
         documents.append(storage_class)
-    documents += [
-        _override_policy(record, {c: keys[c] for c in clusters}),
-        _propagation_policy(record, clusters),
+    return documents
+
+
+def _secret_withdrawal(record: ProvisioningRecord, cluster: str) -> list[dict[str, Any]]:
+    """A cluster's Secret template (its binding, work and member copy go with it), then the
+    policy that placed it."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": secret_name(record, cluster), "namespace": record.namespace},
+        },
+        {
+            "apiVersion": POLICY_API_VERSION,
+            "kind": "PropagationPolicy",
+            "metadata": {
+                "name": secret_policy_name(record, cluster),
+                "namespace": record.namespace,
+            },
+        },
     ]
+
+
+def held_clusters(record: ProvisioningRecord) -> tuple[str, ...]:
+    """Clusters that may hold something of the claim: those with a key, or delivered last."""
+    return tuple(sorted(set(record.keys) | set(record.delivered or ())))
+
+
+def stale_documents(record: ProvisioningRecord, clusters: tuple[str, ...]) -> list[dict[str, Any]]:
+    """What to delete when delivering to `clusters`: the Secrets (and their policies) of
+    clusters that had access and no longer do."""
+    documents: list[dict[str, Any]] = []
+    for cluster in held_clusters(record):
+        if cluster not in clusters:
+            documents += _secret_withdrawal(record, cluster)
     return documents
 
 
 def withdrawal_documents(record: ProvisioningRecord) -> list[dict[str, Any]]:
-    """What to delete to withdraw a delivery: the placing policy first, then the rest."""
-    documents: list[dict[str, Any]] = [
-        {
-            "apiVersion": POLICY_API_VERSION,
-            "kind": "ClusterPropagationPolicy",
-            "metadata": {"name": policy_name(record)},
-        },
-        {
-            "apiVersion": POLICY_API_VERSION,
-            "kind": "OverridePolicy",
-            "metadata": {"name": policy_name(record), "namespace": record.namespace},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": secret_name(record), "namespace": record.namespace},
-        },
-    ]
+    """What to delete to withdraw a whole delivery."""
+    documents: list[dict[str, Any]] = []
+    for cluster in held_clusters(record):
+        documents += _secret_withdrawal(record, cluster)
     storage_class = storage_class_name(record)
     if storage_class is not None:
-        documents.append(
+        documents += [
             {
                 "apiVersion": "storage.k8s.io/v1",
                 "kind": "StorageClass",
                 "metadata": {"name": storage_class},
-            }
-        )
+            },
+            {
+                "apiVersion": POLICY_API_VERSION,
+                "kind": "ClusterPropagationPolicy",
+                "metadata": {"name": policy_name(record)},
+            },
+            {
+                "apiVersion": POLICY_API_VERSION,
+                "kind": "ClusterOverridePolicy",
+                "metadata": {"name": policy_name(record)},
+            },
+        ]
     return documents
 
 
 def references(record: ProvisioningRecord, manifests: list[Mapping[str, Any]]) -> bool:
     """Whether a member cluster's manifests still include what the claim delivered."""
-    wanted: set[tuple[str, str | None, str]] = {("Secret", record.namespace, secret_name(record))}
+    wanted: set[tuple[str, str | None, str]] = {
+        ("Secret", record.namespace, name)
+        for name in secret_names(record, held_clusters(record)).values()
+    }
     storage_class = storage_class_name(record)
     if storage_class is not None:
         wanted.add(("StorageClass", None, storage_class))

@@ -16,6 +16,7 @@ CRUSH rule; bucket before its user).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -425,7 +426,7 @@ def resources_of(record: ProvisioningRecord, rgw_endpoint: str | None) -> ClaimR
 def status_of(
     record: ProvisioningRecord,
     *,
-    secret_name: str,
+    secrets: Mapping[str, str],
     storage_class: str | None,
     rgw_endpoint: str | None = None,
 ) -> StorageClaimStatus:
@@ -445,6 +446,6 @@ def status_of(
         reason=record.reason,
         resources=resources_of(record, rgw_endpoint),
         clusters=sorted(record.keys),
-        secret_name=secret_name if record.delivered else None,
+        secrets=dict(secrets) if record.delivered else {},
         storage_class=storage_class if record.delivered else None,
     )
