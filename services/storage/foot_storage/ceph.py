@@ -112,7 +112,7 @@ class Dashboard:
             if missing_ok:
                 return None
             raise NotFoundError(message)
-        if status >= 500 or status in {408, 409, 429}:  # noqa: PLR2004
+        if status >= 500 or status in {408, 409, 429} or _mgr_settling(detail):  # noqa: PLR2004
             raise CephUnavailableError(message)
         raise CephRefusedError(message)
 
@@ -380,6 +380,13 @@ class CephCli:
     async def remove_subvolume(self, fs: str, name: str, group: str) -> None:
         with contextlib.suppress(NotFoundError):
             await self.run("fs", "subvolume", "rm", fs, name, "--group_name", group)
+
+
+def _mgr_settling(detail: Any) -> bool:
+    """The mgr answers 400 while its own RADOS handle is (re)connecting, e.g. just after it
+    started ("You cannot perform that operation on a Rados object in state configuring")."""
+    text = str(detail)
+    return "Rados object in state" in text or "rados state" in text.lower()
 
 
 def _rgw_not_found(detail: Any) -> bool:

@@ -155,7 +155,10 @@ async def raw_bucket_values(url: str, bucket: str) -> dict[str, bytes]:
             return {}
         values = {}
         for key in names:
-            entry = await store.get(key)
+            try:
+                entry = await store.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                continue  # deleted since it was listed
             values[key] = entry.value or b""
         return values
     finally:
