@@ -89,6 +89,12 @@ class ApisixFake:
     """Every authenticated request, in order (method, path, parsed body)."""
     listeners: list[Listener] = field(default_factory=list)
     """Called after every successful write (a bench measures propagation with this)."""
+    write_latency: float = 0.0
+    """Seconds every write waits before it is handled (a slow etcd behind APISIX)."""
+    writes_in_flight: int = 0
+    """Writes being handled right now."""
+    max_writes_in_flight: int = 0
+    """The most writes ever handled at once."""
     _index: int = 0
     _runner: web.AppRunner | None = None
     _site: web.TCPSite | None = None
@@ -208,7 +214,16 @@ class ApisixFake:
                     raise _error(400, f"invalid request body: {exc}") from None
         request[BODY] = body
         self.requests.append(Request(request.method, request.path_qs, body))
-        return await handler(request)
+        if request.method == "GET":
+            return await handler(request)
+        self.writes_in_flight += 1
+        self.max_writes_in_flight = max(self.max_writes_in_flight, self.writes_in_flight)
+        try:
+            if self.write_latency:
+                await asyncio.sleep(self.write_latency)
+            return await handler(request)
+        finally:
+            self.writes_in_flight -= 1
 
     # ---- handlers -----------------------------------------------------------------------
 

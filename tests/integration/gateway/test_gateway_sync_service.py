@@ -233,6 +233,36 @@ async def test_a_cluster_joined_again_is_drained_by_its_new_health_events(
         assert set(nodes(fake)) == {"192.0.2.2:30081", "192.0.2.3:30082"}
 
 
+async def test_independent_writes_go_at_once_and_steps_stay_in_order(
+    nats_server: EmbeddedNats, world: World, fake: ApisixFake
+) -> None:
+    """With a slow APISIX, a drain rewrites many upstreams at once (at most
+    write_concurrency), and upstreams are all written before any route that uses them."""
+    names = [f"app{i}" for i in range(12)]
+    for index, name in enumerate(("east", "west", "north")):
+        await world.put_cluster(name)
+        for app_index, app in enumerate(names):
+            await world.put_work(work(name, app, ready=1 + index, node_port=30000 + app_index))
+    fake.write_latency = 0.02
+    async with running(settings(nats_server, fake, resync_seconds=600, write_concurrency=4)):
+        await world.apply(
+            *[route_document(app, backend={"service": app, "port": 80}) for app in names]
+        )
+        await until(lambda: len(fake.objects("routes")) == len(names))
+        methods = [(r.method, r.path.split("/")[3]) for r in fake.writes() if r.method == "PUT"]
+        assert methods == [("PUT", "upstreams")] * len(names) + [("PUT", "routes")] * len(names)
+        assert fake.max_writes_in_flight == 4
+        fake.max_writes_in_flight = 0
+        await world.health("west", "False")
+        await until(
+            lambda: all(
+                not any(n["host"] == "192.0.2.2" for n in u["nodes"])
+                for u in fake.objects("upstreams").values()
+            )
+        )
+        assert 1 < fake.max_writes_in_flight <= 4
+
+
 async def test_canary_promotion_and_blue_green(
     nats_server: EmbeddedNats, world: World, fake: ApisixFake
 ) -> None:

@@ -17,6 +17,7 @@ from foot_gateway_sync.core import (
     desired_state,
     drifted,
     object_id,
+    phases,
     plan,
     plan_route,
 )
@@ -381,3 +382,35 @@ def test_a_drained_cluster_rewrites_only_the_upstreams_that_had_its_nodes() -> N
     ops = plan(after.objects, stored(before.objects)).operations
     assert [(op.method, op.id) for op in ops] == [("PUT", STABLE)]
     assert "10.0.0.1" not in str(ops[0].body)
+
+
+def test_phases_cut_a_plan_into_ordered_runs_of_independent_writes() -> None:
+    def op(method: str, resource: str, object_id: str) -> Operation:
+        return Operation(method, resource, object_id, {} if method == "PUT" else None)  # type: ignore[arg-type]
+
+    operations = (
+        op("PUT", UPSTREAMS, "a"),
+        op("PUT", UPSTREAMS, "b"),
+        op("PUT", ROUTES, "r"),
+        op("DELETE", ROUTES, "old"),
+        op("DELETE", UPSTREAMS, "c"),
+        op("DELETE", UPSTREAMS, "d"),
+    )
+    assert phases(operations) == [
+        operations[0:2],
+        operations[2:3],
+        operations[3:4],
+        operations[4:6],
+    ]
+    assert phases(()) == []
+    # What plan() gives for three new routes: all upstreams, then all routes.
+    routes = [route(name, backend={"service": name, "port": 80}) for name in ("a", "b", "c")]
+    by_cluster = {
+        "east": [work("east", name, ready=1, node_port=30000 + i) for i, name in enumerate("abc")]
+    }
+    desired = desired_state(routes, views("east"), by_cluster).objects
+    steps = phases(plan(desired, {}).operations)
+    assert [(s[0].method, s[0].resource, len(s)) for s in steps] == [
+        ("PUT", UPSTREAMS, 3),
+        ("PUT", ROUTES, 3),
+    ]

@@ -15,7 +15,7 @@ from foot_gateway_sync.core.desired import (
     referenced_upstreams,
     route_key,
 )
-from foot_gateway_sync.core.diff import Operation, Plan, covers, drifted, plan
+from foot_gateway_sync.core.diff import Operation, Plan, covers, drifted, phases, plan
 from foot_gateway_sync.core.topology import (
     ClusterView,
     HeardHealth,
@@ -46,6 +46,7 @@ __all__ = [
     "is_managed",
     "nodes_for",
     "object_id",
+    "phases",
     "plan",
     "plan_route",
     "referenced_upstreams",

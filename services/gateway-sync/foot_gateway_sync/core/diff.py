@@ -80,6 +80,22 @@ class Plan:
     """Objects left alone, and why (an unmanaged object in the way, a dangling reference)."""
 
 
+def phases(operations: tuple[Operation, ...]) -> list[tuple[Operation, ...]]:
+    """`operations` (in `plan`'s order) cut into runs of one method on one resource: the
+    writes inside a run do not depend on each other and may be sent at once; the runs must
+    follow each other in order."""
+    runs: list[list[Operation]] = []
+    for operation in operations:
+        if runs and (runs[-1][0].method, runs[-1][0].resource) == (
+            operation.method,
+            operation.resource,
+        ):
+            runs[-1].append(operation)
+        else:
+            runs.append([operation])
+    return [tuple(run) for run in runs]
+
+
 def plan(
     desired: Mapping[ObjectKey, Mapping[str, Any]],
     actual: Mapping[ObjectKey, Mapping[str, Any]],
