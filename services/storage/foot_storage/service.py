@@ -9,6 +9,7 @@ events go to `foot.events.storage.<namespace>.<name>`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import ClassVar
@@ -31,11 +32,14 @@ from foot_storage.ceph import CephCli, Dashboard
 from foot_storage.core import machine
 from foot_storage.core.access import target_clusters
 from foot_storage.core.delivery import secret_names, storage_class_name
-from foot_storage.core.machine import ProvisioningRecord
+from foot_storage.core.machine import ProvisioningRecord, StepResult
 from foot_storage.core.names import ceph_names
 from foot_storage.effects import Effects
 
 log = logging.getLogger(__name__)
+
+StepOutcome = StepResult | FootError
+"""What running one step gave: its result, or the error it met."""
 
 EVENT_PREFIX = "foot.events.storage"
 CLAIM_INFO = KINDS.lookup(STORAGE_API_VERSION, "StorageClaim")
@@ -236,53 +240,80 @@ class StorageService(Service):
         await self._drive(key, record, revision)
 
     async def _drive(self, key: str, record: ProvisioningRecord, revision: int) -> None:
-        while True:
-            decision = machine.decide(record, utc_now())
-            if isinstance(decision, machine.WaitUntil):
-                delay = (decision.when - utc_now()).total_seconds()
-                self.queue.add_after(key, max(delay, 0.01))
-                return
-            if isinstance(decision, machine.Settled):
-                if decision.forget:
-                    await self._forget(key, record)
-                return
-            step = decision.step
-            if step.long:
-                await self._event(record, "step-started", next_step=step.id)
-            try:
-                result = await self.effects.run(key, record, step)
-            except FootError as exc:
-                record = machine.step_failed(
-                    record,
-                    step,
-                    retryable=exc.retryable,
-                    message=str(exc),
-                    now=utc_now(),
-                    backoff=self.backoff,
-                )
-                log.warning(
-                    "claim %s/%s: step %s failed (attempt %d): %s",
-                    record.namespace,
-                    record.name,
-                    step.id,
-                    record.attempts,
-                    exc,
-                )
-                await self._event(record, "step-failed", error=str(exc))
-            else:
-                record = machine.step_done(record, step, result)
-                await self._event(record, "step-done")
-                if step.action == "retain":
-                    log.info(
-                        "claim %s/%s deleted with reclaimPolicy Retain: kept %s",
-                        record.namespace,
-                        record.name,
-                        machine.resources_of(record, self.settings.rgw_endpoint).model_dump(
-                            exclude_none=True
-                        ),
-                    )
-            revision = await self._save(key, record, revision)
-            await self._write_status(key, record)
+        """Run the plan: every runnable step at once, each recorded as it completes, and
+        the steps that depend on it started only after that record is stored."""
+        async with asyncio.TaskGroup() as group:
+            running: dict[asyncio.Task[StepOutcome], machine.Step] = {}
+            while True:
+                decision = machine.decide(record, utc_now())
+                if isinstance(decision, machine.RunStep):
+                    under_way = {step.id for step in running.values()}
+                    for step in decision.steps:
+                        if step.id in under_way:
+                            continue
+                        if step.long:
+                            await self._event(record, "step-started", next_step=step.id)
+                        task = group.create_task(
+                            self._run_step(key, record, step),
+                            name=f"storage-step:{key}:{step.id}",
+                        )
+                        running[task] = step
+                if not running:
+                    break
+                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    step = running.pop(task)
+                    record = await self._record_outcome(record, step, task.result())
+                    revision = await self._save(key, record, revision)
+                    await self._write_status(key, record)
+        if isinstance(decision, machine.WaitUntil):
+            delay = (decision.when - utc_now()).total_seconds()
+            self.queue.add_after(key, max(delay, 0.01))
+        elif isinstance(decision, machine.Settled) and decision.forget:
+            await self._forget(key, record)
+
+    async def _run_step(
+        self, key: str, record: ProvisioningRecord, step: machine.Step
+    ) -> StepOutcome:
+        try:
+            return await self.effects.run(key, record, step)
+        except FootError as exc:
+            return exc
+
+    async def _record_outcome(
+        self, record: ProvisioningRecord, step: machine.Step, outcome: StepOutcome
+    ) -> ProvisioningRecord:
+        if isinstance(outcome, FootError):
+            record = machine.step_failed(
+                record,
+                step,
+                retryable=outcome.retryable,
+                message=str(outcome),
+                now=utc_now(),
+                backoff=self.backoff,
+            )
+            log.warning(
+                "claim %s/%s: step %s failed (attempt %d): %s",
+                record.namespace,
+                record.name,
+                step.id,
+                record.attempts,
+                outcome,
+            )
+            await self._event(record, "step-failed", error=str(outcome))
+            return record
+        record = machine.step_done(record, step, outcome)
+        await self._event(record, "step-done", completed=step.id)
+        if step.action == "retain":
+            log.info(
+                "claim %s/%s deleted with reclaimPolicy Retain: kept %s",
+                record.namespace,
+                record.name,
+                machine.resources_of(record, self.settings.rgw_endpoint).model_dump(
+                    exclude_none=True
+                ),
+            )
+        return record
 
     async def _forget(self, key: str, record: ProvisioningRecord) -> None:
         kept = None

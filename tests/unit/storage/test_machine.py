@@ -347,3 +347,64 @@ def test_object_delivery_secrets_carry_endpoint_bucket_and_their_own_keys() -> N
         "secretKey": "SK-east",
     }
     assert "SK-" not in json.dumps(documents[:2])
+
+
+def batches(record: ProvisioningRecord) -> list[list[str]]:
+    """Drive the machine as the shell does with concurrency: every runnable step at once,
+    each recorded as it completes (here: in plan order)."""
+    ran = []
+    while isinstance(decision := decide(record, NOW), RunStep):
+        ran.append([s.id for s in decision.steps])
+        for step in decision.steps:
+            sealed = f"sealed-{step.cluster}" if step.action in {"cephx-key", "s3-key"} else None
+            record = step_done(record, step, StepResult(sealed_key=sealed, path="/volumes/x"))
+    assert record.phase == "Ready"
+    return ran
+
+
+def test_independent_steps_run_together_dependent_ones_wait_for_their_record() -> None:
+    # Block: keys need no pool; delivery needs the keys and the pool, not the image.
+    assert batches(make_record(make_claim())) == [
+        ["crush-rule:host:*", "key:east", "key:west"],
+        ["pool:3"],
+        ["image:1073741824", "deliver:east,west"],
+    ]
+    # Filesystem: a key's caps name the subvolume's path, so keys wait for it.
+    assert batches(make_record(make_claim(type="filesystem"))) == [
+        ["subvolume-group"],
+        ["subvolume:1073741824"],
+        ["key:east", "key:west"],
+        ["deliver:east,west"],
+    ]
+    # Object: subuser keys need the user; delivery needs the bucket.
+    assert batches(make_record(make_claim(type="object"))) == [
+        ["rgw-user"],
+        ["bucket", "key:east", "key:west"],
+        ["bucket-quota:1073741824:0", "deliver:east,west"],
+    ]
+
+
+def test_a_revoke_waits_for_the_delivery_and_deletion_stays_in_sequence() -> None:
+    claim = make_claim()
+    record, _ = run_all(make_record(claim))
+    record = retarget(record, generation=2, spec=claim.spec, clusters=("west",))
+    assert batches(record) == [["deliver:west"], ["revoke:east"]]
+    deleting = start_deleting(record)
+    decision = decide(deleting, NOW)
+    assert isinstance(decision, RunStep)
+    assert decision.alongside == ()
+
+
+def test_a_step_done_beside_a_failing_one_keeps_that_ones_retry() -> None:
+    record = make_record(make_claim())
+    decision = decide(record, NOW)
+    assert isinstance(decision, RunStep)
+    rule, east, _ = decision.steps
+    record = step_failed(record, rule, retryable=True, message="timed out", now=NOW)
+    record = step_done(record, east, StepResult(sealed_key="sealed-east"))
+    assert (record.step, record.attempts, record.last_error) == (rule.id, 1, "timed out")
+    assert isinstance(decide(record, NOW), WaitUntil)
+    record = step_done(record, rule, StepResult())
+    assert (record.attempts, record.next_retry_at, record.last_error) == (0, None, None)
+    failed = step_failed(record, rule, retryable=False, message="EINVAL", now=NOW)
+    assert step_done(failed, east, StepResult(sealed_key="x")).phase == "Failed"

@@ -1,7 +1,9 @@
 """The provisioning state machine: Pending -> Provisioning -> Ready | Failed, and deletion.
 
 A claim's progress is a `ProvisioningRecord`, stored by the shell after every
-step and before the next one. The plan (which steps, in which order) is a pure
+step and before any step that depends on it. Steps that do not depend on each other
+(the keys, the delivery, the image) may run at the same time; each is recorded as
+it completes. The plan (which steps, in which order) is a pure
 function of the record; each step's id carries its parameters (`image:1073741824`),
 so a changed spec re-runs exactly the steps it affects, and a step found in
 `done` is never run again. A crash between a step's effect and its record makes
@@ -68,6 +70,9 @@ class Step(FrozenModel):
     """Member cluster the step is for (keys)."""
     clusters: tuple[str, ...] = ()
     """Clusters a delivery targets."""
+    after: tuple[str, ...] = ()
+    """Ids of the steps of the same plan that must be done (and recorded) first; steps
+    whose prerequisites are all done may run at the same time."""
 
     @property
     def long(self) -> bool:
@@ -212,8 +217,52 @@ def deletion_plan(record: ProvisioningRecord) -> list[Step]:
     return steps
 
 
+def _with_prerequisites(record: ProvisioningRecord, steps: list[Step]) -> list[Step]:
+    """What each provisioning step waits for.
+
+    The Ceph objects form a chain (block: CRUSH rule -> pool -> image and quota;
+    filesystem: group -> subvolume; object: user -> bucket -> quota). A block key needs
+    nothing (its caps name the pool, which may not exist yet); a filesystem key needs
+    the subvolume (its caps name the path); an S3 key needs the user. Delivery needs
+    every key and the object the StorageClass or Secret points at (pool, subvolume,
+    bucket), not the image: members get their Secret while Ceph still makes the image.
+    Revoking a key waits for the delivery that withdraws it.
+    """
+    by_action: dict[str, list[str]] = {}
+    for step in steps:
+        by_action.setdefault(step.action, []).append(step.id)
+
+    def ids(*actions: str) -> tuple[str, ...]:
+        return tuple(i for a in actions for i in by_action.get(a, []))
+
+    kind = record.spec.type
+    needs: dict[str, tuple[str, ...]] = {
+        "pool": ids("crush-rule"),
+        "pool-quota": ids("pool"),
+        "image": ids("pool"),
+        "subvolume": ids("subvolume-group"),
+        "bucket": ids("rgw-user"),
+        "bucket-quota": ids("bucket"),
+        "cephx-key": ids("subvolume") if kind == "filesystem" else (),
+        "s3-key": ids("rgw-user"),
+        "deliver": ids("cephx-key", "s3-key", "pool", "subvolume", "bucket"),
+        "revoke-key": ids("deliver"),
+    }
+    return [s.model_copy(update={"after": needs.get(s.action, ())}) for s in steps]
+
+
+def _in_sequence(steps: list[Step]) -> list[Step]:
+    return [
+        s.model_copy(update={"after": (steps[n - 1].id,) if n else ()}) for n, s in enumerate(steps)
+    ]
+
+
 def plan(record: ProvisioningRecord) -> list[Step]:
-    return deletion_plan(record) if record.deleting else provisioning_plan(record)
+    """The steps of the current plan, in a valid order, each with its prerequisites
+    (deletion runs strictly in sequence: its order is what makes it safe)."""
+    if record.deleting:
+        return _in_sequence(deletion_plan(record))
+    return _with_prerequisites(record, provisioning_plan(record))
 
 
 # ---- decisions ----------------------------------------------------------------------------
@@ -222,6 +271,14 @@ def plan(record: ProvisioningRecord) -> list[Step]:
 @dataclass(frozen=True, slots=True)
 class RunStep:
     step: Step
+    """The first runnable step in plan order."""
+    alongside: tuple[Step, ...] = ()
+    """Other steps runnable now (their prerequisites are done): the shell may run them at
+    the same time, recording each one as it completes."""
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return (self.step, *self.alongside)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +304,12 @@ def decide(record: ProvisioningRecord, now: datetime) -> Decision:
         return Settled(forget=record.deleting)
     if record.next_retry_at is not None and now < record.next_retry_at:
         return WaitUntil(record.next_retry_at)
-    return RunStep(remaining[0])
+    done = set(record.done)
+    runnable = [step for step in remaining if done.issuperset(step.after)]
+    if not runnable:  # a prerequisite outside the plan: run in plan order
+        runnable = remaining[:1]
+    first, *others = runnable
+    return RunStep(first, tuple(others))
 
 
 # ---- transitions --------------------------------------------------------------------------
@@ -343,12 +405,10 @@ def step_done(record: ProvisioningRecord, step: Step, result: StepResult) -> Pro
         done = [d for d in done if _action_of(d) != _action_of(step.id)]
     done.append(step.id)
     keys = dict(record.keys)
-    update: dict[str, object] = {
-        "step": step.id,
-        "attempts": 0,
-        "next_retry_at": None,
-        "last_error": None,
-    }
+    update: dict[str, object] = {}
+    if record.attempts == 0 or record.step == step.id:
+        # (A step that ran beside a failing one leaves that one's retry as it is.)
+        update = {"step": step.id, "attempts": 0, "next_retry_at": None, "last_error": None}
     if step.action in {"cephx-key", "s3-key"} and step.cluster and result.sealed_key:
         keys[step.cluster] = result.sealed_key
     if step.action == "revoke-key" and step.cluster:
@@ -365,7 +425,7 @@ def step_done(record: ProvisioningRecord, step: Step, result: StepResult) -> Pro
         update["path"] = result.path
     update |= {"done": tuple(done), "keys": keys}
     advanced = record.model_copy(update=update)
-    if not advanced.deleting:
+    if not advanced.deleting and advanced.phase != "Failed":
         phase: RecordPhase = "Provisioning" if plan_pending(advanced) else "Ready"
         advanced = advanced.model_copy(update={"phase": phase})
     return advanced
