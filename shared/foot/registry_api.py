@@ -49,6 +49,9 @@ class JoinRequest(FrozenModel):
     """Region."""
     zone: str | None = None
     """Zone."""
+    gateway_address: str | None = None
+    """Address at which the gateway reaches the member's NodePort Services (default: the
+    API server's host, which is wrong when that is a load balancer)."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Labels of the Cluster object (policies select on them)."""
     use_given_credential: bool = False
@@ -92,6 +95,8 @@ class RegisterRequest(FrozenModel):
     """Region."""
     zone: str | None = None
     """Zone."""
+    gateway_address: str | None = None
+    """Address at which the gateway reaches the member's NodePort Services."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Labels of the Cluster object."""
 

@@ -311,6 +311,7 @@ class RegistryService(Service):
         zone: str | None,
         labels: dict[str, str],
         annotations: dict[str, str],
+        gateway_address: str | None = None,
     ) -> Cluster:
         document = {
             "apiVersion": CLUSTER_API_VERSION,
@@ -322,6 +323,7 @@ class RegistryService(Service):
                 "provider": provider,
                 "region": region,
                 "zone": zone,
+                "gatewayAddress": gateway_address,
             },
         }
         parsed = KINDS.parse(document, source=f"cluster {name}")
@@ -344,6 +346,7 @@ class RegistryService(Service):
                 provider=request.provider,
                 region=request.region,
                 zone=request.zone,
+                gateway_address=request.gateway_address,
                 labels=request.labels,
                 annotations={
                     CREDENTIAL_ANNOTATION: mode,
@@ -519,6 +522,7 @@ class RegistryService(Service):
                 provider=request.provider,
                 region=request.region,
                 zone=request.zone,
+                gateway_address=request.gateway_address,
                 labels=request.labels,
                 annotations={},
             )

@@ -88,6 +88,7 @@ def _placement(args: argparse.Namespace) -> dict[str, Any]:
         "provider": args.provider,
         "region": args.region,
         "zone": args.zone,
+        "gatewayAddress": args.gateway_address,
         "labels": _labels(args.label or []),
     }
 
@@ -202,6 +203,10 @@ def add_commands(
         sub.add_argument("--provider", help="cloud provider name")
         sub.add_argument("--region", help="region")
         sub.add_argument("--zone", help="zone")
+        sub.add_argument(
+            "--gateway-address",
+            help="address at which the gateway reaches NodePort Services (default: API host)",
+        )
         sub.add_argument("--label", action="append", metavar="KEY=VALUE", help="cluster label")
 
     join = with_nats(verbs.add_parser("join", help="push mode: set FOOT up in a cluster"))

@@ -61,7 +61,7 @@ async def test_join_table_partition_and_unjoin_through_the_cli(
         joined = await foot(
             nats_server, tmp_path, "cluster", "join", endpoint.name,
             "--kubeconfig", str(endpoint.kubeconfig_path), "--use-given-credential",
-            "--region", "eu-west", "--label", "tier=gold",
+            "--region", "eu-west", "--label", "tier=gold", "--gateway-address", "10.1.2.3",
         )  # fmt: skip
         assert joined.returncode == 0, joined.stderr
         assert f"cluster {endpoint.name} joined" in joined.stdout
@@ -72,6 +72,7 @@ async def test_join_table_partition_and_unjoin_through_the_cli(
         assert described.returncode == 0, described.stderr
         document = yaml.safe_load(described.stdout)
         assert document["metadata"]["labels"] == {"tier": "gold"}
+        assert document["spec"]["gatewayAddress"] == "10.1.2.3"  # where NodePorts are reached
         assert document["status"]["nodeSummary"] == {"totalNum": 3, "readyNum": 3}
         assert document["status"]["resourceSummary"]["allocatable"]["cpu"] == "24"
         version = document["status"]["kubernetesVersion"]
