@@ -8,10 +8,10 @@ reconcile that changes nothing writes nothing).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -64,8 +64,13 @@ class TemplateFacts:
     """`spec.replicas` when the template has an integer there."""
 
 
-def template_facts(template: KubeObject) -> TemplateFacts:
-    spec_replicas = (template.to_dict().get("spec") or {}).get("replicas")
+def template_facts(
+    template: KubeObject, document: Mapping[str, Any] | None = None
+) -> TemplateFacts:
+    """`document`: `template.to_dict()`, when the caller has it already."""
+    if document is None:
+        document = template.to_dict()
+    spec_replicas = (document.get("spec") or {}).get("replicas")
     replicas = spec_replicas if isinstance(spec_replicas, int) else None
     return TemplateFacts(template_hash(template), replicas)
 

@@ -86,6 +86,10 @@ Identity = tuple[str, str | None, str]
 
 
 class SchedulerSettings(ServiceSettings):
+    reconcile_workers: int = Field(default=32, ge=1, le=256)
+    """Templates scheduled at once. Deciding is CPU work done one at a time anyway; the workers
+    keep that many binding writes in flight (each with optimistic concurrency), so a burst
+    (a failed cluster's bindings, a large apply) is not paced by one bus round trip each."""
     failover: bool = True
     """Cluster failover: replicas leave a cluster that is not Ready (after the policy's
     NoExecute toleration, or failover_toleration_seconds). False: they stay, as in Karmada
@@ -93,8 +97,11 @@ class SchedulerSettings(ServiceSettings):
     failover_toleration_seconds: int = Field(default=0, ge=0, le=86400)
     """How long replicas stay on a cluster that turned NotReady/Unknown when the policy has no
     toleration of its own for that (Karmada: 300). 0 moves them the moment the registry
-    reports the transition; the registry's own detection (missed probes/heartbeats) is the
-    debounce."""
+    reports the transition. That is safe because the health event is already debounced: the
+    registry only reports NotReady/Unknown after its own failure threshold of missed probes or
+    heartbeats, so a second wait here would only add to the time a dead cluster's replicas
+    are missing (the issue's goal: re-placed within 5 s). A policy that wants to ride out
+    short outages says so with its own clusterTolerations (tolerationSeconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +115,12 @@ class _Prepared:
 
 
 def _prepare(template: KubeObject) -> _Prepared:
+    document = template.to_dict()
     return _Prepared(
-        template, template_ref(template), workload_from_template(template), template_facts(template)
+        template,
+        template_ref(template),
+        workload_from_template(template, document=document),
+        template_facts(template, document),
     )
 
 
@@ -415,9 +426,9 @@ class SchedulerService(Service):
         return binding
 
     async def _store(self, key: str, binding: ResourceBinding, revision: int) -> None:
-        body = binding.model_copy(
-            update={"metadata": binding.metadata.model_copy(update={"revision": 0})}
-        ).to_json()
+        document = binding.to_dict()
+        document["metadata"]["revision"] = 0  # the bucket's revision is the entry's own
+        body = orjson.dumps(document)
         if revision == 0:
             try:
                 new_revision = await self.bindings_store.create(key, body)
@@ -522,7 +533,15 @@ class SchedulerService(Service):
             remembered is not None
             and remembered[0] is template
             and remembered[1] == self._policy_version
-            and remembered[2] == held
+            and (
+                remembered[2] == held
+                # Claimed with no holder, and now held by that very winner: the same answer.
+                or (
+                    remembered[2] is None
+                    and remembered[3].policy is not None
+                    and _identity(remembered[3].policy) == held
+                )
+            )
         ):
             return remembered[3]
         if self._by_kind_version != self._policy_version:

@@ -66,8 +66,12 @@ def pod_requests(pod_spec: Mapping[str, Any]) -> dict[str, int]:
     return total
 
 
-def workload_from_template(template: KubeObject, priority: int = 0) -> Workload:
-    document = template.to_dict()
+def workload_from_template(
+    template: KubeObject, priority: int = 0, document: Mapping[str, Any] | None = None
+) -> Workload:
+    """`document`: `template.to_dict()`, when the caller has it already."""
+    if document is None:
+        document = template.to_dict()
     spec = document.get("spec") or {}
     replica_field = _REPLICA_FIELDS.get((template.api_version, template.kind))
     replicas: int | None = None
