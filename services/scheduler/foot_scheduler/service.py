@@ -292,6 +292,9 @@ class SchedulerService(Service):
             if gone is not None:
                 self.clusters.pop(gone, None)
                 self._fingerprints.pop(gone, None)
+                # A cluster joined again under the same name starts its health sequence anew:
+                # what was heard of the old one must neither outrank nor mask its events.
+                self.heard.pop(gone, None)
                 self._views = None
                 self._cluster_changed(gone, capacity_only=False, only_placed=True)
             return

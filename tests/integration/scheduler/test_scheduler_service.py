@@ -387,6 +387,29 @@ async def test_health_event_moves_replicas_and_tolerations_delay_it(
     assert "member1" in replicas(again)
 
 
+async def test_a_cluster_joined_again_is_judged_by_its_own_health_events(
+    scheduler: SchedulerService, bus: Bus
+) -> None:
+    for name in ("member1", "member2"):
+        await put_cluster(bus, name)
+    bindings = Bindings(bus)
+    await publish_health(bus, health("member1", "False", 5))
+    await api(bus, API_APPLY, deployment("before", 1), policy("before", {}))
+    before = await bindings.wait("before-deployment", lambda b: len(b.spec.clusters) == 1)
+    assert set(replicas(before)) == {"member2"}
+
+    # Unjoined and joined again: the registry starts the new cluster's sequence at 1.
+    store = await bus.kv(CLUSTERS.name)
+    await store.delete(CLUSTER_KIND.key(None, "member1"))
+    await eventually(lambda: "member1" not in scheduler.clusters)
+    await put_cluster(bus, "member1")
+    await publish_health(bus, health("member1", "True", 1))
+    await eventually(lambda: scheduler.heard.get("member1", (0, None))[0] == 1)
+    await api(bus, API_APPLY, deployment("after", 1), policy("after", {}))
+    after = await bindings.wait("after-deployment", lambda b: len(b.spec.clusters) == 2)
+    assert set(replicas(after)) == {"member1", "member2"}
+
+
 @pytest.mark.parametrize(
     ("placement", "path", "reason"),
     [
