@@ -163,6 +163,7 @@ class GatewaySyncService(Service):
         self._routes_store: KvStore | None = None
         self._status_due = asyncio.Event()
         self._status_written: dict[str, GatewayRouteStatus] = {}
+        self._stopping = False
 
     # ---- wiring -------------------------------------------------------------------------
 
@@ -199,6 +200,12 @@ class GatewaySyncService(Service):
         self.supervisor.spawn("route-status", self._status_loop)
 
     async def stop(self) -> None:
+        # Said before the tasks are cancelled, and every loop is woken to hear it: see
+        # _stop_if_stopping.
+        self._stopping = True
+        self._status_due.set()
+        for instance in self.instances:
+            instance.wake.set()
         await super().stop()
         if self._session is not None:
             await self._session.close()
@@ -212,6 +219,21 @@ class GatewaySyncService(Service):
             if not i.synced
         ]
         return problems
+
+    def _stop_if_stopping(self) -> None:
+        """End the calling loop (CancelledError) once stop() has begun.
+
+        The loops do not rely on their cancellation alone: on Python 3.11 two awaits can
+        swallow it. `asyncio.wait_for`, which nats-py uses for every request (so every KV get
+        and update), returns the result when the awaited reply landed in the same loop turn
+        as the cancel; and a TaskGroup whose child failed raises the child's error instead of
+        the CancelledError (and may leave the task's `cancelling()` count set for good, so
+        that count cannot be trusted either). A loop that carried on would then wait for its
+        next trigger forever and stop() would never return. Each loop calls this after such
+        awaits and before it waits for a trigger.
+        """
+        if self._stopping:
+            raise asyncio.CancelledError
 
     # ---- triggers -----------------------------------------------------------------------
 
@@ -320,6 +342,7 @@ class GatewaySyncService(Service):
         await self._synced_caches()
         loop = asyncio.get_running_loop()
         while True:
+            self._stop_if_stopping()
             due = instance.last_full + self.config.resync_seconds
             if instance.actual is not None and not instance.wake.is_set():
                 try:
@@ -408,6 +431,7 @@ class GatewaySyncService(Service):
                         name=f"apisix-write:{operation.resource}/{operation.id}",
                     )
         except ExceptionGroup as failed:
+            self._stop_if_stopping()  # a stop that landed as a write failed: stop, not retry
             for error in failed.exceptions:
                 if isinstance(error, FootError):
                     raise error from failed
@@ -447,6 +471,7 @@ class GatewaySyncService(Service):
     async def _status_loop(self) -> None:
         await self._synced_caches()
         while True:
+            self._stop_if_stopping()
             await self._status_due.wait()
             self._status_due.clear()
             for key in sorted(self.routes):
@@ -458,6 +483,7 @@ class GatewaySyncService(Service):
                     continue
                 assert self._routes_store is not None  # noqa: S101 - set in setup()
                 entry = await self._routes_store.get(key)
+                self._stop_if_stopping()
                 if entry is None or entry.value is None:
                     continue
                 stored = GatewayRoute.from_json(entry.value)
@@ -466,9 +492,11 @@ class GatewaySyncService(Service):
                         key, stored.model_copy(update={"status": status}).to_json(), entry.revision
                     )
                 except ConflictError:
+                    self._stop_if_stopping()
                     self._status_due.set()  # changed meanwhile: try again next round
                     continue
                 self._status_written[key] = status
+                self._stop_if_stopping()
 
     # ---- introspection (tests, admin) ---------------------------------------------------
 

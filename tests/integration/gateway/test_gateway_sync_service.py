@@ -267,6 +267,35 @@ async def test_independent_writes_go_at_once_and_an_upstream_before_its_route(
         assert fake.max_writes_in_flight == 4  # twelve upstreams, four at a time
 
 
+async def test_a_failed_write_among_concurrent_ones_fails_the_pass_which_is_retried(
+    nats_server: EmbeddedNats, world: World, fake: ApisixFake
+) -> None:
+    names = [f"app{i}" for i in range(6)]
+    for index, name in enumerate(("east", "west", "north")):
+        await world.put_cluster(name)
+        for app_index, app in enumerate(names):
+            await world.put_work(work(name, app, ready=1 + index, node_port=30000 + app_index))
+    config = settings(nats_server, fake, resync_seconds=600, write_concurrency=4)
+    async with running(config) as service:
+        await world.apply(
+            *[route_document(app, backend={"service": app, "port": 80}) for app in names]
+        )
+        await until(lambda: len(fake.objects("routes")) == len(names))
+        await fake.pause()
+        await world.health("east", "False")  # six upstream PUTs at once, all refused
+        await until(lambda: service.instances[0].failures >= 2)
+        assert not service.instances[0].synced
+        assert "connect" in service.instances[0].last_error.lower()
+        await fake.resume()
+        await until(
+            lambda: all(
+                len(u["nodes"]) == 2 and not any(n["host"] == "192.0.2.1" for n in u["nodes"])
+                for u in fake.objects("upstreams").values()
+            )
+        )
+        await until(lambda: service.instances[0].synced)
+
+
 async def test_canary_promotion_and_blue_green(
     nats_server: EmbeddedNats, world: World, fake: ApisixFake
 ) -> None:
