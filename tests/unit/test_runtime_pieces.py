@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 
@@ -11,7 +12,9 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from foot.bus.reconcile import Backoff, ReconcileQueue
 from foot.runtime.logs import JsonFormatter, redact
+from foot.runtime.metrics import ServiceMetrics
 from foot.runtime.settings import ServiceSettings, SettingsError
+from foot.runtime.supervisor import Supervisor
 from support import eventually
 
 
@@ -99,3 +102,65 @@ async def test_queue_runs_one_worker_per_key_and_requeues_dirty_keys() -> None:
 def test_backoff_grows_and_is_capped() -> None:
     backoff = Backoff(base_seconds=0.1, max_seconds=1.0)
     assert [backoff.delay(n) for n in (1, 2, 3, 4, 5, 9)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+
+
+async def test_cancel_all_cancels_again_a_task_that_lost_its_cancel() -> None:
+    # Python 3.11 can drop a cancel (wait_for returning a result from the same loop turn);
+    # this task stands in for that by swallowing the first one and waiting again.
+    supervisor = Supervisor("test", ServiceMetrics("test"))
+    swallowed = asyncio.Event()
+
+    async def loses_one_cancel() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            swallowed.set()
+        await asyncio.Event().wait()
+
+    task = supervisor.spawn("loses-one-cancel", loses_one_cancel)
+    await asyncio.sleep(0)
+    await asyncio.wait_for(supervisor.cancel_all(), 3)
+    assert swallowed.is_set()
+    assert task.cancelled()
+
+
+async def test_a_cancel_turned_into_an_error_is_not_restarted() -> None:
+    # A TaskGroup on 3.11 may raise a child's error instead of the CancelledError.
+    supervisor = Supervisor("test", ServiceMetrics("test"))
+    runs = 0
+
+    async def fails_when_cancelled() -> None:
+        nonlocal runs
+        runs += 1
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("a write failed while the group was being cancelled") from None
+
+    task = supervisor.spawn("fails-when-cancelled", fails_when_cancelled)
+    await asyncio.sleep(0)
+    await asyncio.wait_for(supervisor.cancel_all(), 3)
+    assert task.done()
+    assert runs == 1
+    assert supervisor.metrics.task_restarts.labels("fails-when-cancelled")._value.get() == 0
+
+
+async def test_cancel_all_gives_up_on_a_task_that_will_not_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    supervisor = Supervisor("test", ServiceMetrics("test"))
+    release = asyncio.Event()
+
+    async def refuses_to_end() -> None:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+
+    task = supervisor.spawn("stubborn", refuses_to_end)
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.ERROR, logger="foot.runtime.supervisor"):
+        await asyncio.wait_for(supervisor.cancel_all(deadline_seconds=0.3), 3)
+    assert not task.done()
+    assert "test:stubborn" in caplog.text
+    release.set()
+    await task
