@@ -1,22 +1,25 @@
 """A thin asyncio REST client for one Kubernetes API server.
 
 FOOT speaks to many members at high rates (server-side apply of thousands of
-works, probes every second), so it uses aiohttp directly with orjson instead of
-a generated typed client; tests check the results with kubernetes-asyncio.
+works, probes every second), so it sends plain requests on its own keep-alive
+connections (`foot.kube.http`) with orjson instead of a generated typed client;
+tests check the results with kubernetes-asyncio.
 Every failure is a FOOT error: `KubeUnavailableError` (retry), `KubeApiError` (don't).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-import aiohttp
 import orjson
 
 from foot.kube.errors import KubeUnavailableError, error_for
+from foot.kube.http import HttpConnectionPool, HttpTransportError
 from foot.kube.target import KubeTarget
 
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -43,12 +46,11 @@ class KubeClient:
         user_agent: str = "foot",
     ) -> None:
         self.target = target
-        self._timeout = aiohttp.ClientTimeout(
-            total=timeout_seconds, sock_connect=connect_timeout_seconds or timeout_seconds
-        )
+        self._timeout = timeout_seconds
+        self._connect_timeout = connect_timeout_seconds or timeout_seconds
         self._connection_limit = connection_limit
         self._user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: HttpConnectionPool | None = None
 
     def __repr__(self) -> str:
         return f"KubeClient({self.target.server})"
@@ -63,25 +65,25 @@ class KubeClient:
         await self.close()
 
     def open(self) -> None:
-        if self._session is not None:
+        if self._pool is not None:
             return
-        connector = aiohttp.TCPConnector(
-            ssl=self.target.ssl_context(), limit=self._connection_limit
-        )
         headers = {"User-Agent": self._user_agent, "Accept": JSON}
         if self.target.token is not None:
             headers["Authorization"] = f"Bearer {self.target.token.get_secret_value()}"
-        self._session = aiohttp.ClientSession(
-            connector=connector,
+        context = self.target.ssl_context()
+        self._pool = HttpConnectionPool(
+            self.target.server,
+            ssl_context=context if isinstance(context, ssl.SSLContext) else None,
+            server_hostname=self.target.tls_server_name,
             headers=headers,
-            timeout=self._timeout,
-            json_serialize=lambda v: orjson.dumps(v).decode(),
+            limit=self._connection_limit,
+            connect_timeout_seconds=self._connect_timeout,
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
 
     async def request(
         self,
@@ -95,31 +97,24 @@ class KubeClient:
         expect_json: bool = True,
     ) -> KubeResponse:
         """Send one request; 2xx answers return, others raise a FOOT error."""
-        if self._session is None:
+        if self._pool is None:
             self.open()
-        assert self._session is not None  # noqa: S101 - opened just above
+        assert self._pool is not None  # noqa: S101 - opened just above
         server = self.target.server
         data = orjson.dumps(body) if body is not None else None
-        headers = {"Content-Type": content_type} if data is not None else None
-        timeout = aiohttp.ClientTimeout(total=timeout_seconds) if timeout_seconds else self._timeout
         try:
-            async with self._session.request(
-                method,
-                server + path,
-                data=data,
-                params=params,
-                headers=headers,
-                timeout=timeout,
-                server_hostname=self.target.tls_server_name,
-            ) as response:
-                raw = await response.read()
-                status = response.status
+            async with asyncio.timeout(timeout_seconds or self._timeout):
+                response = await self._pool.request(
+                    method, path, params=dict(params) if params else None, body=data,
+                    content_type=content_type,
+                )  # fmt: skip
         except TimeoutError as exc:
             raise KubeUnavailableError(server, f"{method} {path} timed out") from exc
-        except aiohttp.ClientSSLError as exc:
+        except ssl.SSLError as exc:
             raise KubeUnavailableError(server, f"TLS failed: {exc.__class__.__name__}") from exc
-        except (aiohttp.ClientError, OSError) as exc:
+        except (HttpTransportError, OSError) as exc:
             raise KubeUnavailableError(server, f"{method} {path} failed: {exc}") from exc
+        raw, status = response.body, response.status
         parsed: Any = raw.decode(errors="replace")
         if expect_json or status >= 300:  # noqa: PLR2004
             try:
