@@ -237,3 +237,25 @@ async def test_handler_slower_than_the_ack_wait_is_not_redelivered(bus: Bus) -> 
         await eventually(lambda: consumer.stats.handled == 1, within=10)
         await asyncio.sleep(1.5)  # a redelivery would have started by now
     assert attempts == [1]
+
+
+async def test_an_informer_without_a_mirror_notifies_and_keeps_nothing(bus: Bus) -> None:
+    spec = BucketSpec(name="test_nomirror", owner="test", description="t")
+    store = await bus.declare_bucket(spec)
+    await store.put("before", b"1")
+    informer = Informer(store, mirror=False)
+    seen: list[tuple[str, bytes | None]] = []
+    informer.listen(lambda entry: seen.append((entry.key, entry.value)))
+    watch = asyncio.create_task(informer.run(), name="test-informer")
+    try:
+        await asyncio.wait_for(informer.synced.wait(), 5)
+        await store.put("after", b"2")
+        await store.delete("before")
+        await eventually(lambda: len(seen) == 3)
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+    assert seen == [("before", b"1"), ("after", b"2"), ("before", None)]
+    assert informer.get("after") is None
+    assert informer.values() == []

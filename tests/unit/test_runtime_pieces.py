@@ -11,6 +11,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from foot.bus.reconcile import Backoff, ReconcileQueue
+from foot.runtime.locks import KeyedLocks
 from foot.runtime.logs import JsonFormatter, redact
 from foot.runtime.metrics import ServiceMetrics
 from foot.runtime.settings import ServiceSettings, SettingsError
@@ -164,3 +165,51 @@ async def test_cancel_all_gives_up_on_a_task_that_will_not_end(
     assert "test:stubborn" in caplog.text
     release.set()
     await task
+
+
+async def test_keyed_locks_serialise_one_key_and_forget_it_when_free() -> None:
+    locks = KeyedLocks()
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def hold(key: str, name: str) -> None:
+        async with locks.hold(key):
+            order.append(f"{name} in")
+            await release.wait()
+            order.append(f"{name} out")
+
+    first = asyncio.create_task(hold("a", "first"))
+    second = asyncio.create_task(hold("a", "second"))
+    other = asyncio.create_task(hold("b", "other"))
+    await asyncio.sleep(0.01)
+    assert locks.locked("a")
+    assert locks.locked("b")
+    assert order == ["first in", "other in"]  # the second waits for the first; b is free
+    assert len(locks) == 2
+    release.set()
+    await asyncio.gather(first, second, other)
+    assert order.index("first out") < order.index("second in")
+    assert len(locks) == 0  # nobody holds or waits: nothing kept
+    assert not locks.locked("a")
+
+
+async def test_a_waiter_cancelled_on_a_keyed_lock_leaves_nothing_behind() -> None:
+    locks = KeyedLocks()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with locks.hold("a"):
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0.01)
+    waiter = asyncio.create_task(hold())
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiter
+    release.set()
+    await holder
+    assert len(locks) == 0
+    async with locks.hold("a"):  # still usable
+        assert locks.locked("a")

@@ -74,6 +74,7 @@ from foot.kube.apply import MANAGED_SELECTOR, identity
 from foot.kube.health import WATCHED_KINDS
 from foot.kube.watch import watch_collection
 from foot.objects import KubeObject, utc_now
+from foot.runtime.locks import KeyedLocks
 from foot.runtime.service import Service
 from foot.runtime.settings import ServiceSettings
 from foot.secrets import SecretBox
@@ -219,7 +220,7 @@ class DispatcherService(Service):
         self._dependents: dict[str, set[str]] = {}
         """Template key of a dependency -> binding keys whose workload references it."""
         self._observed: dict[tuple[str, Identity], dict[str, Any] | None] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
         self._lanes: dict[str, ReconcileQueue] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._aggregates: dict[str, AggregatedStatus] = {}
@@ -257,15 +258,15 @@ class DispatcherService(Service):
         self.render_queue = self.reconcile("render", self._render)
         self.status_queue = self.reconcile("status", self._refresh_status)
         self.aggregate_queue = self.reconcile("aggregate", self._aggregate)
-        self._work_informer = await self.watch(WORKS.name)
+        self._work_informer = await self.watch(WORKS.name, mirror=False)
         self._work_informer.listen(self._on_work_entry)
-        self._cluster_informer = await self.watch(CLUSTERS.name)
+        self._cluster_informer = await self.watch(CLUSTERS.name, mirror=False)
         self._cluster_informer.listen(self._on_cluster_entry)
-        self._policy_informer = await self.watch(POLICIES.name)
+        self._policy_informer = await self.watch(POLICIES.name, mirror=False)
         self._policy_informer.listen(self._on_policy_entry)
-        self._template_informer = await self.watch(TEMPLATES.name)
+        self._template_informer = await self.watch(TEMPLATES.name, mirror=False)
         self._template_informer.listen(self._on_template_entry)
-        self._binding_informer = await self.watch(BINDINGS.name)
+        self._binding_informer = await self.watch(BINDINGS.name, mirror=False)
         self._binding_informer.listen(self._on_binding_entry)
         self._subscriptions.append(
             await self.bus.client.subscribe(
@@ -440,8 +441,7 @@ class DispatcherService(Service):
     def _on_work_entry(self, entry: Entry) -> None:
         if self._revisions.get(entry.key, 0) >= entry.revision:
             return  # our own write, already known
-        lock = self._locks.get(entry.key)
-        if lock is not None and lock.locked() and not entry.deleted:
+        if self._locks.locked(entry.key) and not entry.deleted:
             return  # our own write in flight: it updates the cache itself
         if entry.deleted or entry.value is None:
             self._forget_work(entry.key)
@@ -540,8 +540,7 @@ class DispatcherService(Service):
     ) -> Work | None:
         """Store `change(current)` with optimistic concurrency (None from `change`: nothing
         to write); re-read and try again when someone (our other path) wrote in between."""
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(key):
             for _ in range(WRITE_ATTEMPTS):
                 current = self.works.get(key)
                 updated = change(current)
@@ -564,8 +563,7 @@ class DispatcherService(Service):
         raise ConflictError(WORKS.name, key, None)
 
     async def _delete_work(self, key: str) -> None:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(key):
             current = self.works.get(key)
             if current is None:
                 return
@@ -575,7 +573,6 @@ class DispatcherService(Service):
                 await self._refresh_work(key)
                 raise
             self._forget_work(key)
-        self._locks.pop(key, None)
 
     # ---- render ----------------------------------------------------------------------------
 

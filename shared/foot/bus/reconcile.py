@@ -158,11 +158,16 @@ class ReconcileQueue:
 
 
 class Informer:
-    """Mirrors a bucket into memory and notifies queues of every changed key."""
+    """Mirrors a bucket into memory and notifies queues of every changed key.
 
-    def __init__(self, store: KvStore, pattern: str = ">") -> None:
+    With `mirror=False` it only notifies (`get` and `values` then know nothing): for
+    listeners that keep their own parsed copy, so each value is not held twice.
+    """
+
+    def __init__(self, store: KvStore, pattern: str = ">", *, mirror: bool = True) -> None:
         self.store = store
         self.pattern = pattern
+        self.mirror = mirror
         self._cache: dict[str, Entry] = {}
         self._queues: list[ReconcileQueue] = []
         self._listeners: list[Callable[[Entry], None]] = []
@@ -190,7 +195,7 @@ class Informer:
                     continue
                 if entry.deleted:
                     self._cache.pop(entry.key, None)
-                else:
+                elif self.mirror:
                     self._cache[entry.key] = entry
                 for listener in self._listeners:
                     listener(entry)

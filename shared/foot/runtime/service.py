@@ -64,8 +64,10 @@ class Service:
         self._consumers.append(consumer)
         return consumer
 
-    async def watch(self, bucket: str, pattern: str = ">") -> Informer:
-        informer = Informer(await self.bus.kv(bucket), pattern)
+    async def watch(self, bucket: str, pattern: str = ">", *, mirror: bool = True) -> Informer:
+        """An informer on `bucket`, run and awaited for sync with the service (`mirror`:
+        see `Informer`)."""
+        informer = Informer(await self.bus.kv(bucket), pattern, mirror=mirror)
         self._informers.append(informer)
         return informer
 
