@@ -337,3 +337,22 @@ async def test_nothing_listening_is_an_os_error() -> None:
 def test_only_http_urls_are_accepted() -> None:
     with pytest.raises(ValueError, match="http"):
         HttpConnectionPool("ftp://x", ssl_context=None)
+
+
+async def test_a_timeout_covers_the_answer_and_the_wait_for_a_connection() -> None:
+    def script(request: bytes, _n: int) -> Sequence[bytes]:
+        if request.startswith(b"GET /hang"):
+            return [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"]  # never finishes
+        return [answer(200, b"quick")]
+
+    async with serving(script) as server, pool_for(server, limit=1) as pool:
+        hanging = asyncio.create_task(pool.request("GET", "/hang", timeout_seconds=0.5))
+        await asyncio.sleep(0.05)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):  # the only connection is taken: waits, then gives up
+            await pool.request("GET", "/quick", timeout_seconds=0.1)
+        assert asyncio.get_running_loop().time() - started < 0.4
+        with pytest.raises(TimeoutError):
+            await hanging
+        assert (await pool.request("GET", "/quick", timeout_seconds=1)).body == b"quick"
+    assert server.connections == 2  # the timed-out connection was closed, not reused

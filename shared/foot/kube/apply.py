@@ -202,7 +202,7 @@ class MemberApplier:
                 self._namespaces.discard(namespace)  # deleted under us: create it next time
             return status.model_copy(update={"error": str(exc.message)})
         self._ours.add(path)
-        return observed_status(status, applied).model_copy(update={"applied": True})
+        return observed_status(status, applied, applied=True)
 
     async def _apply(
         self, path: str, manifest: Manifest, *, resource_version: str | None = None
@@ -275,8 +275,9 @@ class MemberApplier:
         return True
 
 
-def observed_status(base: ManifestStatus, obj: Mapping[str, Any]) -> ManifestStatus:
-    """`base` with what the member's object says: health, replicas, Service endpoints."""
+def observed_status(base: ManifestStatus, obj: Mapping[str, Any], **also: Any) -> ManifestStatus:
+    """`base` with what the member's object says: health, replicas, Service endpoints (and
+    the fields in `also`)."""
     observed = interpret(obj)
     return base.model_copy(
         update={
@@ -285,5 +286,6 @@ def observed_status(base: ManifestStatus, obj: Mapping[str, Any]) -> ManifestSta
             "ready_replicas": observed.ready_replicas,
             "service": observed.service,
             "observed_generation": observed.observed_generation,
+            **also,
         }
     )

@@ -9,7 +9,6 @@ Every failure is a FOOT error: `KubeUnavailableError` (retry), `KubeApiError` (d
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -103,11 +102,10 @@ class KubeClient:
         server = self.target.server
         data = orjson.dumps(body) if body is not None else None
         try:
-            async with asyncio.timeout(timeout_seconds or self._timeout):
-                response = await self._pool.request(
-                    method, path, params=dict(params) if params else None, body=data,
-                    content_type=content_type,
-                )  # fmt: skip
+            response = await self._pool.request(
+                method, path, params=dict(params) if params else None, body=data,
+                content_type=content_type, timeout_seconds=timeout_seconds or self._timeout,
+            )  # fmt: skip
         except TimeoutError as exc:
             raise KubeUnavailableError(server, f"{method} {path} timed out") from exc
         except ssl.SSLError as exc:
@@ -115,12 +113,14 @@ class KubeClient:
         except (HttpTransportError, OSError) as exc:
             raise KubeUnavailableError(server, f"{method} {path} failed: {exc}") from exc
         raw, status = response.body, response.status
-        parsed: Any = raw.decode(errors="replace")
+        parsed: Any
         if expect_json or status >= 300:  # noqa: PLR2004
             try:
                 parsed = orjson.loads(raw) if raw else None
             except orjson.JSONDecodeError:
                 parsed = raw.decode(errors="replace")
+        else:
+            parsed = raw.decode(errors="replace")
         if status >= 300:  # noqa: PLR2004
             raise error_for(server, status, parsed)
         return KubeResponse(status, parsed)

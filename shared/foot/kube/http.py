@@ -16,6 +16,7 @@ from connecting); `foot.kube.client` turns them into FOOT errors.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import time
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ INFORMATIONAL: Final = 100
 FIRST_FINAL: Final = 200
 PATH_SAFE: Final = "/:@!$&'()*+,;=~%"
 """Characters left as they are in a request path (the rest is percent-encoded)."""
+_NOTHING_TO_QUOTE = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=~%._-]*")
+QUERY_CACHE_SIZE: Final = 64
+"""Encoded query strings kept per pool (applies repeat the same few parameters)."""
 
 
 class HttpTransportError(ConnectionError):
@@ -272,6 +276,7 @@ class HttpConnectionPool:
         self._idle: list[_Connection] = []
         self._busy: set[_Connection] = set()
         self._closed = False
+        self._queries: dict[tuple[tuple[str, str], ...], str] = {}
 
     def __repr__(self) -> str:  # the headers carry credentials: never shown
         return f"HttpConnectionPool({self.server})"
@@ -284,37 +289,67 @@ class HttpConnectionPool:
         params: dict[str, str] | None = None,
         body: bytes | None = None,
         content_type: str | None = None,
+        timeout_seconds: float | None = None,
     ) -> HttpResponse:
-        """Send one request and read the whole answer (any status)."""
-        target = quote(self._prefix + path, safe=PATH_SAFE)
+        """Send one request and read the whole answer (any status); TimeoutError when that
+        takes longer than `timeout_seconds` in all (waiting for a connection included)."""
+        target = self._prefix + path
+        if not _NOTHING_TO_QUOTE.fullmatch(target):
+            target = quote(target, safe=PATH_SAFE)
         if params:
-            target += "?" + urlencode(params, quote_via=quote)
+            target += "?" + self._query(params)
         lines = f"{method} {target} HTTP/1.1\r\n{self._fixed_headers}"
         if body is not None:
             lines += f"Content-Type: {content_type or 'application/json'}\r\n"
         lines += f"Content-Length: {len(body) if body is not None else 0}\r\n\r\n"
         data = lines.encode("latin-1") + (body or b"")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_seconds if timeout_seconds else None
         if self._slots is None:
-            return await self._exchange(data)
-        async with self._slots:
-            return await self._exchange(data)
+            return await self._exchange(data, deadline)
+        if self._slots.locked() and deadline is not None:
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        else:
+            await self._slots.acquire()
+        try:
+            return await self._exchange(data, deadline)
+        finally:
+            self._slots.release()
 
-    async def _exchange(self, data: bytes) -> HttpResponse:
+    def _query(self, params: dict[str, str]) -> str:
+        key = tuple(params.items())
+        query = self._queries.get(key)
+        if query is None:
+            if len(self._queries) >= QUERY_CACHE_SIZE:
+                self._queries.clear()
+            query = self._queries[key] = urlencode(params, quote_via=quote)
+        return query
+
+    async def _exchange(self, data: bytes, deadline: float | None) -> HttpResponse:
+        loop = asyncio.get_running_loop()
         while True:
             connection = self._take_idle()
             fresh = connection is None
             if connection is None:
-                connection = await self._connect()
+                connection = await self._connect(deadline)
             self._busy.add(connection)
             done = False
+            timer: asyncio.TimerHandle | None = None
             try:
-                response = await connection.send(data)
+                waiter = connection.send(data)
+                if deadline is not None:
+                    # One timer on the answer (cheaper than a timeout context per request).
+                    timer = loop.call_at(deadline, _expire, waiter)
+                response = await waiter
                 done = True
             except _StaleConnectionError:
                 if fresh:
                     raise
                 continue  # the server had closed it while idle: the request was not taken
             finally:
+                if timer is not None:
+                    timer.cancel()
                 self._busy.discard(connection)
                 if not done:
                     connection.close()  # failed, timed out or cancelled mid-answer
@@ -333,11 +368,12 @@ class HttpConnectionPool:
             connection.close()
         return None
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self, deadline: float | None) -> _Connection:
         if self._closed:
             raise HttpTransportError("the connection pool is closed")
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self._connect_timeout):
+        connect_by = loop.time() + self._connect_timeout
+        async with asyncio.timeout_at(min(connect_by, deadline or connect_by)):
             _, connection = await loop.create_connection(
                 _Connection,
                 self._host,
@@ -355,3 +391,8 @@ class HttpConnectionPool:
             connection.close()
         self._idle.clear()
         await asyncio.sleep(0)  # the transports' close callbacks run before the loop may end
+
+
+def _expire(waiter: asyncio.Future[HttpResponse]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
