@@ -421,7 +421,13 @@ async def test_app_lands_with_weights_and_overrides_then_moves_by_purge_mode(
             return await h.member_get(m1, h.deployment_path()) is None
 
         await until(m1_gone)
-        assert await h.member_get(m1, f"/api/v1/namespaces/{ns}/configmaps/web-config") is None
+
+        async def m1_config_gone() -> bool:
+            # Removed after the Deployment (a work's objects go in reverse order, one by one).
+            config = f"/api/v1/namespaces/{ns}/configmaps/web-config"
+            return await h.member_get(m1, config) is None
+
+        await until(m1_config_gone)
         third = await h.member_get(m3, h.deployment_path())
         assert third is not None
         assert third["spec"]["template"]["spec"]["containers"][0]["image"].startswith(

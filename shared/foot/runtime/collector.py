@@ -1,0 +1,91 @@
+"""The cyclic garbage collector for a process whose heap is mostly long-lived caches.
+
+A service that keeps every work (or binding, or template) parsed in memory holds millions of
+container objects that live for hours. CPython's generational collector scans each of them
+again in every collection of the generation it sits in: measured in the dispatcher with 60,000
+works, a second-generation collection took 1.5-1.7 s (0.85 µs per object), and collections
+of the older generations grew with the cache until one burst of applies ran 30 % slower.
+
+`LongLivedHeap` keeps the collector to young objects: after each young collection, what
+survived it is frozen (moved where no collection looks), so the older generations stay
+empty and nothing is scanned twice. What freezing could keep alive is garbage in reference
+cycles among objects that were alive when frozen; in the dispatcher a full collection after
+minutes of bursts found 0-10 such objects. A full collection (everything thawed, collected,
+frozen again) still runs every `full_every_seconds` as a safety net, logged with its length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class LongLivedHeap:
+    """Install once per process (`install`), run `full_collections` as a background task."""
+
+    def __init__(self, young_threshold: int, full_every_seconds: float) -> None:
+        self.young_threshold = young_threshold
+        self.full_every_seconds = full_every_seconds
+        self.freezes = 0
+        """Young collections whose survivors were frozen."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._installed = False
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Freeze what exists now (modules, settings, the caches loaded at start) and freeze
+        the survivors of every young collection from now on."""
+        if self._installed:
+            return
+        self._loop = loop
+        gc.freeze()
+        # Older generations only ever hold what a young collection just promoted (frozen
+        # right after), so their thresholds never matter; keep them from firing.
+        gc.set_threshold(self.young_threshold, 1_000_000, 1_000_000)
+        gc.callbacks.append(self._after_collection)
+        self._installed = True
+
+    def uninstall(self) -> None:
+        if self._installed:
+            gc.callbacks.remove(self._after_collection)
+            self._installed = False
+
+    def _after_collection(self, phase: str, info: dict[str, Any]) -> None:
+        if phase != "stop" or info.get("generation") != 0 or self._loop is None:
+            return
+        # Not inside the collector's callback: from the event loop, right after.
+        try:
+            self._loop.call_soon_threadsafe(self._freeze_survivors)
+        except RuntimeError:  # the loop is closed: the process is ending
+            return
+
+    def _freeze_survivors(self) -> None:
+        gc.freeze()
+        self.freezes += 1
+
+    def full_collection(self) -> tuple[int, float]:
+        """Thaw everything, collect, freeze again; returns (unreachable objects found,
+        seconds taken)."""
+        started = time.perf_counter()
+        gc.unfreeze()
+        found = gc.collect()
+        gc.freeze()
+        return found, time.perf_counter() - started
+
+    async def full_collections(self) -> None:
+        """Every `full_every_seconds` (never when 0): a full collection, logged."""
+        if self.full_every_seconds <= 0:
+            await asyncio.Event().wait()  # nothing to do; ends when cancelled
+        while True:
+            await asyncio.sleep(self.full_every_seconds)
+            found, took = self.full_collection()
+            log.info(
+                "full garbage collection: %d unreachable objects, %.0f ms, %d objects kept",
+                found,
+                took * 1000,
+                gc.get_freeze_count(),
+            )
