@@ -15,7 +15,8 @@ the server-side apply.
    work applied. The first burst ("cold") opens the member connections it needs (TLS
    handshakes included); `--bursts` more run on open connections, and the steady figure is
    their median (each burst is printed too, and each process's CPU share over them): on a
-   shared 2-core VM one burst's figure varies by 10-20 % from run to run;
+   shared 2-core VM one burst's figure varies by 10-20 % from run to run. A fixed piece of
+   Python work is timed before and after (`reference_work_*`): the machine's speed then;
 2. latency: one binding at a time to one cluster; time from the binding write (the policy
    event as the dispatcher sees it) to the work applied, p50/p99;
 3. isolation: the first ten clusters; bindings to all ten at a steady rate; the latency of
@@ -232,6 +233,24 @@ class Stand:
         return [f"{c}.{key}" for c in clusters]
 
 
+def reference_ms() -> float:
+    """CPU time of a fixed piece of Python work (dicts, strings, JSON, like a control plane's):
+    how fast this machine is right now. On a shared VM it changes by up to 2x over minutes,
+    and every figure here with it; printed beside the figures to read them by."""
+    started = time.process_time()
+    for n in range(20_000):
+        labels = {"app": str(n % 7), "tier": "web"}
+        document: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"cm-{n}", "labels": labels},
+            "data": {"payload": "x" * (n % 50)},
+        }
+        orjson.loads(orjson.dumps(document))
+        sorted(labels.items())
+    return (time.process_time() - started) * 1000
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -366,6 +385,7 @@ async def phases(  # noqa: PLR0917 - the benchmark's whole configuration
     await stand.template("warm")
     await watch.wait(set(await stand.bind("warm", names)))
     figures: list[Figure] = []
+    figures.append(Figure("reference_work_before", round(reference_ms(), 1), "ms"))
     if "throughput" in only:
         # The first burst opens most member connections (up to cluster_concurrency per
         # member, each a TLS handshake on both sides); a control plane keeps them open, so
@@ -386,6 +406,7 @@ async def phases(  # noqa: PLR0917 - the benchmark's whole configuration
         for name, pid in PIDS.items():
             share = (cpu_seconds(pid) - before[name]) / wall * 100
             figures.append(Figure(f"throughput_cpu_{name}", round(share), "% of a core"))
+    figures.append(Figure("reference_work_after_throughput", round(reference_ms(), 1), "ms"))
     if "latency" in only:
         figures += await latency_figures(stand, watch, names, samples)
     if "isolation" in only:
