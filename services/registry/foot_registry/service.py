@@ -70,6 +70,7 @@ from foot.registry_api import (
     UnjoinRequest,
     agent_key,
 )
+from foot.runtime.locks import KeyedLocks
 from foot.runtime.service import Service
 from foot.runtime.settings import ServiceSettings
 from foot.secrets import SecretBox
@@ -118,7 +119,7 @@ class RegistryService(Service):
         self.clusters: dict[str, Cluster] = {}
         self.health: dict[str, Health] = {}
         self._observations: dict[str, int] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
         self._busy: set[str] = set()
         """Clusters with a join/unjoin/register under way."""
         self._last_heartbeat: dict[str, float] = {}
@@ -589,9 +590,6 @@ class RegistryService(Service):
         payload = orjson.dumps(event.model_dump(mode="json", by_alias=True))
         await self.bus.publish(health_subject(event.cluster), payload, msg_id=event.message_id())
 
-    def _lock(self, name: str) -> asyncio.Lock:
-        return self._locks.setdefault(name, asyncio.Lock())
-
     def _next_observation(self, name: str) -> int:
         number = self._observations.get(name, 0) + 1
         self._observations[name] = number
@@ -622,7 +620,7 @@ class RegistryService(Service):
         self.health[name] = health
         if event is None:
             return
-        async with self._lock(name):  # acquired in the order the events were made
+        async with self._locks.hold(name):  # acquired in the order the events were made
             log.info(
                 "cluster %s Ready %s -> %s (%s)",
                 name,
