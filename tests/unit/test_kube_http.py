@@ -142,21 +142,11 @@ async def test_chunked_answers_split_anywhere_are_joined() -> None:
 
 
 async def test_body_until_close_is_returned_when_the_server_closes() -> None:
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.0 200 OK\r\n\r\nall of it")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    pool = HttpConnectionPool(f"http://127.0.0.1:{port}", ssl_context=None)
-    try:
+    async with (
+        serving(lambda _r, _n: [b"HTTP/1.0 200 OK\r\n\r\nall of it", CLOSE]) as server,
+        pool_for(server) as pool,
+    ):
         response = await pool.request("GET", "/")
-    finally:
-        await pool.close()
-        server.close()
-        await server.wait_closed()
     assert response.body == b"all of it"
 
 
@@ -212,37 +202,16 @@ async def test_a_kept_alive_connection_closed_while_the_request_is_sent_is_retri
 
 
 async def test_a_connection_lost_mid_answer_is_an_error_and_not_reused() -> None:
-    connections = 0
+    def script(_request: bytes, number: int) -> Sequence[bytes]:
+        if number == 1:  # the first connection breaks off mid-answer
+            return [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", CLOSE]
+        return [answer(200, b"fine")]
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        try:
-            while True:
-                await reader.readuntil(b"\r\n\r\n")
-                if connections == 1:  # the first connection breaks off mid-answer
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
-                    await writer.drain()
-                    return
-                writer.write(answer(200, b"fine"))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    pool = HttpConnectionPool(f"http://127.0.0.1:{port}", ssl_context=None)
-    try:
+    async with serving(script) as server, pool_for(server) as pool:
         with pytest.raises(HttpTransportError, match="before the whole answer"):
             await pool.request("GET", "/cut")
         assert (await pool.request("GET", "/again")).body == b"fine"
-    finally:
-        await pool.close()
-        server.close()
-        await server.wait_closed()
-    assert connections == 2
+    assert server.connections == 2
 
 
 async def test_malformed_answers_are_errors() -> None:

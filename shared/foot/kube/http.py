@@ -160,13 +160,20 @@ class _Connection(asyncio.Protocol):
             del buffer[: self._remaining]
         return False
 
-    def _chunk_size(self) -> bool:
-        buffer = self._buffer
-        end = buffer.find(b"\r\n")
+    def _take_line(self) -> bytes | None:
+        """The next CRLF-ended line, consumed (None: it has not all arrived)."""
+        end = self._buffer.find(b"\r\n")
         if end < 0:
+            return None
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 2]
+        return line
+
+    def _chunk_size(self) -> bool:
+        line = self._take_line()
+        if line is None:
             return False
-        self._remaining = int(bytes(buffer[:end]).split(b";", 1)[0].strip(), 16)
-        del buffer[: end + 2]
+        self._remaining = int(line.split(b";", 1)[0].strip(), 16)
         self._state = "chunk" if self._remaining else "trailer"
         return True
 
@@ -182,12 +189,10 @@ class _Connection(asyncio.Protocol):
         return True
 
     def _trailer(self) -> bool:
-        buffer = self._buffer
-        end = buffer.find(b"\r\n")
-        if end < 0:
+        line = self._take_line()
+        if line is None:
             return False
-        del buffer[: end + 2]
-        if end == 0:  # the empty line after the trailers
+        if not line:  # the empty line after the trailers
             self._finish(bytes(self._body))
             return False
         return True
