@@ -259,3 +259,49 @@ async def test_an_informer_without_a_mirror_notifies_and_keeps_nothing(bus: Bus)
     assert seen == [("before", b"1"), ("after", b"2"), ("before", None)]
     assert informer.get("after") is None
     assert informer.values() == []
+
+
+async def test_snapshots_taken_during_writes_hold_every_key_written_before(bus: Bus) -> None:
+    """nats-py's own "caught up" marker can come early while other keys are being written;
+    a snapshot must still hold every key that existed when it was asked for."""
+    spec = BucketSpec(name="test_snapshot", owner="test", description="t")
+    store = await bus.declare_bucket(spec)
+    before = {f"base.{i}" for i in range(300)}
+    await asyncio.gather(*(store.put(key, b"v") for key in before))
+    stop = asyncio.Event()
+
+    async def churn() -> None:
+        for round_ in itertools.count():
+            if stop.is_set():
+                return
+            await asyncio.gather(*(store.put(f"churn.{k}", b"%d" % round_) for k in range(20)))
+
+    writer = asyncio.create_task(churn(), name="test-churn")
+    try:
+        for _ in range(30):
+            seen = {entry.key for entry in await store.entries()}
+            assert before <= seen, f"{len(before - seen)} keys missing from a snapshot"
+            assert {e.key for e in await store.entries("base.>")} == before
+    finally:
+        stop.set()
+        await writer
+
+
+async def test_a_watch_is_caught_up_at_once_when_nothing_matches_and_after_the_replay(
+    bus: Bus,
+) -> None:
+    spec = BucketSpec(name="test_caughtup", owner="test", description="t")
+    store = await bus.declare_bucket(spec)
+    assert await store.entries("nothing.>") == []
+    await store.put("old.a", b"1")
+    await store.put("old.b", b"2")
+    await store.delete("old.b")
+    await store.put("new.c", b"3")  # newer than every "old." key: not waited for
+    async with store.watch("old.>") as events:
+        replay = []
+        async with asyncio.timeout(5):
+            async for entry in events:
+                if entry is None:
+                    break
+                replay.append((entry.key, entry.value))
+    assert replay == [("old.a", b"1"), ("old.b", None)]

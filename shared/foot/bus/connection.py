@@ -145,7 +145,7 @@ class Bus:
                 kv = await self.js.create_key_value(
                     bucket=spec.name, description=spec.description, history=spec.history
                 )
-        store = KvStore(kv, spec.name, self._secret_box)
+        store = KvStore(kv, spec.name, self._secret_box, js=self.js)
         self._buckets[spec.name] = store
         return store
 
@@ -159,7 +159,7 @@ class Bus:
                 kv = await self.js.key_value(bucket)
             except nats.js.errors.BucketNotFoundError as exc:
                 raise PermanentError(f"bucket {bucket} does not exist (not declared yet)") from exc
-        store = KvStore(kv, bucket, self._secret_box)
+        store = KvStore(kv, bucket, self._secret_box, js=self.js)
         self._buckets[bucket] = store
         return store
 

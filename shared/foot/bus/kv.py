@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import nats.errors
 import nats.js.errors
+from nats.js.client import JetStreamContext
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from foot.bus.errors import nats_errors
@@ -43,9 +44,15 @@ class KvStore:
     """
 
     def __init__(
-        self, kv: KeyValue, name: str, box: Callable[[], SecretBox | None] = lambda: None
+        self,
+        kv: KeyValue,
+        name: str,
+        box: Callable[[], SecretBox | None] = lambda: None,
+        *,
+        js: JetStreamContext,
     ) -> None:
         self._kv = kv
+        self._js = js
         self.name = name
         self._box = box
 
@@ -114,6 +121,18 @@ class KvStore:
         """A consistent snapshot of the live keys matching `pattern` (NATS wildcards)."""
         return [entry async for entry in self._snapshot(pattern)]
 
+    async def _last_revision(self, pattern: str) -> int:
+        """Revision of the newest entry (value or deletion) whose key matches `pattern`;
+        0 when there is none."""
+        with nats_errors(f"{self.name}: last revision of {pattern}"):
+            try:
+                message = await self._js.get_last_msg(
+                    f"KV_{self.name}", f"$KV.{self.name}.{pattern}"
+                )
+            except nats.js.errors.NotFoundError:
+                return 0
+        return message.seq or 0
+
     async def _snapshot(self, pattern: str) -> AsyncIterator[Entry]:
         async with self.watch(pattern) as events:
             async for entry in events:
@@ -128,7 +147,15 @@ class KvStore:
 
         The first phase replays the latest value per key (so a restarted
         reconciler sees everything), the second streams changes as they land.
+
+        "Caught up" is decided here, not by nats-py's own marker: that one follows the
+        per-message pending count, which under concurrent writes can read 0 before the
+        replay is over (nats.py #842/#995, nats-server #4824), so a snapshot could miss
+        keys. Instead the bucket's last revision matching `pattern` is read first; the
+        replay is delivered in revision order, so once an entry at or past it arrives,
+        every key as of the start has been seen.
         """
+        caught_up_at = await self._last_revision(pattern)
         setup = asyncio.ensure_future(self._kv.watch(pattern))
         try:
             with nats_errors(f"{self.name}: watch {pattern}"):
@@ -141,16 +168,22 @@ class KvStore:
             raise
 
         async def events() -> AsyncIterator[Entry | None]:
+            caught_up = caught_up_at == 0
+            if caught_up:
+                yield None
             async for raw in watcher:
                 if raw is None:
-                    yield None
-                    continue
+                    continue  # nats-py's marker: see above
                 deleted = raw.operation in {KV_DEL, KV_PURGE}
+                revision = raw.revision or 0
                 yield Entry(
                     key=raw.key,
                     value=None if deleted else self._open(raw.key, raw.value),
-                    revision=raw.revision or 0,
+                    revision=revision,
                 )
+                if not caught_up and revision >= caught_up_at:
+                    caught_up = True
+                    yield None
 
         try:
             yield events()

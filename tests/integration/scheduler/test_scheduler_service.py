@@ -294,7 +294,12 @@ async def test_unschedulable_template_gives_the_reason_per_cluster(
     bindings = Bindings(bus)
     placement = {"clusterAffinity": {"labelSelector": {"matchLabels": {"env": "prod"}}}}
     await api(bus, API_APPLY, deployment("api", 2), policy("api", placement))
-    binding = await bindings.wait("api-deployment", lambda b: b.status.conditions)
+    # Template and policy reach the scheduler through two buckets: if the template comes
+    # first, "NoMatchingPolicy" is written until the policy arrives.
+    binding = await bindings.wait(
+        "api-deployment",
+        lambda b: b.status.conditions and b.status.conditions[0].reason != "NoMatchingPolicy",
+    )
     condition = binding.status.conditions[0]
     assert (condition.status, condition.reason) == ("False", "NoClusterFit")
     assert "member1: ClusterAffinity: labels do not match labelSelector" in condition.message
