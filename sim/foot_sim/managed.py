@@ -15,7 +15,6 @@ conflicts.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,7 +236,11 @@ def to_fields_v1(fields: FieldSet) -> dict[str, Any]:
 
 
 def _sorted_tree(node: dict[str, Any]) -> dict[str, Any]:
-    return {k: _sorted_tree(node[k]) for k in sorted(node, key=lambda k: (k != ".", k))}
+    """Keys sorted, "." (the node's own membership) first, as the API server prints them."""
+    if not node:
+        return {}
+    keys = sorted(node)  # "." first: every other element starts with a letter (f:, k:, v:, i:)
+    return {k: _sorted_tree(node[k]) for k in keys}
 
 
 def from_fields_v1(tree: dict[str, Any]) -> FieldSet:
@@ -374,10 +377,19 @@ def _merge_applied(live: Any, applied: Any, kind: str, schema_path: Path) -> Any
             else:
                 merged_items.append(item)
         merged_items.extend(
-            copy.deepcopy(item) for element, item in applied_items.items() if element not in seen
+            _copy(item) for element, item in applied_items.items() if element not in seen
         )
         return merged_items
-    return copy.deepcopy(applied)
+    return _copy(applied)
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of a JSON value (what copy.deepcopy does, without its memo: no cycles)."""
+    if isinstance(value, dict):
+        return {key: _copy(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_copy(child) for child in value]
+    return value
 
 
 def server_side_apply(

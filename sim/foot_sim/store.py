@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -44,8 +45,17 @@ APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (MERGE_PATCH, STRATEGIC_MERGE_PATCH, JSON_PATCH, APPLY_PATCH)
 
 
+_clock_text: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current second as the API server writes timestamps (formatted once per second)."""
+    global _clock_text  # noqa: PLW0603 - a one-entry cache of the formatted second
+    second = int(time.time())
+    if _clock_text[0] != second:
+        stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _clock_text = (second, stamp)
+    return _clock_text[1]
 
 
 def clone(value: JSON) -> JSON:
