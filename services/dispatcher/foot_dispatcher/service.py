@@ -207,6 +207,8 @@ class DispatcherService(Service):
         self.clusters: dict[str, Cluster] = {}
         self._cluster_keys: dict[str, str] = {}
         self._cluster_fingerprints: dict[str, bytes] = {}
+        self._unreachable: set[str] = set()
+        """Clusters whose Ready condition is not True."""
         self.works: dict[str, Work] = {}
         """Work key -> newest copy known (the informer's or this process's own write)."""
         self._revisions: dict[str, int] = {}
@@ -419,6 +421,7 @@ class DispatcherService(Service):
                 return
             self.clusters.pop(name, None)
             self._cluster_fingerprints.pop(name, None)
+            self._unreachable.discard(name)
             self._cluster_changed(name)
             return
         try:
@@ -428,6 +431,7 @@ class DispatcherService(Service):
             return
         self._cluster_keys[entry.key] = cluster.name
         self.clusters[cluster.name] = cluster
+        self._note_reachability(cluster)
         fingerprint = orjson.dumps(
             [cluster.metadata.labels, cluster.spec.model_dump(mode="json")],
             option=orjson.OPT_SORT_KEYS,
@@ -436,6 +440,21 @@ class DispatcherService(Service):
             return  # status only (heartbeats, probes): nothing dispatching depends on
         self._cluster_fingerprints[cluster.name] = fingerprint
         self._cluster_changed(cluster.name)
+
+    def _note_reachability(self, cluster: Cluster) -> None:
+        """A member whose Ready condition is not True (the registry's verdict) shows its
+        works' last figures as unconfirmed: re-aggregate its bindings when that changes."""
+        ready = cluster.status.condition("Ready")
+        unreachable = ready is not None and ready.status != "True"
+        name = cluster.name
+        if unreachable == (name in self._unreachable):
+            return
+        if unreachable:
+            self._unreachable.add(name)
+        else:
+            self._unreachable.discard(name)
+        for key in self._works_of_cluster.get(name, ()):
+            self._aggregate_soon(_split_work_key(key)[1])
 
     def _cluster_changed(self, name: str) -> None:
         """Labels/zone feed override targets, syncMode the delivery, existence everything."""
@@ -627,7 +646,9 @@ class DispatcherService(Service):
                 self._unstage(key)  # left before it was applied (if it is being applied, the
                 # write that follows brings the binding back here)
         works = self._binding_works(binding_key)
-        ready = replacement_ready(binding, {name: work for name, (_, work) in works.items()})
+        ready = replacement_ready(
+            binding, {name: work for name, (_, work) in works.items()}, self._unreachable
+        )
         for name, (key, work) in sorted(works.items()):
             if name in targets or work.spec.deleting:
                 continue
@@ -1072,6 +1093,7 @@ class DispatcherService(Service):
             frozenset(t.name for t in binding.spec.clusters),
             works,
             now=utc_now(),
+            unreachable=self._unreachable,
         )
         unrendered = [
             ClusterWorkSummary(cluster=name, work=work_key(name, binding_key), errors=[error])

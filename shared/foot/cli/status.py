@@ -64,8 +64,10 @@ def status_lines(status: AggregatedStatus | None) -> list[str]:
             else f" ready {cluster.ready_replicas or 0}/{cluster.replicas}"
         )
         state = "applied" if cluster.applied else "not applied"
-        leaving = " (leaving)" if cluster.leaving else ""
-        lines.append(f"  {cluster.cluster:<24} {cluster.health:<12} {state}{replicas}{leaving}")
+        notes = " (leaving)" if cluster.leaving else ""
+        if not cluster.reachable:
+            notes += " (cluster not ready: last reported figures)"
+        lines.append(f"  {cluster.cluster:<24} {cluster.health:<12} {state}{replicas}{notes}")
         lines += [f"    Conflict: {conflict}" for conflict in cluster.conflicts]
         lines += [f"    Error:    {error}" for error in cluster.errors]
     return lines

@@ -153,6 +153,9 @@ class ClusterWorkSummary(FrozenModel):
     """Apply or render errors."""
     leaving: bool = False
     """The cluster is no longer a target; its copy stays until the purge mode allows removal."""
+    reachable: bool = True
+    """False while the cluster's Ready condition is not True: the figures are the last it
+    reported, health is Unknown and its ready replicas are left out of the total."""
 
 
 class AggregatedStatus(FrozenModel):
@@ -169,7 +172,7 @@ class AggregatedStatus(FrozenModel):
     replicas: int | None = None
     """Desired replicas over the target clusters."""
     ready_replicas: int | None = None
-    """Ready replicas over every cluster that still runs a copy."""
+    """Ready replicas over every reachable cluster that still runs a copy."""
     applied: bool = False
     """Every target cluster's work is applied."""
     health: WorkHealth = "Unknown"

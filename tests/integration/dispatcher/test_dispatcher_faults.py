@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -52,6 +52,12 @@ def sim() -> Iterator[BackgroundSimulator]:
 @pytest.fixture
 async def joined(sim: BackgroundSimulator, bus: Bus, tmp_path: Path) -> tuple[Bus, Path]:
     key_file = tmp_path / "secret.key"
+    await join_members(sim, bus, key_file)
+    return bus, key_file
+
+
+async def join_members(sim: BackgroundSimulator, bus: Bus, key_file: Path) -> None:
+    """What the registry leaves behind a push join: Cluster objects and sealed credentials."""
     credentials = CredentialStore(
         await bus.kv(CLUSTER_CREDENTIALS.name), SecretBox.from_file(key_file, create=True)
     )
@@ -73,7 +79,6 @@ async def joined(sim: BackgroundSimulator, bus: Bus, tmp_path: Path) -> tuple[Bu
                 ca_pem=endpoint.ca_path.read_text(),
             )
         )
-    return bus, key_file
 
 
 async def bind_config(
@@ -364,3 +369,90 @@ async def test_a_work_carrying_a_secret_is_stored_sealed(
     async with KubeClient(KubeTarget.from_kubeconfig(member.kubeconfig_path.read_text())) as kube:
         stored = await kube.get("/api/v1/namespaces/faults/secrets/db")
     assert stored["data"] == {"password": password}
+
+
+async def test_a_cluster_that_is_not_ready_shows_its_last_figures_out_of_the_total(
+    bus: Bus, nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    """The registry marks a member not Ready: its row keeps what it last reported, with
+    health Unknown, and its ready replicas leave the template's total until it is back."""
+    with BackgroundSimulator(Simulator(2, ready_delay=0.1)) as running:
+        key_file = tmp_path / "secret.key"
+        await join_members(running, bus, key_file)
+        names = [e.name for e in running.endpoints]
+        deployment = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "faults"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+                },
+            },
+        }
+        info = KINDS.lookup("apps/v1", "Deployment")
+        await (await bus.kv(TEMPLATES.name)).put(
+            info.key("faults", "web"), KINDS.parse(deployment).to_json()
+        )
+        binding = {
+            "apiVersion": "work.foot.dev/v1alpha1",
+            "kind": "ResourceBinding",
+            "metadata": {"name": "web-deployment", "namespace": "faults"},
+            "spec": {
+                "resource": {
+                    "apiVersion": "apps/v1", "kind": "Deployment",
+                    "namespace": "faults", "name": "web",
+                },
+                "replicas": 2,
+                "clusters": [{"name": names[0], "replicas": 1}, {"name": names[1], "replicas": 1}],
+            },
+        }  # fmt: skip
+        await (await bus.kv(BINDINGS.name)).put(
+            BINDING_KIND.key("faults", "web-deployment"), orjson.dumps(binding)
+        )
+        aggregated = await bus.kv(AGGREGATED_STATUS.name)
+        clusters = await bus.kv(CLUSTERS.name)
+
+        async def status_when(check: Callable[[AggregatedStatus], bool]) -> AggregatedStatus:
+            last = None
+            try:
+                async with asyncio.timeout(20):
+                    while True:
+                        entry = await aggregated.get(info.key("faults", "web"))
+                        if entry is not None and entry.value is not None:
+                            last = AggregatedStatus.model_validate_json(entry.value)
+                            if check(last):
+                                return last
+                        await asyncio.sleep(0.05)
+            except TimeoutError:
+                pytest.fail(f"aggregated status never got there; last: {last}")
+
+        async def set_ready(name: str, ready: str) -> None:
+            key = CLUSTER_KIND.key(None, name)
+            entry = await clusters.get(key)
+            assert entry is not None
+            assert entry.value is not None
+            document = orjson.loads(entry.value)
+            document["status"] = {"conditions": [{"type": "Ready", "status": ready}]}
+            await clusters.put(key, orjson.dumps(document))
+
+        settings = DispatcherSettings(nats_url=nats_server.url, secret_key_file=key_file)
+        async with DispatcherService(settings):
+            both = await status_when(lambda s: s.ready_replicas == 2 and s.health == "Healthy")
+            assert [c.reachable for c in both.clusters] == [True, True]
+            await set_ready(names[1], "False")
+            down = await status_when(lambda s: s.ready_replicas == 1)
+            assert [
+                (c.cluster, c.reachable, c.health, c.ready_replicas) for c in down.clusters
+            ] == [
+                (names[0], True, "Healthy", 1),
+                (names[1], False, "Unknown", 1),
+            ]
+            assert (down.replicas, down.health) == (2, "Unknown")
+            await set_ready(names[1], "True")
+            back = await status_when(lambda s: s.ready_replicas == 2)
+            assert [c.reachable for c in back.clusters] == [True, True]
+            assert back.health == "Healthy"

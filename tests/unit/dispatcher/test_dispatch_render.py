@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from foot.cli.status import status_lines
 from foot.kinds import KINDS
 from foot.kinds.bindings import ResourceBinding
 from foot.kinds.clusters import Cluster
@@ -551,6 +552,32 @@ def test_replacement_ready_and_aggregate() -> None:
         ("m2", False, 2),
         ("m3", False, 2),
     ]
+
+
+def test_an_unreachable_cluster_keeps_its_last_figures_but_not_in_the_total() -> None:
+    bound = binding({"m1": 2, "m2": 2})
+    works = {"m1": work("m1", ready=2), "m2": work("m2", ready=2)}
+    assert replacement_ready(bound, works)
+    assert not replacement_ready(bound, works, frozenset({"m2"}))
+    status = aggregate(
+        "b",
+        bound.spec.resource,
+        frozenset({"m1", "m2"}),
+        {name: (f"{name}.b", w) for name, w in works.items()},
+        now=NOW,
+        unreachable=frozenset({"m2"}),
+    )
+    assert [(c.cluster, c.reachable, c.health, c.ready_replicas) for c in status.clusters] == [
+        ("m1", True, "Healthy", 2),
+        ("m2", False, "Unknown", 2),
+    ]
+    assert (status.replicas, status.ready_replicas, status.health) == (4, 2, "Unknown")
+    lines = status_lines(status)
+    assert lines[0] == "Status:       Unknown, applied, ready 2/4"
+    assert lines[3].split() == [
+        "m2", "Unknown", "applied", "ready", "2/2", "(cluster", "not", "ready:", "last",
+        "reported", "figures)",
+    ]  # fmt: skip
 
 
 # --- health ------------------------------------------------------------------------------

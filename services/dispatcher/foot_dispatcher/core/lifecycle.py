@@ -15,6 +15,7 @@ Removal of a work whose cluster is no longer a target of its binding:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -44,11 +45,21 @@ def work_applied(work: Work) -> bool:
     )
 
 
-def replacement_ready(binding: ResourceBinding, works: Mapping[str, Work]) -> bool:
-    """Every target cluster's work exists for the current spec, is applied and Healthy."""
+def replacement_ready(
+    binding: ResourceBinding,
+    works: Mapping[str, Work],
+    unreachable: AbstractSet[str] = frozenset(),
+) -> bool:
+    """Every target cluster's work exists for the current spec, is applied and Healthy, on a
+    cluster that is reachable now (an unreachable member's last report is not evidence)."""
     for target in binding.spec.clusters:
         work = works.get(target.name)
-        if work is None or not work_applied(work) or work.status.health != "Healthy":
+        if (
+            work is None
+            or target.name in unreachable
+            or not work_applied(work)
+            or work.status.health != "Healthy"
+        ):
             return False
     return bool(binding.spec.clusters)
 
@@ -100,7 +111,7 @@ def _main_manifest(work: Work, resource: ObjectReference) -> int | None:
 
 
 def summarize(
-    work: Work, key: str, resource: ObjectReference, *, leaving: bool
+    work: Work, key: str, resource: ObjectReference, *, leaving: bool, reachable: bool = True
 ) -> ClusterWorkSummary:
     index = _main_manifest(work, resource)
     statuses = work.status.manifests
@@ -113,7 +124,8 @@ def summarize(
         cluster=work.spec.cluster,
         work=key,
         applied=work_applied(work),
-        health=work.status.health,
+        health=work.status.health if reachable else "Unknown",
+        reachable=reachable,
         replicas=main.replicas if main is not None else None,
         ready_replicas=main.ready_replicas if main is not None else None,
         conflicts=[m.conflict for m in statuses if m.conflict],
@@ -129,15 +141,27 @@ def aggregate(
     works: Mapping[str, tuple[str, Work]],
     *,
     now: datetime,
+    unreachable: AbstractSet[str] = frozenset(),
 ) -> AggregatedStatus:
-    """A template's status from its works (`works`: cluster -> (work key, work))."""
+    """A template's status from its works (`works`: cluster -> (work key, work)).
+
+    A work on an `unreachable` cluster (its Ready condition is not True) keeps its last
+    reported figures in its own row, with health Unknown, and its ready replicas are not
+    counted in the total: nobody can say they still serve.
+    """
     clusters = [
-        summarize(work, key, resource, leaving=name not in target_clusters)
+        summarize(
+            work,
+            key,
+            resource,
+            leaving=name not in target_clusters,
+            reachable=name not in unreachable,
+        )
         for name, (key, work) in sorted(works.items())
     ]
     targets = [c for c in clusters if not c.leaving]
     with_replicas = [c for c in targets if c.replicas is not None]
-    ready = [c.ready_replicas for c in clusters if c.ready_replicas is not None]
+    ready = [c.ready_replicas for c in clusters if c.ready_replicas is not None and c.reachable]
     return AggregatedStatus(
         resource=resource,
         binding=binding_key,
