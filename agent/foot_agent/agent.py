@@ -92,7 +92,10 @@ class Agent:
         while True:
             try:
                 return await Bus.connect(
-                    self.settings.nats_url, f"foot-agent-{self.cluster}", connect_timeout=3
+                    self.settings.nats_url,
+                    f"foot-agent-{self.cluster}",
+                    connect_timeout=3,
+                    ca_file=self.settings.nats_ca_file,
                 )
             except TransportError as exc:
                 log.warning("cannot reach the hub yet (%s); again in %.1fs", exc.message, delay)

@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from foot.errors import FieldProblem
-from foot.runtime.settings import SettingsError
+from foot.runtime.settings import SettingsError, check_nats_ca
 
 ENV_PREFIX = "FOOT_AGENT_"
 
@@ -32,6 +32,9 @@ class AgentSettings(BaseSettings):
     """Name the cluster was registered under."""
     nats_url: str = Field(pattern=r"^(nats|tls)://[^\s]+$")
     """The hub's NATS (with this agent's NATS user in production)."""
+    nats_ca_file: Path | None = None
+    """CA certificate(s), PEM, that sign the hub NATS server's certificate, for a tls://
+    nats_url (unset: the system's CAs); `foot cluster register` mounts the hub's here."""
     bootstrap_token: SecretStr | None = None
     """The bootstrap token `foot cluster register` printed (or bootstrap_token_file)."""
     bootstrap_token_file: Path | None = None
@@ -57,6 +60,11 @@ class AgentSettings(BaseSettings):
     def _one_token(self) -> Self:
         if (self.bootstrap_token is None) == (self.bootstrap_token_file is None):
             raise ValueError("give exactly one of bootstrap_token and bootstrap_token_file")
+        return self
+
+    @model_validator(mode="after")
+    def _ca_only_with_tls(self) -> Self:
+        check_nats_ca(self.nats_url, self.nats_ca_file)
         return self
 
     def token(self) -> str:

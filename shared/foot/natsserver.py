@@ -24,11 +24,15 @@ class EmbeddedNats:
     """Client port; 0 picks a free one."""
     host: str = "127.0.0.1"
     log_path: Path | None = None
+    tls_cert: Path | None = None
+    """Serving certificate (PEM); with `tls_key`, clients must connect with TLS."""
+    tls_key: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
-        return f"nats://{self.host}:{self.port}"
+        scheme = "tls" if self.tls_cert is not None else "nats"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self, *, timeout_seconds: float = 10.0) -> Self:
         if self.port == 0:
@@ -48,6 +52,7 @@ class EmbeddedNats:
                 str(self.port),
                 "--server_name",
                 f"foot-{self.port}",
+                *self._tls_arguments(),
             ],
             log_path=self.log_path or self.data_dir / "nats-server.log",
             # Its own session: a Ctrl-C at the terminal must not stop NATS before the
@@ -65,6 +70,13 @@ class EmbeddedNats:
 
         wait_until(ready, timeout_seconds=timeout_seconds, what="nats-server")
         return self
+
+    def _tls_arguments(self) -> list[str | Path]:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both tls_cert and tls_key, or neither")
+        if self.tls_cert is None or self.tls_key is None:
+            return []
+        return ["--tls", "--tlscert", self.tls_cert, "--tlskey", self.tls_key]
 
     def stop(self) -> None:
         if self.process is not None:

@@ -133,6 +133,41 @@ def write_cluster_pki(directory: Path, cluster_name: str) -> ClusterPki:
     return pki
 
 
+@dataclass(frozen=True)
+class ServerPki:
+    """A CA and one serving certificate for loopback (127.0.0.1, localhost)."""
+
+    ca_cert: Path
+    serving_cert: Path
+    serving_key: Path
+
+
+def write_server_pki(directory: Path, name: str) -> ServerPki:
+    """A fresh CA and a certificate `name` serves loopback with (e.g. a TLS nats-server)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    ca_key, ca_cert = _new_ca(f"foot-testenv-ca-{name}")
+    serving_key, serving_cert = _new_leaf(
+        ca_key,
+        ca_cert,
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]),
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        subject_alt_names=[
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.DNSName("localhost"),
+        ],
+    )
+    pki = ServerPki(
+        ca_cert=directory / "ca.crt",
+        serving_cert=directory / f"{name}.crt",
+        serving_key=directory / f"{name}.key",
+    )
+    _write_cert(pki.ca_cert, ca_cert)
+    _write_cert(pki.serving_cert, serving_cert)
+    _write_key(pki.serving_key, serving_key)
+    return pki
+
+
 def _new_ca(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])

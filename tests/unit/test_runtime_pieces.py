@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -29,6 +30,19 @@ def test_settings_report_every_problem_at_once(monkeypatch: pytest.MonkeyPatch) 
         "admin_port (FOOT_ADMIN_PORT / --admin-port)",
         "log_level (FOOT_LOG_LEVEL / --log-level)",
     ]
+
+
+def test_a_nats_ca_goes_with_a_tls_url_and_a_readable_file(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(SettingsError) as plain:
+        ServiceSettings.load(["--nats-url", "nats://hub:4222", "--nats-ca-file", str(ca)])
+    assert "nats_ca_file is given, so nats_url must be tls://" in plain.value.message
+    with pytest.raises(SettingsError) as missing:
+        ServiceSettings.load(["--nats-url", "tls://hub:4222", "--nats-ca-file", "/nowhere.crt"])
+    assert "nats_ca_file /nowhere.crt is not a readable file" in missing.value.message
+    loaded = ServiceSettings.load(["--nats-url", "tls://hub:4222", "--nats-ca-file", str(ca)])
+    assert loaded.nats_ca_file == ca
 
 
 def test_settings_come_from_flags_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:

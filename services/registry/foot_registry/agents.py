@@ -42,8 +42,35 @@ AGENT_RULES: list[dict[str, Any]] = [
 ]
 
 
-def agent_manifests(*, cluster: str, nats_url: str, bootstrap_token: str, image: str) -> str:
-    """Namespace, ServiceAccount, ClusterRole and binding, Secret, Deployment."""
+HUB_MOUNT = "/etc/foot-agent"
+"""Where the agent's Secret (bootstrap token, NATS CA) is mounted."""
+
+
+def agent_manifests(
+    *,
+    cluster: str,
+    nats_url: str,
+    bootstrap_token: str,
+    image: str,
+    nats_ca_pem: str | None = None,
+) -> str:
+    """Namespace, ServiceAccount, ClusterRole and binding, Secret, Deployment; with
+    `nats_ca_pem`, the agent verifies the hub's NATS against that CA (mounted from the Secret)."""
+    secret_data = {
+        "cluster-name": cluster,
+        "nats-url": nats_url,
+        "bootstrap-token": bootstrap_token,
+    }
+    mounted = [{"key": "bootstrap-token", "path": "bootstrap-token"}]
+    env = [
+        _from_secret("FOOT_AGENT_CLUSTER_NAME", "cluster-name"),
+        _from_secret("FOOT_AGENT_NATS_URL", "nats-url"),
+        {"name": "FOOT_AGENT_BOOTSTRAP_TOKEN_FILE", "value": f"{HUB_MOUNT}/bootstrap-token"},
+    ]
+    if nats_ca_pem is not None:
+        secret_data["nats-ca.crt"] = nats_ca_pem
+        mounted.append({"key": "nats-ca.crt", "path": "nats-ca.crt"})
+        env.append({"name": "FOOT_AGENT_NATS_CA_FILE", "value": f"{HUB_MOUNT}/nats-ca.crt"})
     labels = {"app.kubernetes.io/name": AGENT_NAME, "app.kubernetes.io/managed-by": "foot"}
     role = f"{AGENT_NAMESPACE}:{AGENT_NAME}"
     documents: list[dict[str, Any]] = [
@@ -77,11 +104,7 @@ def agent_manifests(*, cluster: str, nats_url: str, bootstrap_token: str, image:
             "kind": "Secret",
             "metadata": {"name": "foot-agent-hub", "namespace": AGENT_NAMESPACE, "labels": labels},
             "type": "Opaque",
-            "stringData": {
-                "cluster-name": cluster,
-                "nats-url": nats_url,
-                "bootstrap-token": bootstrap_token,
-            },
+            "stringData": secret_data,
         },
         {
             "apiVersion": "apps/v1",
@@ -100,18 +123,11 @@ def agent_manifests(*, cluster: str, nats_url: str, bootstrap_token: str, image:
                                 "name": "agent",
                                 "image": image,
                                 "args": ["foot", "agent"],
-                                "env": [
-                                    _from_secret("FOOT_AGENT_CLUSTER_NAME", "cluster-name"),
-                                    _from_secret("FOOT_AGENT_NATS_URL", "nats-url"),
-                                    {
-                                        "name": "FOOT_AGENT_BOOTSTRAP_TOKEN_FILE",
-                                        "value": "/etc/foot-agent/bootstrap-token",
-                                    },
-                                ],
+                                "env": env,
                                 "volumeMounts": [
                                     {
                                         "name": "hub",
-                                        "mountPath": "/etc/foot-agent",
+                                        "mountPath": HUB_MOUNT,
                                         "readOnly": True,
                                     }
                                 ],
@@ -132,9 +148,7 @@ def agent_manifests(*, cluster: str, nats_url: str, bootstrap_token: str, image:
                                 "name": "hub",
                                 "secret": {
                                     "secretName": "foot-agent-hub",
-                                    "items": [
-                                        {"key": "bootstrap-token", "path": "bootstrap-token"}
-                                    ],
+                                    "items": mounted,
                                 },
                             }
                         ],

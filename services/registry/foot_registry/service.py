@@ -512,6 +512,15 @@ class RegistryService(Service):
 
     async def register(self, request: RegisterRequest) -> tuple[Cluster, str, str]:
         name = request.name
+        nats_url = request.hub_nats_url or self.config.agent_nats_url or self.config.nats_url
+        ca_file = self.config.agent_nats_ca_file
+        if ca_file is not None and not nats_url.startswith("tls://"):
+            reason = f"must be tls:// (agents get a NATS CA, agent_nats_ca_file), not {nats_url}"
+            raise InvalidObjectError("register request", [FieldProblem("hubNatsUrl", reason)])
+        try:
+            ca_pem = await asyncio.to_thread(ca_file.read_text) if ca_file is not None else None
+        except OSError as exc:
+            raise PermanentError(f"cannot read agent_nats_ca_file {ca_file}: {exc}") from exc
         self._claim(name)
         try:
             if await self._exists(name):
@@ -549,9 +558,12 @@ class RegistryService(Service):
             self.health[name] = health
             self._last_heartbeat[name] = asyncio.get_running_loop().time()
             await self._publish(event)
-            nats_url = request.hub_nats_url or self.config.agent_nats_url or self.config.nats_url
             manifests = agent_manifests(
-                cluster=name, nats_url=nats_url, bootstrap_token=token, image=request.image
+                cluster=name,
+                nats_url=nats_url,
+                bootstrap_token=token,
+                image=request.image,
+                nats_ca_pem=ca_pem,
             )
             log.info("cluster %s registered (pull)", name, extra={"cluster": name})
             return stored, manifests, token

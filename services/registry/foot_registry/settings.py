@@ -19,9 +19,11 @@ heartbeats, and 1.5 s of delay tolerated), checked every `lease_check_seconds`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, model_validator
 
-from foot.runtime.settings import ServiceSettings
+from foot.runtime.settings import ServiceSettings, check_nats_ca
 
 
 class RegistrySettings(ServiceSettings):
@@ -63,6 +65,19 @@ class RegistrySettings(ServiceSettings):
     agent_nats_url: str | None = Field(default=None, pattern=r"^(nats|tls)://[^\s]+$")
     """NATS URL written into pull agents' manifests (default: nats_url); give the address the
     member clusters reach, with the agent's NATS user when NATS requires one."""
+    agent_nats_ca_file: Path | None = None
+    """CA certificate(s), PEM, that sign the NATS server's certificate as agents reach it: put
+    into pull agents' Secret and mounted for them (their NATS URL must then be tls://)."""
+
+    @model_validator(mode="after")
+    def _agent_ca_only_with_tls(self) -> RegistrySettings:
+        check_nats_ca(
+            self.agent_nats_url or self.nats_url,
+            self.agent_nats_ca_file,
+            url_field="agent_nats_url (or nats_url)",
+            ca_field="agent_nats_ca_file",
+        )
+        return self
 
     @model_validator(mode="after")
     def _lease_longer_than_heartbeat(self) -> RegistrySettings:

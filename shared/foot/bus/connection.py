@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any, Self
 
 import nats.errors
@@ -37,6 +40,8 @@ class Bus:
         self.name = name
         self._buckets: dict[str, KvStore] = {}
         self._closing = False
+        self._untrusted: asyncio.Future[ssl.SSLCertVerificationError] | None = None
+        """Set while connecting: the server's certificate failed verification."""
         self.secret_box: SecretBox | None = None
         """The installation's sealing key: sealed values are opened on read, and written
         sealed where the writer asks (see KvStore). Services install it at start."""
@@ -53,11 +58,22 @@ class Bus:
         connect_timeout: float = 5.0,
         request_timeout: float = 5.0,
         drain_timeout: float = 5.0,
+        ca_file: Path | None = None,
     ) -> Self:
-        """Connect, reconnecting forever afterwards (the caller's readiness reflects the state)."""
+        """Connect, reconnecting forever afterwards (the caller's readiness reflects the state).
+
+        A `tls://` URL is verified against the system's CAs, or only `ca_file`'s when given.
+        """
         bus = cls(Client(), name)
-        try:
-            await bus.client.connect(
+        tls: dict[str, Any] = {}
+        if ca_file is not None:
+            try:
+                tls["tls"] = ssl.create_default_context(cafile=str(ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise PermanentError(f"cannot read the NATS CA file {ca_file}: {exc}") from exc
+        untrusted = bus._untrusted = asyncio.get_running_loop().create_future()
+        connecting: asyncio.Future[Any] = asyncio.ensure_future(
+            bus.client.connect(
                 servers=[url],
                 name=name,
                 # nats-py annotates these as int but uses them as float seconds;
@@ -70,9 +86,30 @@ class Bus:
                 disconnected_cb=bus._on_disconnect,
                 reconnected_cb=bus._on_reconnect,
                 error_cb=bus._on_error,
+                **tls,
             )
+        )
+        try:
+            # nats-py retries forever, a certificate it cannot trust too; that one is a
+            # configuration problem, reported at once.
+            waited: set[asyncio.Future[Any]] = {connecting, untrusted}
+            await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+            if not connecting.done():
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, nats.errors.Error, OSError):
+                    await connecting
+                await bus.client.close()
+                reason = untrusted.result().verify_message
+                raise PermanentError(
+                    f"NATS at {url}: the server's certificate is not trusted ({reason}); "
+                    "give the CA that signed it (nats_ca_file) and a tls:// URL"
+                )
+            connecting.result()
         except (OSError, nats.errors.Error, TimeoutError) as exc:
             raise TransportError(f"cannot connect to NATS at {url}: {exc}") from exc
+        finally:
+            connecting.cancel()
+            bus._untrusted = None
         bus.js = bus.client.jetstream(timeout=request_timeout)
         return bus
 
@@ -84,6 +121,12 @@ class Bus:
         log.info("reconnected to NATS", extra={"nats_client": self.name})
 
     async def _on_error(self, exc: Exception) -> None:
+        if (
+            isinstance(exc, ssl.SSLCertVerificationError)
+            and self._untrusted is not None
+            and not self._untrusted.done()
+        ):
+            self._untrusted.set_result(exc)
         log.warning("NATS error: %s", exc, extra={"nats_client": self.name})
 
     @property

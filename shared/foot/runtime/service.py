@@ -88,7 +88,9 @@ class Service:
             return
         self._started = True
         started = time.perf_counter()
-        self.bus = await Bus.connect(self.settings.nats_url, f"foot-{self.name}")
+        self.bus = await Bus.connect(
+            self.settings.nats_url, f"foot-{self.name}", ca_file=self.settings.nats_ca_file
+        )
         # Every service opens sealed values (a Secret template, a work carrying one); the
         # key file is shared by the installation and created by whoever starts first.
         self.bus.secret_box = SecretBox.from_file(self.settings.secret_key_file, create=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from foot.errors import FieldProblem, PermanentError
@@ -47,6 +47,9 @@ class ServiceSettings(BaseSettings):
 
     nats_url: str = Field(default="nats://127.0.0.1:4222", pattern=r"^(nats|tls)://[^\s]+$")
     """NATS server (or cluster seed) to connect to, e.g. nats://127.0.0.1:4222."""
+    nats_ca_file: Path | None = None
+    """CA certificate(s), PEM, that sign the NATS server's certificate, for a tls:// nats_url
+    (unset: the system's CAs)."""
     admin_host: str = "127.0.0.1"
     """Interface the admin HTTP server (/healthz, /readyz, /metrics, /admin) binds to."""
     admin_port: int = Field(default=0, ge=0, le=65535)
@@ -67,6 +70,11 @@ class ServiceSettings(BaseSettings):
     """File holding the base64 AES-256 key that seals stored credentials (mode 600; created
     on first use). Every service of one installation must use the same file."""
 
+    @model_validator(mode="after")
+    def _ca_only_with_tls(self) -> Self:
+        check_nats_ca(self.nats_url, self.nats_ca_file)
+        return self
+
     @classmethod
     def load(cls, argv: Sequence[str] | None = None) -> Self:
         """Read environment and flags (`argv`; None reads none), or raise SettingsError."""
@@ -74,6 +82,23 @@ class ServiceSettings(BaseSettings):
             return cls(_cli_parse_args=list(argv) if argv is not None else False)
         except ValidationError as exc:
             raise SettingsError(_problems(cls, exc)) from None
+
+
+def check_nats_ca(
+    nats_url: str,
+    ca_file: Path | None,
+    *,
+    url_field: str = "nats_url",
+    ca_field: str = "nats_ca_file",
+) -> None:
+    """A NATS CA file is readable and goes with a tls:// URL (a CA with nats:// would let
+    the connection fall back to plain text without anyone noticing)."""
+    if ca_file is None:
+        return
+    if not nats_url.startswith("tls://"):
+        raise ValueError(f"{ca_field} is given, so {url_field} must be tls://, not {nats_url}")
+    if not ca_file.is_file():
+        raise ValueError(f"{ca_field} {ca_file} is not a readable file")
 
 
 def _problems(cls: type[ServiceSettings], error: ValidationError) -> list[FieldProblem]:

@@ -4,6 +4,7 @@ status summaries."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import yaml
@@ -128,6 +129,32 @@ def test_agent_manifests_carry_the_token_only_in_the_secret() -> None:
     deployment = documents[-1]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["foot", "agent"]
+
+
+def test_agent_manifests_mount_the_hub_nats_ca_when_given() -> None:
+    plain = list(yaml.safe_load_all(agent_manifests(
+        cluster="a", nats_url="tls://hub:4222", bootstrap_token="t0k", image="i"
+    )))  # fmt: skip
+    with_ca = list(yaml.safe_load_all(agent_manifests(
+        cluster="a", nats_url="tls://hub:4222", bootstrap_token="t0k", image="i",
+        nats_ca_pem="-----BEGIN CERTIFICATE-----\nCA\n",
+    )))  # fmt: skip
+
+    def parts(documents: list[dict[str, Any]]) -> tuple[set[str], dict[str, str], list[str]]:
+        secret = next(d for d in documents if d["kind"] == "Secret")
+        pod = documents[-1]["spec"]["template"]["spec"]
+        env = {e["name"]: e.get("value", "") for e in pod["containers"][0]["env"]}
+        items = [i["path"] for i in pod["volumes"][0]["secret"]["items"]]
+        return set(secret["stringData"]), env, items
+
+    keys, env, items = parts(plain)
+    assert "nats-ca.crt" not in keys
+    assert "FOOT_AGENT_NATS_CA_FILE" not in env
+    assert items == ["bootstrap-token"]
+    keys, env, items = parts(with_ca)
+    assert "nats-ca.crt" in keys
+    assert env["FOOT_AGENT_NATS_CA_FILE"] == "/etc/foot-agent/nats-ca.crt"
+    assert items == ["bootstrap-token", "nats-ca.crt"]
 
 
 def node(ready: bool, cpu: str, memory: str, *, unschedulable: bool = False) -> dict[str, object]:

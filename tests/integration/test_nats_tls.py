@@ -1,0 +1,101 @@
+"""NATS over TLS with a private CA: a service and a pull agent verify the server against
+the CA they are given; without it, or in plain text, they do not connect."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from foot.bus import Bus
+from foot.bus.catalog import BucketSpec
+from foot.errors import PermanentError
+from foot.natsserver import EmbeddedNats
+from foot.runtime.service import Service
+from foot.runtime.settings import ServiceSettings
+from foot_agent.agent import Agent
+from foot_agent.settings import AgentSettings
+from foot_testenv.pki import ServerPki, write_server_pki
+
+SEEN = BucketSpec(name="tls_seen", owner="tls-test", description="test")
+
+
+class Minimal(Service):
+    name = "tls-test"
+
+    async def setup(self) -> None:
+        await self.bus.declare_bucket(SEEN)
+        self.informer = await self.watch(SEEN.name)
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> ServerPki:
+    return write_server_pki(tmp_path / "pki", "nats")
+
+
+@pytest.fixture
+def tls_nats(tmp_path: Path, pki: ServerPki) -> Iterator[EmbeddedNats]:
+    server = EmbeddedNats(
+        data_dir=tmp_path / "nats", tls_cert=pki.serving_cert, tls_key=pki.serving_key
+    )
+    with server:
+        yield server
+
+
+async def test_a_service_connects_with_the_ca_it_is_given(
+    tls_nats: EmbeddedNats, pki: ServerPki
+) -> None:
+    assert tls_nats.url.startswith("tls://")
+    settings = ServiceSettings(
+        nats_url=tls_nats.url,
+        nats_ca_file=pki.ca_cert,
+        admin_port=0,
+        shutdown_deadline_seconds=1,
+    )
+    async with Minimal(settings) as service:
+        await asyncio.wait_for(service.informer.synced.wait(), 5)
+        assert service.readiness_problems() == []
+        store = await service.bus.kv(SEEN.name)
+        await store.put("k", b"over tls")
+        entry = await store.get("k")
+        assert entry is not None
+        assert entry.value == b"over tls"
+
+
+async def test_without_the_ca_or_in_plain_text_there_is_no_connection(
+    tls_nats: EmbeddedNats,
+) -> None:
+    # nats-py would retry these forever; FOOT reports them at once, as configuration errors.
+    with pytest.raises(PermanentError, match="certificate is not trusted") as untrusted:
+        await Bus.connect(tls_nats.url, "no-ca", connect_timeout=2)
+    assert "give the CA that signed it (nats_ca_file)" in untrusted.value.message
+    # nats:// to a server that requires TLS: the client upgrades, then cannot trust it either.
+    plain = tls_nats.url.replace("tls://", "nats://")
+    with pytest.raises(PermanentError, match="certificate is not trusted"):
+        await Bus.connect(plain, "plain", connect_timeout=2)
+
+
+async def test_a_pull_agent_reaches_the_hub_over_tls(
+    tls_nats: EmbeddedNats, pki: ServerPki
+) -> None:
+    agent = Agent(
+        AgentSettings(
+            cluster_name="edge-1",
+            nats_url=tls_nats.url,
+            nats_ca_file=pki.ca_cert,
+            bootstrap_token=SecretStr("t0k"),
+        )
+    )
+    async with await Bus.connect(tls_nats.url, "hub", ca_file=pki.ca_cert) as hub:
+
+        async def answer(msg: object) -> None:
+            await msg.respond(b"hello " + msg.data)  # type: ignore[attr-defined]
+
+        await hub.client.subscribe("tls.test.hello", cb=answer)
+        await hub.client.flush()
+        async with await agent.connect() as connected:
+            reply = await connected.client.request("tls.test.hello", b"edge-1", timeout=5)
+    assert reply.data == b"hello edge-1"
