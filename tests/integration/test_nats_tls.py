@@ -8,16 +8,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import SecretStr
 
 from foot.bus import Bus
-from foot.bus.catalog import BucketSpec
-from foot.errors import PermanentError
+from foot.bus.catalog import CLUSTERS, BucketSpec
+from foot.errors import InvalidObjectError, PermanentError
 from foot.natsserver import EmbeddedNats
+from foot.registry_api import RegisterRequest
 from foot.runtime.service import Service
 from foot.runtime.settings import ServiceSettings
 from foot_agent.agent import Agent
 from foot_agent.settings import AgentSettings
+from foot_registry.service import RegistryService
+from foot_registry.settings import RegistrySettings
 from foot_testenv.pki import ServerPki, write_server_pki
 
 SEEN = BucketSpec(name="tls_seen", owner="tls-test", description="test")
@@ -99,3 +103,31 @@ async def test_a_pull_agent_reaches_the_hub_over_tls(
         async with await agent.connect() as connected:
             reply = await connected.client.request("tls.test.hello", b"edge-1", timeout=5)
     assert reply.data == b"hello edge-1"
+
+
+async def test_register_gives_the_agent_the_hub_ca_and_refuses_a_plain_url(
+    tls_nats: EmbeddedNats, pki: ServerPki, tmp_path: Path
+) -> None:
+    settings = RegistrySettings(
+        nats_url=tls_nats.url,
+        nats_ca_file=pki.ca_cert,
+        agent_nats_ca_file=pki.ca_cert,
+        admin_port=0,
+        shutdown_deadline_seconds=1,
+        secret_key_file=tmp_path / "secret.key",
+    )
+    async with RegistryService(settings) as registry:
+        with pytest.raises(InvalidObjectError) as refused:
+            await registry.register(
+                RegisterRequest(name="edge-plain", hub_nats_url="nats://hub.example:4222")
+            )
+        assert refused.value.problems[0].path == "hubNatsUrl"
+        assert "must be tls://" in refused.value.problems[0].reason
+        clusters = await (await registry.bus.kv(CLUSTERS.name)).entries()
+        assert [e.key for e in clusters] == [], "nothing is registered by a refused request"
+        _, manifests, _ = await registry.register(
+            RegisterRequest(name="edge-tls", hub_nats_url="tls://hub.example:4222")
+        )
+    secret = next(d for d in yaml.safe_load_all(manifests) if d["kind"] == "Secret")
+    assert secret["stringData"]["nats-ca.crt"] == pki.ca_cert.read_text()
+    assert secret["stringData"]["nats-url"] == "tls://hub.example:4222"
