@@ -261,6 +261,20 @@ async def test_an_informer_without_a_mirror_notifies_and_keeps_nothing(bus: Bus)
     assert informer.values() == []
 
 
+async def test_an_informer_that_does_not_follow_stops_once_synced(bus: Bus) -> None:
+    spec = BucketSpec(name="test_nofollow", owner="test", description="t")
+    store = await bus.declare_bucket(spec)
+    await store.put("before", b"1")
+    informer = Informer(store, follow=False)
+    seen: list[str] = []
+    informer.listen(lambda entry: seen.append(entry.key))
+    await asyncio.wait_for(informer.run(), 5)  # returns: the replay is all it reads
+    assert informer.synced.is_set()
+    await store.put("after", b"2")
+    assert seen == ["before"]
+    assert [e.key for e in informer.values()] == ["before"]
+
+
 async def test_snapshots_taken_during_writes_hold_every_key_written_before(bus: Bus) -> None:
     """nats-py's own "caught up" marker can come early while other keys are being written;
     a snapshot must still hold every key that existed when it was asked for."""

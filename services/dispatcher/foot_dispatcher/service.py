@@ -266,7 +266,10 @@ class DispatcherService(Service):
         self.render_queue = self.reconcile("render", self._render)
         self.status_queue = self.reconcile("status", self._refresh_status)
         self.aggregate_queue = self.reconcile("aggregate", self._aggregate)
-        self._work_informer = await self.watch(WORKS.name, mirror=False)
+        # The dispatcher is the works' only writer: it reads them once at start and keeps
+        # its copy from its own writes (a write that finds another revision re-reads the
+        # key), instead of receiving every one of its writes back.
+        self._work_informer = await self.watch(WORKS.name, mirror=False, follow=False)
         self._work_informer.listen(self._on_work_entry)
         self._cluster_informer = await self.watch(CLUSTERS.name, mirror=False)
         self._cluster_informer.listen(self._on_cluster_entry)

@@ -162,12 +162,17 @@ class Informer:
 
     With `mirror=False` it only notifies (`get` and `values` then know nothing): for
     listeners that keep their own parsed copy, so each value is not held twice.
+    With `follow=False` it stops once synced: for the bucket's own writer, which reads what
+    is stored once at start and keeps its copy from its own writes after that.
     """
 
-    def __init__(self, store: KvStore, pattern: str = ">", *, mirror: bool = True) -> None:
+    def __init__(
+        self, store: KvStore, pattern: str = ">", *, mirror: bool = True, follow: bool = True
+    ) -> None:
         self.store = store
         self.pattern = pattern
         self.mirror = mirror
+        self.follow = follow
         self._cache: dict[str, Entry] = {}
         self._queues: list[ReconcileQueue] = []
         self._listeners: list[Callable[[Entry], None]] = []
@@ -187,11 +192,14 @@ class Informer:
         return list(self._cache.values())
 
     async def run(self) -> None:
-        """Watch forever; `synced` is set once the initial state has been replayed."""
+        """Watch forever (or until synced, without `follow`); `synced` is set once the
+        initial state has been replayed."""
         async with self.store.watch(self.pattern) as events:
             async for entry in events:
                 if entry is None:
                     self.synced.set()
+                    if not self.follow:
+                        return
                     continue
                 if entry.deleted:
                     self._cache.pop(entry.key, None)

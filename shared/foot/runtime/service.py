@@ -64,10 +64,12 @@ class Service:
         self._consumers.append(consumer)
         return consumer
 
-    async def watch(self, bucket: str, pattern: str = ">", *, mirror: bool = True) -> Informer:
-        """An informer on `bucket`, run and awaited for sync with the service (`mirror`:
-        see `Informer`)."""
-        informer = Informer(await self.bus.kv(bucket), pattern, mirror=mirror)
+    async def watch(
+        self, bucket: str, pattern: str = ">", *, mirror: bool = True, follow: bool = True
+    ) -> Informer:
+        """An informer on `bucket`, run and awaited for sync with the service (`mirror`,
+        `follow`: see `Informer`)."""
+        informer = Informer(await self.bus.kv(bucket), pattern, mirror=mirror, follow=follow)
         self._informers.append(informer)
         return informer
 
