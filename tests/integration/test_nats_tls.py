@@ -122,7 +122,7 @@ async def test_register_gives_the_agent_the_hub_ca_and_refuses_a_plain_url(
                 RegisterRequest(name="edge-plain", hub_nats_url="nats://hub.example:4222")
             )
         assert refused.value.problems[0].path == "hubNatsUrl"
-        assert "must be tls://" in refused.value.problems[0].reason
+        assert "must be a tls:// URL" in refused.value.problems[0].reason
         clusters = await (await registry.bus.kv(CLUSTERS.name)).entries()
         assert [e.key for e in clusters] == [], "nothing is registered by a refused request"
         _, manifests, _ = await registry.register(

@@ -36,13 +36,21 @@ def test_a_nats_ca_goes_with_a_tls_url_and_a_readable_file(tmp_path: Path) -> No
     ca = tmp_path / "ca.crt"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     with pytest.raises(SettingsError) as plain:
-        ServiceSettings.load(["--nats-url", "nats://hub:4222", "--nats-ca-file", str(ca)])
-    assert "nats_ca_file is given, so nats_url must be tls://" in plain.value.message
+        ServiceSettings.load(["--nats-url", "nats://u:pw@hub:4222", "--nats-ca-file", str(ca)])
+    assert "nats_ca_file is given, so nats_url must be a tls:// URL" in plain.value.message
+    assert "pw" not in plain.value.message
     with pytest.raises(SettingsError) as missing:
         ServiceSettings.load(["--nats-url", "tls://hub:4222", "--nats-ca-file", "/nowhere.crt"])
     assert "nats_ca_file /nowhere.crt is not a readable file" in missing.value.message
     loaded = ServiceSettings.load(["--nats-url", "tls://hub:4222", "--nats-ca-file", str(ca)])
     assert loaded.nats_ca_file == ca
+
+
+def test_credentials_in_a_url_are_redacted() -> None:
+    line = "cannot connect to NATS at tls://agent-north:s3cret@hub.example:4222: refused"
+    assert redact(line) == ("cannot connect to NATS at tls://[REDACTED]@hub.example:4222: refused")
+    assert redact("nats://s3cret-token@hub:4222") == "nats://[REDACTED]@hub:4222"  # token auth
+    assert redact("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
 
 
 def test_settings_come_from_flags_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -515,7 +515,7 @@ class RegistryService(Service):
         nats_url = request.hub_nats_url or self.config.agent_nats_url or self.config.nats_url
         ca_file = self.config.agent_nats_ca_file
         if ca_file is not None and not nats_url.startswith("tls://"):
-            reason = f"must be tls:// (agents get a NATS CA, agent_nats_ca_file), not {nats_url}"
+            reason = "must be a tls:// URL: agents are given a NATS CA (agent_nats_ca_file)"
             raise InvalidObjectError("register request", [FieldProblem("hubNatsUrl", reason)])
         try:
             ca_pem = await asyncio.to_thread(ca_file.read_text) if ca_file is not None else None

@@ -23,6 +23,7 @@ from foot.bus.catalog import BUCKETS, STREAMS, BucketSpec, StreamSpec
 from foot.bus.errors import nats_errors
 from foot.bus.kv import KvStore
 from foot.errors import PermanentError, TransportError
+from foot.runtime.logs import redact
 from foot.secrets import SecretBox
 from foot.telemetry import inject_headers, tracer
 
@@ -101,12 +102,12 @@ class Bus:
                 await bus.client.close()
                 reason = untrusted.result().verify_message
                 raise PermanentError(
-                    f"NATS at {url}: the server's certificate is not trusted ({reason}); "
+                    f"NATS at {redact(url)}: the server's certificate is not trusted ({reason}); "
                     "give the CA that signed it (nats_ca_file) and a tls:// URL"
                 )
             connecting.result()
         except (OSError, nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"cannot connect to NATS at {url}: {exc}") from exc
+            raise TransportError(f"cannot connect to NATS at {redact(url)}: {exc}") from exc
         finally:
             connecting.cancel()
             bus._untrusted = None

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from foot.natsserver import EmbeddedNats
 from foot.processes import free_port, port_open, spawn, stop, wait_until
+from foot.runtime.logs import redact
 from foot.runtime.settings import default_home
 from foot.secrets import SecretBox
 
@@ -181,7 +182,7 @@ def print_summary(stack: Stack, nats_url: str, seconds: float) -> None:
     for service in stack.services:
         table.add_row(service.name, service.admin_url, str(service.log_path))
     out.print(table)
-    out.print(f"NATS: {nats_url}")
+    out.print(f"NATS: {redact(nats_url)}")
     out.print("Press Ctrl-C to stop.", highlight=False)
     sys.stdout.flush()
 

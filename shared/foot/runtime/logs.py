@@ -22,6 +22,8 @@ _SECRET_PATTERNS = (
         r"\1[REDACTED]",
     ),
     (re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"), "[REDACTED]"),
+    # user:password@ or token@ in a URL (NATS URLs carry agents' credentials this way)
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@"), r"\1[REDACTED]@"),
 )
 
 

@@ -96,7 +96,8 @@ def check_nats_ca(
     if ca_file is None:
         return
     if not nats_url.startswith("tls://"):
-        raise ValueError(f"{ca_field} is given, so {url_field} must be tls://, not {nats_url}")
+        # The URL itself is not repeated: it may carry a NATS user's password.
+        raise ValueError(f"{ca_field} is given, so {url_field} must be a tls:// URL")
     if not ca_file.is_file():
         raise ValueError(f"{ca_field} {ca_file} is not a readable file")
 
