@@ -896,6 +896,12 @@ class DispatcherService(Service):
         if stored is not None:
             self._watch_member(member, stored)
         self._aggregate_soon(_split_work_key(key)[1])
+        refused = [f"{s.kind} {s.name}: {s.error}" for s in statuses if s.error]
+        if refused:
+            # Shown on the work; tried again with backoff, as a refusal may pass (a NodePort
+            # someone else holds, a kind not served yet). A conflict (Abort) is a decision
+            # and waits for a change of the binding instead.
+            raise RetryableError(f"member {name} refused {'; '.join(refused)}")
 
     async def _store_staged(
         self, key: str, staged: Work, finish: Callable[[Work], Work]

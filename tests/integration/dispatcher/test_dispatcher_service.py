@@ -531,6 +531,64 @@ async def test_conflicts_abort_then_overwrite(nats_server: EmbeddedNats, harness
         await until(applied)
 
 
+async def test_a_refused_manifest_is_tried_again_until_the_member_takes_it(
+    nats_server: EmbeddedNats, harness: Harness
+) -> None:
+    """A NodePort another Service holds: the member refuses FOOT's Service (shown on the
+    template's status); once the port is free, the retry lands it without any change."""
+    h = harness
+    m1 = h.names[0]
+    ns = h.namespace
+    kube = h.kubes[m1]
+    await kube.create("/api/v1/namespaces", {"metadata": {"name": ns}})
+    port = {"port": 80, "targetPort": 8080}
+    holder = await kube.create(
+        f"/api/v1/namespaces/{ns}/services",
+        {"metadata": {"name": "holder"}, "spec": {"type": "NodePort", "ports": [port]}},
+    )
+    node_port = holder["spec"]["ports"][0]["nodePort"]
+    template_key = await h.template(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {
+                "type": "NodePort",
+                "selector": {"app": "web"},
+                "ports": [{**port, "nodePort": node_port}],
+            },
+        }
+    )
+    await h.bind("Service", "web", {m1: None}, api_version="v1")
+    settings = DispatcherSettings(
+        nats_url=nats_server.url,
+        secret_key_file=h.key_file,
+        log_format="text",
+        retry_max_seconds=1.0,
+    )
+    async with DispatcherService(settings):
+
+        async def refused() -> bool:
+            status = await h.aggregated(template_key)
+            return status is not None and bool(status.clusters) and bool(status.clusters[0].errors)
+
+        await until(refused)
+        status = await h.aggregated(template_key)
+        assert status is not None
+        assert "already allocated" in status.clusters[0].errors[0]
+        assert await h.member_get(m1, f"/api/v1/namespaces/{ns}/services/web") is None
+        await kube.delete(f"/api/v1/namespaces/{ns}/services/holder")
+
+        async def landed() -> bool:
+            status = await h.aggregated(template_key)
+            return status is not None and status.applied and not status.clusters[0].errors
+
+        await until(landed)
+    service = await h.member_get(m1, f"/api/v1/namespaces/{ns}/services/web")
+    assert service is not None
+    assert service["spec"]["ports"][0]["nodePort"] == node_port
+
+
 def deployment_template(namespace: str, name: str) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
