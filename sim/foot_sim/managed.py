@@ -30,6 +30,7 @@ from foot_sim.schema import (
     is_atomic_map,
     list_schema,
 )
+from foot_sim.values import clone
 
 FieldPath = tuple[str, ...]
 FieldSet = set[FieldPath]
@@ -377,19 +378,10 @@ def _merge_applied(live: Any, applied: Any, kind: str, schema_path: Path) -> Any
             else:
                 merged_items.append(item)
         merged_items.extend(
-            _copy(item) for element, item in applied_items.items() if element not in seen
+            clone(item) for element, item in applied_items.items() if element not in seen
         )
         return merged_items
-    return _copy(applied)
-
-
-def _copy(value: Any) -> Any:
-    """A deep copy of a JSON value (what copy.deepcopy does, without its memo: no cycles)."""
-    if isinstance(value, dict):
-        return {key: _copy(child) for key, child in value.items()}
-    if isinstance(value, list):
-        return [_copy(child) for child in value]
-    return value
+    return clone(applied)
 
 
 def server_side_apply(
@@ -409,7 +401,7 @@ def server_side_apply(
     the main resource, everything but status on /status) from `applied`.
     """
     # Merging shares untouched subtrees with its inputs, and pruning deletes in place.
-    base: dict[str, Any] = orjson.loads(orjson.dumps(live)) if live is not None else {}
+    base: dict[str, Any] = clone(live) if live is not None else {}
     entries = decode_managed_fields(live)
     merged: dict[str, Any] = _merge_applied(base, applied, kind, ())
     applied_fields = object_field_set(applied, kind)

@@ -34,6 +34,7 @@ from foot_sim.patches import (
 from foot_sim.resources import NAMESPACES, RESOURCE_TYPES, ResourceType
 from foot_sim.selectors import FieldRequirement, LabelRequirement, fields_match, labels_match
 from foot_sim.validation import apply_defaults, initial_status, validate, validate_status
+from foot_sim.values import clone
 
 JSON = dict[str, Any]
 Key = tuple[str, str]  # (namespace or "", name)
@@ -56,12 +57,6 @@ def now_rfc3339() -> str:
         stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         _clock_text = (second, stamp)
     return _clock_text[1]
-
-
-def clone(value: JSON) -> JSON:
-    """A deep copy; round-tripping through orjson is several times faster than copy.deepcopy."""
-    copied: JSON = orjson.loads(orjson.dumps(value))
-    return copied
 
 
 @dataclass(frozen=True, slots=True)
