@@ -76,7 +76,7 @@ from foot.objects import KubeObject, utc_now
 from foot.runtime.collector import LongLivedHeap
 from foot.runtime.locks import KeyedLocks
 from foot.runtime.service import Service
-from foot.runtime.settings import ServiceSettings
+from foot.runtime.settings import ServiceSettings, as_settings
 from foot.secrets import SecretBox
 from foot.telemetry import extract_context, inject_headers, tracer
 from foot_dispatcher.core import workstatus
@@ -197,10 +197,9 @@ class DispatcherService(Service):
     """Set by the process entry point: GC settings are the whole process's business."""
 
     def __init__(self, settings: ServiceSettings) -> None:
-        if not isinstance(settings, DispatcherSettings):
-            settings = DispatcherSettings(**settings.model_dump())
-        super().__init__(settings)
-        self.config: DispatcherSettings = settings
+        config = as_settings(DispatcherSettings, settings)
+        super().__init__(config)
+        self.config: DispatcherSettings = config
         self.bindings: dict[str, ResourceBinding] = {}
         self.templates: dict[str, KubeObject] = {}
         self.overrides: dict[str, AnyOverridePolicy] = {}

@@ -37,7 +37,7 @@ from foot.kinds.clusters import Cluster
 from foot.kinds.gateway import GatewayInstanceStatus, GatewayRoute, GatewayRouteStatus
 from foot.kinds.works import Work
 from foot.runtime.service import Service
-from foot.runtime.settings import ServiceSettings
+from foot.runtime.settings import ServiceSettings, as_settings
 from foot_gateway_sync.apisix import ApisixClient
 from foot_gateway_sync.core import (
     ROUTES,
@@ -147,10 +147,9 @@ class GatewaySyncService(Service):
     settings_model: ClassVar[type[ServiceSettings]] = GatewaySyncSettings
 
     def __init__(self, settings: ServiceSettings) -> None:
-        if not isinstance(settings, GatewaySyncSettings):
-            settings = GatewaySyncSettings(**settings.model_dump())
-        super().__init__(settings)
-        self.config: GatewaySyncSettings = settings
+        config = as_settings(GatewaySyncSettings, settings)
+        super().__init__(config)
+        self.config: GatewaySyncSettings = config
         self.routes: dict[str, GatewayRoute] = {}
         self.clusters: dict[str, Cluster] = {}
         self._cluster_names: dict[str, str] = {}

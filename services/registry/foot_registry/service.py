@@ -72,7 +72,7 @@ from foot.registry_api import (
 )
 from foot.runtime.locks import KeyedLocks
 from foot.runtime.service import Service
-from foot.runtime.settings import ServiceSettings
+from foot.runtime.settings import ServiceSettings, as_settings
 from foot.secrets import SecretBox
 from foot_registry.agents import AgentRecord, agent_manifests, new_bootstrap_token
 from foot_registry.health import (
@@ -110,10 +110,9 @@ class RegistryService(Service):
     settings_model: ClassVar[type[ServiceSettings]] = RegistrySettings
 
     def __init__(self, settings: ServiceSettings) -> None:
-        if not isinstance(settings, RegistrySettings):
-            settings = RegistrySettings(**settings.model_dump())
-        super().__init__(settings)
-        self.config: RegistrySettings = settings
+        config = as_settings(RegistrySettings, settings)
+        super().__init__(config)
+        self.config: RegistrySettings = config
         self.kube_factory: KubeFactory = default_kube_factory
         """How member clients are made (tests wrap it to inject failures)."""
         self.clusters: dict[str, Cluster] = {}
@@ -128,7 +127,7 @@ class RegistryService(Service):
         self._probes_changed = asyncio.Event()
         self._subscriptions: list[Subscription] = []
         self._requests: set[asyncio.Task[None]] = set()
-        self.thresholds = Thresholds(settings.failure_threshold, settings.success_threshold)
+        self.thresholds = Thresholds(config.failure_threshold, config.success_threshold)
 
     # ---- setup ---------------------------------------------------------------------------
 

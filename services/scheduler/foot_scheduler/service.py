@@ -49,7 +49,7 @@ from foot.kinds.policies import (
 )
 from foot.objects import KubeObject, utc_now
 from foot.runtime.service import Service
-from foot.runtime.settings import ServiceSettings
+from foot.runtime.settings import ServiceSettings, as_settings
 from foot.telemetry import current_traceparent, extract_context, tracer
 from foot_scheduler.binding import (
     REASON_DEPENDENT_OVERRIDES,
@@ -148,10 +148,9 @@ class SchedulerService(Service):
     settings_model: ClassVar[type[ServiceSettings]] = SchedulerSettings
 
     def __init__(self, settings: ServiceSettings) -> None:
-        if not isinstance(settings, SchedulerSettings):
-            settings = SchedulerSettings(**settings.model_dump())
-        super().__init__(settings)
-        self.config: SchedulerSettings = settings
+        config = as_settings(SchedulerSettings, settings)
+        super().__init__(config)
+        self.config: SchedulerSettings = config
         # Parsed mirrors of the buckets (keys as in the buckets).
         self.templates: dict[str, KubeObject] = {}
         self._prepared: dict[str, _Prepared] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal, Self, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,6 +82,17 @@ class ServiceSettings(BaseSettings):
             return cls(_cli_parse_args=list(argv) if argv is not None else False)
         except ValidationError as exc:
             raise SettingsError(_problems(cls, exc)) from None
+
+
+SettingsT = TypeVar("SettingsT", bound="ServiceSettings")
+
+
+def as_settings(model: type[SettingsT], settings: ServiceSettings) -> SettingsT:
+    """`settings` as the service's own model: given only the common settings (a test, an
+    embedding program), the service's own fields take their defaults or FOOT_* variables."""
+    if isinstance(settings, model):
+        return settings
+    return model(**settings.model_dump())
 
 
 def check_nats_ca(
