@@ -61,16 +61,11 @@ class ClusterPki:
 
 def write_cluster_pki(directory: Path, cluster_name: str) -> ClusterPki:
     """Create a CA, serving, admin and front-proxy certificates, SA keys and a token file."""
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
-
-    ca_key, ca_cert = _new_ca(f"foot-testenv-ca-{cluster_name}")
-    serving_key, serving_cert = _new_leaf(
-        ca_key,
-        ca_cert,
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]),
-        ExtendedKeyUsageOID.SERVER_AUTH,
-        subject_alt_names=[
+    ca_key, ca_cert, serving_key, serving_cert = _ca_and_serving_cert(
+        directory,
+        f"foot-testenv-ca-{cluster_name}",
+        "kube-apiserver",
+        [
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address(KUBERNETES_SERVICE_IP)),
             *(x509.DNSName(name) for name in SERVING_DNS_NAMES),
@@ -144,18 +139,11 @@ class ServerPki:
 
 def write_server_pki(directory: Path, name: str) -> ServerPki:
     """A fresh CA and a certificate `name` serves loopback with (e.g. a TLS nats-server)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
-    ca_key, ca_cert = _new_ca(f"foot-testenv-ca-{name}")
-    serving_key, serving_cert = _new_leaf(
-        ca_key,
-        ca_cert,
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]),
-        ExtendedKeyUsageOID.SERVER_AUTH,
-        subject_alt_names=[
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.DNSName("localhost"),
-        ],
+    _, ca_cert, serving_key, serving_cert = _ca_and_serving_cert(
+        directory,
+        f"foot-testenv-ca-{name}",
+        name,
+        [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")],
     )
     pki = ServerPki(
         ca_cert=directory / "ca.crt",
@@ -166,6 +154,26 @@ def write_server_pki(directory: Path, name: str) -> ServerPki:
     _write_cert(pki.serving_cert, serving_cert)
     _write_key(pki.serving_key, serving_key)
     return pki
+
+
+def _ca_and_serving_cert(
+    directory: Path, ca_name: str, common_name: str, alt_names: list[x509.GeneralName]
+) -> tuple[
+    ec.EllipticCurvePrivateKey, x509.Certificate, ec.EllipticCurvePrivateKey, x509.Certificate
+]:
+    """A private folder, a new CA, and a server certificate it signs (CA key and cert, serving
+    key and cert); the caller writes what it needs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    ca_key, ca_cert = _new_ca(ca_name)
+    serving_key, serving_cert = _new_leaf(
+        ca_key,
+        ca_cert,
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]),
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        subject_alt_names=alt_names,
+    )
+    return ca_key, ca_cert, serving_key, serving_cert
 
 
 def _new_ca(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:

@@ -37,6 +37,7 @@ from foot.telemetry import configure_tracing
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_sim.background import BackgroundSimulator
 from foot_sim.simulator import Simulator
+from support import deployment_template
 
 CLUSTER_KIND = KINDS.lookup("cluster.foot.dev/v1alpha1", "Cluster")
 BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
@@ -380,19 +381,7 @@ async def test_a_cluster_that_is_not_ready_shows_its_last_figures_out_of_the_tot
         key_file = tmp_path / "secret.key"
         await join_members(running, bus, key_file)
         names = [e.name for e in running.endpoints]
-        deployment = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": "faults"},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
-                },
-            },
-        }
+        deployment = deployment_template("faults", "web")
         info = KINDS.lookup("apps/v1", "Deployment")
         await (await bus.kv(TEMPLATES.name)).put(
             info.key("faults", "web"), KINDS.parse(deployment).to_json()

@@ -45,6 +45,7 @@ from foot.processes import spawn
 from foot.secrets import SecretBox
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_testenv.clusters import KubeCluster, KubeClusters
+from support import deployment_template
 
 pytestmark = pytest.mark.kube
 
@@ -587,22 +588,6 @@ async def test_a_refused_manifest_is_tried_again_until_the_member_takes_it(
     service = await h.member_get(m1, f"/api/v1/namespaces/{ns}/services/web")
     assert service is not None
     assert service["spec"]["ports"][0]["nodePort"] == node_port
-
-
-def deployment_template(namespace: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": f"example.com/{name}:1"}]},
-            },
-        },
-    }
 
 
 class DispatcherProcess:
