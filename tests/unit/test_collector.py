@@ -1,9 +1,10 @@
-"""LongLivedHeap: young collections only, their survivors frozen; full collections on a
-timer find the garbage cycles freezing kept."""
+"""LongLivedHeap: new objects frozen on a timer without being scanned, survivors of young
+collections frozen too; full collections on a timer find the garbage cycles freezing kept."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import Iterator
 
@@ -38,6 +39,30 @@ async def test_survivors_of_young_collections_are_frozen(heap: LongLivedHeap) ->
     assert gc.get_freeze_count() >= frozen_at_start + 4_000
     assert gc.get_objects(2) == []  # the oldest generation is never filled again
     del kept
+
+
+async def test_the_timer_freezes_new_objects_without_a_collection() -> None:
+    thresholds = gc.get_threshold()
+    heap = LongLivedHeap(young_threshold=1_000_000, full_every_seconds=0, freeze_every_seconds=0.01)
+    heap.install(asyncio.get_running_loop())
+    task = asyncio.create_task(heap.freezes_on_timer())
+    try:
+        collections_before = [generation["collections"] for generation in gc.get_stats()]
+        frozen_before = gc.get_freeze_count()
+        kept = [[n] for n in range(5_000)]
+        async with asyncio.timeout(5):
+            while gc.get_freeze_count() < frozen_before + 5_000:  # noqa: ASYNC110 - the timer's effect
+                await asyncio.sleep(0.01)
+        assert heap.freezes >= 1
+        assert [generation["collections"] for generation in gc.get_stats()] == collections_before
+        del kept
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        heap.uninstall()
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 async def test_a_full_collection_finds_cycles_that_were_frozen(heap: LongLivedHeap) -> None:
