@@ -20,8 +20,13 @@ the server-side apply.
 2. latency: one binding at a time to one cluster; time from the binding write (the policy
    event as the dispatcher sees it) to the work applied, p50/p99;
 3. isolation: the first ten clusters; bindings to all ten at a steady rate; the latency of
-   the nine others with every cluster healthy, then with the first one partitioned
-   (connections accepted, requests never answered), side by side.
+   the nine others with every cluster healthy and with the first one partitioned
+   (connections accepted, requests never answered), side by side. The two conditions take
+   turns in segments of 10 s (two request timeouts of the partitioned member each), in the
+   order healthy, partitioned, partitioned, healthy (each first as often as second), so that
+   the machine's speed, which drifts over minutes on a shared VM, weighs on both alike;
+   after a partitioned segment the first cluster is healed and its backlog applied before
+   the next segment starts.
 
 Prints a table, then one JSON line per figure.
 """
@@ -60,7 +65,9 @@ LATENCY_P99_GOAL_MS = 250.0
 ISOLATION_GOAL_PERCENT = 20.0
 ISOLATION_CLUSTERS = 10
 ISOLATION_RATE_PER_SECOND = 10.0
-ISOLATION_SECONDS = 20
+ISOLATION_SEGMENTS = 2
+"""Segments per condition (healthy, partitioned), taking turns."""
+ISOLATION_SEGMENT_SECONDS = 10
 CLUSTER_KIND = KINDS.lookup("cluster.foot.dev/v1alpha1", "Cluster")
 BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
 CONFIGMAP_KIND = KINDS.lookup("v1", "ConfigMap")
@@ -288,8 +295,9 @@ async def latency(
 
 async def steady(
     stand: Stand, watch: AppliedWatch, members: list[str], prefix: str, count: int
-) -> list[float]:
-    """Bindings to every member at a steady rate; latencies of the works of members[1:]."""
+) -> tuple[list[float], set[str]]:
+    """Bindings to every member at a steady rate; (latencies of the works of members[1:],
+    keys of members[0]'s works, which may still be waiting)."""
     for n in range(count):
         await stand.template(f"{prefix}-{n:04d}")
     started: dict[str, float] = {}
@@ -300,9 +308,10 @@ async def steady(
         moment = time.perf_counter()
         for key in await stand.bind(f"{prefix}-{n:04d}", members):
             started[key] = moment
-    watched = {k for k in started if not k.startswith(f"{members[0]}.")}
+    first = {k for k in started if k.startswith(f"{members[0]}.")}
+    watched = set(started) - first
     await watch.wait(watched)
-    return [(watch.applied_at[k] - started[k]) * 1000 for k in watched]
+    return [(watch.applied_at[k] - started[k]) * 1000 for k in watched], first
 
 
 async def set_fault(admin_url: str, token: str, cluster: str, mode: str) -> None:
@@ -431,14 +440,24 @@ async def isolation_figures(
 ) -> list[Figure]:
     figures: list[Figure] = []
     ten = names[:ISOLATION_CLUSTERS]
-    count = int(ISOLATION_RATE_PER_SECOND * ISOLATION_SECONDS)
-    healthy = await steady(stand, watch, ten, "healthy", count)
-    await set_fault(admin_url, admin_token, ten[0], "partitioned")
-    try:
-        partitioned = await steady(stand, watch, ten, "partitioned", count)
-    finally:
-        await set_fault(admin_url, admin_token, ten[0], "healthy")
-    for name, values in (("healthy", healthy), ("partitioned", partitioned)):
+    count = int(ISOLATION_RATE_PER_SECOND * ISOLATION_SEGMENT_SECONDS)
+    samples: dict[str, list[float]] = {"healthy": [], "partitioned": []}
+    order = ["healthy", "partitioned"]
+    for segment in range(ISOLATION_SEGMENTS * 2):
+        condition = order[(segment + segment // 2) % 2]  # healthy, partitioned, partitioned, ...
+        prefix = f"{condition}-{segment}"
+        if condition == "healthy":
+            durations, _ = await steady(stand, watch, ten, prefix, count)
+        else:
+            await set_fault(admin_url, admin_token, ten[0], "partitioned")
+            try:
+                durations, held = await steady(stand, watch, ten, prefix, count)
+            finally:
+                await set_fault(admin_url, admin_token, ten[0], "healthy")
+            await watch.wait(held)  # its backlog is not the next segment's load
+        samples[condition] += durations
+    healthy, partitioned = samples["healthy"], samples["partitioned"]
+    for name, values in samples.items():
         figures += [
             Figure(f"nine_{name}_p50", round(statistics.median(values), 1), "ms"),
             Figure(f"nine_{name}_p99", round(percentile(values, 0.99), 1), "ms"),
