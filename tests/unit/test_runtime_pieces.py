@@ -12,6 +12,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from foot.bus.reconcile import Backoff, ReconcileQueue
+from foot.errors import RetryableError
 from foot.runtime.locks import KeyedLocks
 from foot.runtime.logs import JsonFormatter, redact
 from foot.runtime.metrics import ServiceMetrics
@@ -235,3 +236,25 @@ async def test_a_waiter_cancelled_on_a_keyed_lock_leaves_nothing_behind() -> Non
     assert len(locks) == 0
     async with locks.hold("a"):  # still usable
         assert locks.locked("a")
+
+
+async def test_expedite_runs_now_what_waits_out_a_backoff() -> None:
+    attempts: dict[str, int] = {}
+
+    async def reconcile(key: str) -> None:
+        attempts[key] = attempts.get(key, 0) + 1
+        if attempts[key] == 1:
+            raise RetryableError("member gone")
+
+    queue = ReconcileQueue("unit", reconcile, workers=2, backoff=Backoff(60.0, 60.0))
+    async with asyncio.TaskGroup() as group:
+        work = group.create_task(queue.run())
+        queue.add("a")
+        queue.add("b")
+        queue.add_after("later", 60.0)  # not a failure: left as it is
+        await eventually(lambda: attempts == {"a": 1, "b": 1})
+        queue.expedite()
+        await eventually(lambda: attempts == {"a": 2, "b": 2})
+        assert len(queue) == 1  # "later" still waits
+        queue.shut_down()
+        await work

@@ -113,7 +113,12 @@ class DispatcherSettings(ServiceSettings):
     member_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     """Longest a connection to a member's API server may take to open."""
     retry_max_seconds: float = Field(default=30.0, gt=0, le=600)
-    """Cap of the exponential backoff between retries of a failed apply."""
+    """Cap of the exponential backoff between retries of a failed apply, and of the time a
+    member that does not answer is left alone between probes."""
+    member_breaker_seconds: float = Field(default=1.0, gt=0, le=600)
+    """After a request to a member gets no answer (timeout, refused, TLS failure), its
+    applies fail at once for this long, then one probe request goes; each probe that gets
+    no answer doubles the wait (up to `retry_max_seconds`), an answer ends it."""
     watch_member_status: bool = True
     """Watch the workload kinds FOOT applied in push members and fold their status into works."""
     aggregate_delay_seconds: float = Field(default=0.2, ge=0, le=60)
@@ -265,6 +270,9 @@ class DispatcherService(Service):
             rate=self.config.cluster_applies_per_second,
             burst=self.config.cluster_apply_burst,
             connection_limit=self.config.cluster_concurrency + 2,
+            breaker_base_seconds=self.config.member_breaker_seconds,
+            breaker_max_seconds=self.config.retry_max_seconds,
+            on_answering_again=self._answering_again,
         )
         self.render_queue = self.reconcile("render", self._render)
         self.status_queue = self.reconcile("status", self._refresh_status)
@@ -366,6 +374,13 @@ class DispatcherService(Service):
             self._queues.append(lane)
             self.supervisor.spawn(f"queue:apply:{cluster}", lane.run)
         return lane
+
+    def _answering_again(self, cluster: str) -> None:
+        """A member answers again: what waits for its backoff is tried now."""
+        log.info("member %s answers again", cluster)
+        lane = self._lanes.get(cluster)
+        if lane is not None:
+            lane.expedite()
 
     # ---- informer listeners --------------------------------------------------------------
 
@@ -786,8 +801,10 @@ class DispatcherService(Service):
                 manifest = _identity_manifest(ident)
                 if self._wanted_elsewhere(key, cluster, manifest):
                     continue
-                await member.limiter.acquire()
-                if await member.applier.remove(manifest):
+                with member.guarded():
+                    await member.limiter.acquire()
+                    removed = await member.applier.remove(manifest)
+                if removed:
                     log.info("removed %s from %s: applied for %s, no longer wanted there",
                              ident, cluster, binding_key)  # fmt: skip
         del self._recovered[binding_key]
@@ -861,17 +878,18 @@ class DispatcherService(Service):
         if work_applied(work):
             self._watch_member(member, work)
             return
-        await member.limiter.acquire()
         parent = work.metadata.traceparent
         context = extract_context({"traceparent": parent}) if parent else None
         try:
-            # One rollout is one trace: the member apply joins the binding's trace.
-            with tracer().start_as_current_span(
-                f"apply {name}", context=context, kind=trace.SpanKind.CLIENT
-            ):
-                statuses = await member.applier.apply_all(
-                    work.spec.manifests, work.spec.conflict_resolution
-                )
+            with member.guarded():
+                await member.limiter.acquire()
+                # One rollout is one trace: the member apply joins the binding's trace.
+                with tracer().start_as_current_span(
+                    f"apply {name}", context=context, kind=trace.SpanKind.CLIENT
+                ):
+                    statuses = await member.applier.apply_all(
+                        work.spec.manifests, work.spec.conflict_resolution
+                    )
         except RetryableError as exc:
             message = exc.message
             if staged is not None:  # shown as waiting for its member from now on
@@ -935,8 +953,10 @@ class DispatcherService(Service):
         for manifest in reversed(work.spec.manifests):
             if self._wanted_elsewhere(key, work.spec.cluster, manifest):
                 continue
-            await member.limiter.acquire()
-            if not await member.applier.remove(manifest):
+            with member.guarded():
+                await member.limiter.acquire()
+                removed = await member.applier.remove(manifest)
+            if not removed:
                 log.info("left %s/%s alone: FOOT does not manage it", work.spec.cluster, manifest)
         await self._delete_work(key)
         self.render_queue.add(_split_work_key(key)[1])

@@ -90,6 +90,16 @@ class ReconcileQueue:
         self.add(key)
         self._update_idle()
 
+    def expedite(self) -> None:
+        """Reconcile now every key waiting out its backoff, its failures forgotten (what
+        they failed on is back)."""
+        for key, handle in list(self._delayed.items()):
+            if key in self._failures:
+                handle.cancel()
+                del self._delayed[key]
+                del self._failures[key]
+                self.add(key)
+
     def __len__(self) -> int:
         return len(self._queued) + len(self._delayed)
 

@@ -1,6 +1,7 @@
 """The dispatcher against simulated members with faults: a partitioned member never holds up
-the others and shows why it is behind; a member answering 429/500 is retried with backoff
-until its works are applied; a partition that heals converges."""
+the others and shows why it is behind; while it does not answer it gets one probe request at
+a time, not a retry per work; a member answering 429/500 is retried with backoff until its
+works are applied; a partition that heals converges."""
 
 from __future__ import annotations
 
@@ -203,6 +204,56 @@ async def test_a_partitioned_member_holds_up_nobody_and_converges_when_healed(
         ) as kube:
             healed = await kube.get("/api/v1/namespaces/faults/configmaps/cfg-0")
         assert healed["data"] == {"k": "cfg-0"}
+
+
+async def test_a_member_that_does_not_answer_gets_probes_not_a_retry_per_work(
+    sim: BackgroundSimulator, joined: tuple[Bus, Path], nats_server: EmbeddedNats
+) -> None:
+    bus, key_file = joined
+    names = [e.name for e in sim.endpoints]
+    stuck = names[0]
+    served = sim.simulator.cluster(stuck).api
+    settings = DispatcherSettings(
+        nats_url=nats_server.url,
+        secret_key_file=key_file,
+        member_timeout_seconds=0.5,
+        member_breaker_seconds=1.0,
+        retry_max_seconds=2.0,
+    )
+    async with DispatcherService(settings):
+        warm = await bind_config(bus, "warm", names)  # connections and discovery made
+        await wait_applied(bus, warm)
+        await sim.run_async(lambda: sim.simulator.set_fault(stuck, "partitioned"))
+        keys: list[str] = []
+        for n in range(12):
+            keys += await bind_config(bus, f"probe-{n}", names)
+        await wait_applied(bus, [k for k in keys if not k.startswith(f"{stuck}.")])
+
+        async def all_shown_unanswered() -> bool:
+            current = await works(bus)
+            return all(
+                k in current
+                and any(
+                    c.reason == "MemberUnavailable"
+                    and f"member {stuck} does not answer" in c.message
+                    for c in current[k].status.conditions
+                )
+                for k in keys
+                if k.startswith(f"{stuck}.")
+            )
+
+        async with asyncio.timeout(20):
+            while not await all_shown_unanswered():  # noqa: ASYNC110 - state in the bucket
+                await asyncio.sleep(0.1)
+        # Each request waits 0.5 s for an answer: retried per work, eight workers would send
+        # some 50 in the next 3 s; probes go one at a time, 1-2 s apart.
+        before = served.requests_served
+        await asyncio.sleep(3.0)
+        probes = served.requests_served - before
+        assert 1 <= probes <= 4, f"{probes} requests to the member that does not answer"
+
+        await sim.run_async(lambda: sim.simulator.set_fault(stuck, "healthy"))
+        await wait_applied(bus, keys, within=20)
 
 
 async def test_429_and_500_are_retried_until_applied(
