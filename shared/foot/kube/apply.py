@@ -31,6 +31,7 @@ from foot.errors import PermanentError
 from foot.kinds.works import ManifestStatus
 from foot.kube.client import KubeClient
 from foot.kube.errors import (
+    CONFLICT,
     KubeApiError,
     KubeConflictError,
     KubeNotFoundError,
@@ -229,7 +230,9 @@ class MemberApplier:
             with contextlib.suppress(KubeConflictError):  # changed since the read: again
                 return await self._apply(path, manifest, resource_version=version or None)
         raise KubeUnavailableError(
-            self.kube.target.server, f"{describe(manifest)} kept changing while being applied"
+            self.kube.target.server,
+            f"{describe(manifest)} kept changing while being applied",
+            status=CONFLICT,
         )
 
     async def apply_all(

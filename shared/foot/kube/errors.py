@@ -19,6 +19,8 @@ class KubeUnavailableError(RetryableError):
         super().__init__(f"{server}: {message}")
         self.server = server
         self.status = status
+        """What it answered (429, 5xx; 409 for an object that kept changing while being
+        applied); None when it did not answer at all (timeout, refused, TLS failure)."""
 
 
 class KubeApiError(PermanentError):

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 
 class LongLivedHeap:
-    """Install once per process (`install`), run `full_collections` as a background task."""
+    """Install once per process (`install`), run `freezes_on_timer` and `full_collections`
+    as background tasks."""
 
     def __init__(
         self,
