@@ -135,6 +135,26 @@ async def wait_applied(bus: Bus, keys: list[str], within: float = 30.0) -> None:
             await asyncio.sleep(0.05)
 
 
+async def wait_unavailable_shown(
+    bus: Bus, keys: list[str], *, saying: str = "", within: float = 20.0
+) -> None:
+    """Until every work of `keys` shows its member unavailable (with `saying` in the
+    message)."""
+
+    def shown(work: Work) -> bool:
+        return any(
+            c.type == "Applied" and c.reason == "MemberUnavailable" and saying in c.message
+            for c in work.status.conditions
+        )
+
+    async with asyncio.timeout(within):
+        while True:
+            current = await works(bus)
+            if all(k in current and shown(current[k]) for k in keys):
+                return
+            await asyncio.sleep(0.1)
+
+
 async def test_a_partitioned_member_holds_up_nobody_and_converges_when_healed(
     sim: BackgroundSimulator, joined: tuple[Bus, Path], nats_server: EmbeddedNats
 ) -> None:
@@ -177,22 +197,7 @@ async def test_a_partitioned_member_holds_up_nobody_and_converges_when_healed(
         retry_max_seconds=1.0,
     )
     async with DispatcherService(settings):
-
-        async def unavailable_shown() -> bool:
-            current = await works(bus)
-            return all(
-                k in current
-                and any(
-                    c.type == "Applied" and c.reason == "MemberUnavailable"
-                    for c in current[k].status.conditions
-                )
-                for k in keys
-                if k.startswith(f"{stuck}.")
-            )
-
-        async with asyncio.timeout(20):
-            while not await unavailable_shown():  # noqa: ASYNC110 - state in the bucket
-                await asyncio.sleep(0.1)
+        await wait_unavailable_shown(bus, [k for k in keys if k.startswith(f"{stuck}.")])
         current = await works(bus)
         assert all(current[k].status.applied_hash is None for k in keys if k.startswith(stuck))
 
@@ -228,23 +233,11 @@ async def test_a_member_that_does_not_answer_gets_probes_not_a_retry_per_work(
         for n in range(12):
             keys += await bind_config(bus, f"probe-{n}", names)
         await wait_applied(bus, [k for k in keys if not k.startswith(f"{stuck}.")])
-
-        async def all_shown_unanswered() -> bool:
-            current = await works(bus)
-            return all(
-                k in current
-                and any(
-                    c.reason == "MemberUnavailable"
-                    and f"member {stuck} does not answer" in c.message
-                    for c in current[k].status.conditions
-                )
-                for k in keys
-                if k.startswith(f"{stuck}.")
-            )
-
-        async with asyncio.timeout(20):
-            while not await all_shown_unanswered():  # noqa: ASYNC110 - state in the bucket
-                await asyncio.sleep(0.1)
+        await wait_unavailable_shown(
+            bus,
+            [k for k in keys if k.startswith(f"{stuck}.")],
+            saying=f"member {stuck} does not answer",
+        )
         # Each request waits 0.5 s for an answer: retried per work, eight workers would send
         # some 50 in the next 3 s; probes go one at a time, 1-2 s apart.
         before = served.requests_served
