@@ -28,6 +28,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -86,11 +87,7 @@ class LongLivedHeap:
 
     async def freezes_on_timer(self) -> None:
         """Every `freeze_every_seconds` (never when 0): freeze the heap as it is."""
-        if self.freeze_every_seconds <= 0:
-            await asyncio.Event().wait()  # nothing to do; ends when cancelled
-        while True:
-            await asyncio.sleep(self.freeze_every_seconds)
-            self._freeze()
+        await _every(self.freeze_every_seconds, self._freeze)
 
     def full_collection(self) -> tuple[int, float]:
         """Thaw everything, collect, freeze again; returns (unreachable objects found,
@@ -103,14 +100,22 @@ class LongLivedHeap:
 
     async def full_collections(self) -> None:
         """Every `full_every_seconds` (never when 0): a full collection, logged."""
-        if self.full_every_seconds <= 0:
-            await asyncio.Event().wait()  # nothing to do; ends when cancelled
-        while True:
-            await asyncio.sleep(self.full_every_seconds)
-            found, took = self.full_collection()
-            log.info(
-                "full garbage collection: %d unreachable objects, %.0f ms, %d objects kept",
-                found,
-                took * 1000,
-                gc.get_freeze_count(),
-            )
+        await _every(self.full_every_seconds, self._logged_full_collection)
+
+    def _logged_full_collection(self) -> None:
+        found, took = self.full_collection()
+        log.info(
+            "full garbage collection: %d unreachable objects, %.0f ms, %d objects kept",
+            found,
+            took * 1000,
+            gc.get_freeze_count(),
+        )
+
+
+async def _every(seconds: float, action: Callable[[], None]) -> None:
+    """Call `action` every `seconds` until cancelled (never when 0)."""
+    if seconds <= 0:
+        await asyncio.Event().wait()  # nothing to do; ends when cancelled
+    while True:
+        await asyncio.sleep(seconds)
+        action()
