@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from foot.bus.reconcile import Backoff
 from foot.credentials import CredentialStore
 from foot.errors import NotFoundError, RetryableError
 from foot.kube import KubeClient, KubeTarget
@@ -72,10 +73,10 @@ class Breaker:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.member = member
-        self.base_seconds = base_seconds
-        self.max_seconds = max_seconds
+        self._backoff = Backoff(base_seconds=base_seconds, max_seconds=max_seconds)
         self._clock = clock
-        self._delay = base_seconds
+        self._unanswered = 0
+        """Requests without an answer that counted: the first of an outage, then each probe."""
         self._retry_at = 0.0
         self._probing = False
         self.error: str | None = None
@@ -97,18 +98,18 @@ class Breaker:
         if self.error is None:
             return False
         self.error = None
-        self._delay = self.base_seconds
+        self._unanswered = 0
         return True
 
     def failed(self, probe: bool, error: str) -> None:
         """The member did not answer."""
         if probe:
             self._probing = False
-            self._delay = min(self._delay * 2, self.max_seconds)
         elif self.error is not None:
             return  # sent before the breaker opened: the same outage, seen again
+        self._unanswered += 1
         self.error = error
-        self._retry_at = self._clock() + self._delay
+        self._retry_at = self._clock() + self._backoff.delay(self._unanswered)
 
     def abandoned(self, probe: bool) -> None:
         """The request ended without an outcome (cancelled)."""
