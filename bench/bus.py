@@ -35,8 +35,8 @@ from nats.aio.msg import Msg
 from nats.js import api as js_api
 
 from foot.bus import Bus, Consumer, ConsumerSpec, Delivery, StreamSpec
-from foot.natsserver import EmbeddedNats
 from foot.telemetry import configure_tracing
+from foot_cli.natsserver import EmbeddedNats
 
 STREAM = StreamSpec(name="BENCH", subjects=("bench.>",), description="benchmark messages")
 OVERHEAD_GOAL_PERCENT = 25.0

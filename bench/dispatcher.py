@@ -52,11 +52,12 @@ import orjson
 import yaml
 
 from foot.bus import Bus
-from foot.bus.catalog import BINDINGS, CLUSTER_CREDENTIALS, CLUSTERS, TEMPLATES, WORKS
-from foot.credentials import ClusterCredential, CredentialStore
+from foot.catalog import BINDINGS, CLUSTER_CREDENTIALS, CLUSTERS, TEMPLATES, WORKS
+from foot.cluster_credential import ClusterCredential
+from foot.credentials import CredentialStore
 from foot.kinds import KINDS
-from foot.natsserver import EmbeddedNats
 from foot.secrets import SecretBox
+from foot_cli.natsserver import EmbeddedNats
 
 START_TIMEOUT_SECONDS = 180.0
 PHASE_TIMEOUT_SECONDS = 300.0

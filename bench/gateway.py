@@ -58,7 +58,7 @@ import orjson
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.bus.catalog import (
+from foot.catalog import (
     API_APPLY,
     CLUSTERS,
     HEALTH_PREFIX,
@@ -71,8 +71,8 @@ from foot.kinds import KINDS
 from foot.kinds.clusters import TAINT_NOT_READY, TAINT_UNREACHABLE
 from foot.kube import KubeClient, KubeTarget
 from foot.kube.errors import KubeNotFoundError
-from foot.natsserver import EmbeddedNats
 from foot.registry_api import RegistryReply
+from foot_cli.natsserver import EmbeddedNats
 from foot_testenv.apisix_fake import ApisixFake
 from foot_testenv.binaries import find_binaries
 from foot_testenv.clusters import KubeCluster, KubeClusters

@@ -38,10 +38,10 @@ from typing import Any
 import orjson
 
 from foot.bus import Bus
-from foot.bus.catalog import HEALTH_PREFIX, registry_subject
+from foot.catalog import HEALTH_PREFIX, registry_subject
 from foot.health import ClusterHealthEvent
-from foot.natsserver import EmbeddedNats
 from foot.registry_api import RegistryReply
+from foot_cli.natsserver import EmbeddedNats
 from foot_sim.background import BackgroundSimulator
 from foot_sim.faults import FaultMode
 from foot_sim.simulator import Simulator

@@ -39,12 +39,12 @@ import orjson
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.bus.catalog import API_APPLY, BINDINGS, CLUSTERS, health_subject
+from foot.catalog import API_APPLY, BINDINGS, CLUSTERS, health_subject
 from foot.health import ClusterHealthEvent
 from foot.kinds import KINDS
 from foot.kinds.clusters import Cluster
 from foot.kinds.policies import PropagationSpec
-from foot.natsserver import EmbeddedNats
+from foot_cli.natsserver import EmbeddedNats
 from foot_scheduler.core import ClusterSnapshot, Workload, schedule
 from foot_scheduler.core.workload import PODS
 

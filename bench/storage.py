@@ -37,14 +37,14 @@ import orjson
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.bus.catalog import API_APPLY, STORAGE_CLAIMS, registry_subject
+from foot.catalog import API_APPLY, STORAGE_CLAIMS, registry_subject
 from foot.kinds import KINDS
 from foot.kinds.storage import StorageClaim
 from foot.kube import KubeClient, KubeTarget
 from foot.kube.errors import KubeNotFoundError
-from foot.natsserver import EmbeddedNats
 from foot.registry_api import RegistryReply
 from foot.secrets import SecretBox
+from foot_cli.natsserver import EmbeddedNats
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_registry.service import RegistryService
 from foot_registry.settings import RegistrySettings

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from foot.bus import Bus
-from foot.natsserver import EmbeddedNats
+from foot_cli.natsserver import EmbeddedNats
 
 # Real member clusters (kube_clusters: three per session; kube_cluster_factory: per test).
 pytest_plugins = ("foot_testenv.fixtures",)

@@ -14,11 +14,11 @@ import orjson
 import pytest
 
 from foot.bus import Bus
-from foot.bus.catalog import BUCKETS, registry_subject
+from foot.catalog import BUCKETS, registry_subject
 from foot.kube import KubeClient, KubeNotFoundError, KubeTarget
-from foot.natsserver import EmbeddedNats
 from foot.registry_api import RegistryReply
 from foot.runtime.logs import JsonFormatter
+from foot_cli.natsserver import EmbeddedNats
 from foot_registry.member import JOINED_LABEL, SERVICE_ACCOUNT, role_name
 from foot_registry.service import RegistryService
 from foot_registry.settings import RegistrySettings

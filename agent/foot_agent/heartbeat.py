@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 import orjson
 from pydantic import ValidationError
 
-from foot.bus.catalog import agent_heartbeat_subject, agent_register_subject
+from foot.catalog import agent_heartbeat_subject, agent_register_subject
+from foot.cluster_status import CollectedStatus
 from foot.errors import FootError
-from foot.kube.collect import CollectedStatus, collect_status
+from foot.kube.collect import collect_status
 from foot.objects import utc_now
 from foot.registry_api import AgentHello, AgentWelcome, Heartbeat
 

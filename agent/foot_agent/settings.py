@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from foot.errors import FieldProblem
+from foot.objects import DNS1123_LABEL_PATTERN
 from foot.runtime.settings import SettingsError, check_nats_ca
 
 ENV_PREFIX = "FOOT_AGENT_"
@@ -28,7 +29,7 @@ class AgentSettings(BaseSettings):
         cli_implicit_flags=True,
     )
 
-    cluster_name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    cluster_name: str = Field(pattern=DNS1123_LABEL_PATTERN, max_length=63)
     """Name the cluster was registered under."""
     nats_url: str = Field(pattern=r"^(nats|tls)://[^\s]+$")
     """The hub's NATS (with this agent's NATS user in production)."""

@@ -24,14 +24,15 @@ import orjson
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from foot.bus.catalog import work_deliver_subject, work_status_subject, work_sync_subject
 from foot.bus.reconcile import Backoff, ReconcileQueue
+from foot.catalog import work_deliver_subject, work_status_subject, work_sync_subject
 from foot.errors import FootError, RetryableError
 from foot.kinds.works import ManifestStatus, WorkDelivery, WorkStatusReport
 from foot.kube import KubeClient
-from foot.kube.apply import MANAGED_SELECTOR, MemberApplier, identity, observed_status
-from foot.kube.health import WATCHED_KINDS
+from foot.kube.apply import MemberApplier
 from foot.kube.watch import watch_collection
+from foot.manifests import MANAGED_SELECTOR, identity, observed_status
+from foot.object_health import WATCHED_KINDS
 
 if TYPE_CHECKING:
     from foot.bus import Bus

@@ -1,4 +1,5 @@
-"""How FOOT reaches a member cluster: the credential the registry minted at join.
+"""Where FOOT keeps the credentials it reaches member clusters with (the model is
+`foot.cluster_credential`; this module is the KV-backed store, above the bus layer).
 
 The registry is the only writer of the `cluster-credentials` bucket; the
 dispatcher (and anyone else applying into members) reads it through
@@ -9,32 +10,12 @@ appears in a repr, a log line or the bucket in plain text.
 from __future__ import annotations
 
 import orjson
-from pydantic import Field, SecretStr
 
-from foot.bus.catalog import CLUSTER_CREDENTIALS
 from foot.bus.kv import KvStore
+from foot.catalog import CLUSTER_CREDENTIALS
+from foot.cluster_credential import ClusterCredential
 from foot.errors import NotFoundError
-from foot.objects import FrozenModel
 from foot.secrets import SecretBox
-
-
-class ClusterCredential(FrozenModel):
-    """A ServiceAccount token for one member cluster's API server."""
-
-    cluster: str = Field(min_length=1)
-    """Member cluster name."""
-    server: str = Field(pattern=r"^https?://")
-    """API server URL."""
-    token: SecretStr
-    """Bearer token of FOOT's ServiceAccount in that cluster."""
-    ca_pem: str | None = None
-    """PEM of the CA that signed the API server's certificate (None: system trust)."""
-    insecure_skip_tls_verify: bool = False
-    """Skip TLS verification (only when the joining kubeconfig said so)."""
-    tls_server_name: str | None = None
-    """Server name to verify the certificate against, when it differs from the URL's host."""
-    service_account: str = "foot/foot-controller"
-    """`namespace/name` of the ServiceAccount the token belongs to."""
 
 
 def _context(cluster: str) -> str:

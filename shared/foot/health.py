@@ -1,6 +1,6 @@
 """Cluster health transitions: what the registry publishes the moment a cluster's Ready changes.
 
-Subject `foot.events.health.<cluster>` (see `foot.bus.catalog.health_subject`). The
+Subject `foot.events.health.<cluster>` (see `foot.catalog.health_subject`). The
 scheduler (failover), gateway-sync (drain) and dispatcher react to them; the cluster
 object in the `clusters` bucket records the same transition for anyone who starts later.
 """

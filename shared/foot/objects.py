@@ -19,8 +19,14 @@ from pydantic.alias_generators import to_camel
 
 from foot.errors import FieldProblem, InvalidObjectError
 
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# The one spelling of Kubernetes' DNS-1123 names in the tree (k8s.io/apimachinery's
+# validation): kinds, settings and the simulator all build on these fragments.
+DNS1123_LABEL_FRAGMENT = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_SUBDOMAIN_FRAGMENT = rf"{DNS1123_LABEL_FRAGMENT}(\.{DNS1123_LABEL_FRAGMENT})*"
+DNS1123_LABEL_PATTERN = rf"^{DNS1123_LABEL_FRAGMENT}$"
+"""Anchored, for pydantic `Field(pattern=...)`."""
+DNS1123_SUBDOMAIN = re.compile(rf"^{DNS1123_SUBDOMAIN_FRAGMENT}$")
+DNS1123_LABEL = re.compile(DNS1123_LABEL_PATTERN)
 DNS1123_SUBDOMAIN_MAX = 253
 DNS1123_LABEL_MAX = 63
 

@@ -28,7 +28,7 @@ import orjson
 from pydantic import Field, SecretStr
 
 from foot.api import ApiError
-from foot.kube.collect import CollectedStatus
+from foot.cluster_status import CollectedStatus
 from foot.objects import FrozenModel
 
 AGENT_KEY_CONTEXT = b"foot-agent-key-v1"

@@ -5,30 +5,29 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from foot.objects import DNS1123_LABEL_FRAGMENT, DNS1123_SUBDOMAIN_FRAGMENT
 from foot_sim.errors import invalid
 from foot_sim.resources import NameRule, ResourceType
 
-_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUBDOMAIN = rf"{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*"
 _DNS1035_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"
 
 _NAME_RULES: dict[NameRule, tuple[re.Pattern[str], int, str]] = {
     NameRule.DNS1123_SUBDOMAIN: (
-        re.compile(_DNS1123_SUBDOMAIN),
+        re.compile(DNS1123_SUBDOMAIN_FRAGMENT),
         253,
         (
             "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
             "'-' or '.', and must start and end with an alphanumeric character "
-            f"(e.g. 'example.com', regex used for validation is '{_DNS1123_SUBDOMAIN}')"
+            f"(e.g. 'example.com', regex used for validation is '{DNS1123_SUBDOMAIN_FRAGMENT}')"
         ),
     ),
     NameRule.DNS1123_LABEL: (
-        re.compile(_DNS1123_LABEL),
+        re.compile(DNS1123_LABEL_FRAGMENT),
         63,
         (
             "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
             "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
-            f"regex used for validation is '{_DNS1123_LABEL}')"
+            f"regex used for validation is '{DNS1123_LABEL_FRAGMENT}')"
         ),
     ),
     NameRule.DNS1035_LABEL: (

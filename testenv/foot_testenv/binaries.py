@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from foot.processes import spawn
+from foot_cli.processes import spawn
 
 ETCD_PATH = Path("/usr/bin/etcd")
 ETCD_DEBIAN_PACKAGE = "etcd-server"

@@ -43,7 +43,7 @@ from typing import Any, overload
 
 import yaml
 
-from foot.processes import spawn, stop_all
+from foot_cli.processes import spawn, stop_all
 from foot_testenv.binaries import FootTestenvError, KubeBinaries, find_binaries
 from foot_testenv.pki import (
     FRONT_PROXY_CLIENT_NAME,

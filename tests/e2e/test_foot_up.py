@@ -48,7 +48,7 @@ def foot_up(
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     home = tmp_path / "foot-home"
     env = dict(os.environ, FOOT_HOME=str(home))
-    argv = [sys.executable, "-m", "foot.cli.main", "up", "--nats-port", "0"]
+    argv = [sys.executable, "-m", "foot_cli.main", "up", "--nats-port", "0"]
     argv += ["--sim", str(request.param)]
     with (tmp_path / "up.out").open("wb") as output:
         process = subprocess.Popen(

@@ -31,13 +31,13 @@ from pydantic import SecretStr
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.bus.catalog import API_APPLY, API_DELETE, HEALTH_PREFIX, WORKS, registry_subject
+from foot.catalog import API_APPLY, API_DELETE, HEALTH_PREFIX, WORKS, registry_subject
 from foot.health import ClusterHealthEvent
 from foot.kinds.works import Work
 from foot.kube import KubeClient, KubeTarget
 from foot.kube.errors import KubeNotFoundError
-from foot.natsserver import EmbeddedNats
 from foot.registry_api import RegistryReply
+from foot_cli.natsserver import EmbeddedNats
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_gateway_sync.core import object_id
 from foot_gateway_sync.service import GatewaySyncService, GatewaySyncSettings

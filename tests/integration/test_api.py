@@ -20,11 +20,11 @@ import pytest
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.bus.catalog import API_APPLY, API_DELETE, EVENTS, REJECTED, owner_apply_subject
+from foot.catalog import API_APPLY, API_DELETE, EVENTS, REJECTED, owner_apply_subject
 from foot.kinds import KINDS
-from foot.natsserver import EmbeddedNats
 from foot.runtime.settings import ServiceSettings
 from foot.store import ObjectStore
+from foot_cli.natsserver import EmbeddedNats
 from foot_registry.service import RegistryService
 from foot_scheduler.service import SchedulerService
 
@@ -232,7 +232,7 @@ def foot_cli(
 ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, FOOT_NATS_URL=nats.url)
     return subprocess.run(
-        [sys.executable, "-m", "foot.cli.main", *args],
+        [sys.executable, "-m", "foot_cli.main", *args],
         input=stdin,
         capture_output=True,
         text=True,

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from foot.bus import Bus, Consumer, ConsumerSpec, Delivery, Informer, ReconcileQueue, StreamSpec
-from foot.bus.catalog import DEAD_LETTERS, BucketSpec
 from foot.bus.consumer import ATTEMPTS_HEADER, ERROR_CODE_HEADER, ERROR_HEADER, SUBJECT_HEADER
+from foot.catalog import DEAD_LETTERS, BucketSpec
 from foot.errors import AlreadyExistsError, ConflictError, PermanentError
 from support import eventually
 

@@ -12,14 +12,14 @@ import yaml
 from pydantic import SecretStr
 
 from foot.bus import Bus
-from foot.bus.catalog import CLUSTERS, BucketSpec
+from foot.catalog import CLUSTERS, BucketSpec
 from foot.errors import InvalidObjectError, PermanentError
-from foot.natsserver import EmbeddedNats
 from foot.registry_api import RegisterRequest
 from foot.runtime.service import Service
 from foot.runtime.settings import ServiceSettings
 from foot_agent.agent import Agent
 from foot_agent.settings import AgentSettings
+from foot_cli.natsserver import EmbeddedNats
 from foot_registry.service import RegistryService
 from foot_registry.settings import RegistrySettings
 from foot_testenv.pki import ServerPki, write_server_pki

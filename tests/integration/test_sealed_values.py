@@ -18,13 +18,13 @@ import pytest
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.bus.catalog import API_APPLY, TEMPLATES
+from foot.catalog import API_APPLY, TEMPLATES
 from foot.errors import PermanentError
 from foot.kinds import KINDS
-from foot.natsserver import EmbeddedNats
 from foot.runtime.settings import ServiceSettings
 from foot.secrets import FORMAT_PREFIX, SecretBox
 from foot.store import ObjectStore
+from foot_cli.natsserver import EmbeddedNats
 from foot_scheduler.service import SchedulerService
 
 SECRETS = KINDS.resolve("secrets")

@@ -6,10 +6,10 @@ import asyncio
 
 import aiohttp
 
-from foot.bus.catalog import BucketSpec
-from foot.natsserver import EmbeddedNats
+from foot.catalog import BucketSpec
 from foot.runtime.service import Service
 from foot.runtime.settings import ServiceSettings
+from foot_cli.natsserver import EmbeddedNats
 from support import eventually
 
 WATCHED = BucketSpec(name="runtime_watched", owner="runtime-test", description="test")

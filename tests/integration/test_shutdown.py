@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from foot.bus import Bus, KvStore
-from foot.natsserver import EmbeddedNats
-from foot.processes import spawn
+from foot_cli.natsserver import EmbeddedNats
+from foot_cli.processes import spawn
 from support import eventually
 
 WORKER = Path(__file__).parent / "workers" / "slow_worker.py"

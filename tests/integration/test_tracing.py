@@ -28,9 +28,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from foot.bus import Bus
-from foot.natsserver import EmbeddedNats
-from foot.processes import free_port, spawn, stop
 from foot.telemetry import configure_tracing, tracer
+from foot_cli.natsserver import EmbeddedNats
+from foot_cli.processes import free_port, spawn, stop
 from support import eventually
 
 WORKER = Path(__file__).parent / "workers" / "trace_worker.py"

@@ -18,7 +18,7 @@ from foot.kube import (
     KubeTarget,
 )
 from foot.kube.errors import KubeUnavailableError
-from foot.processes import free_port
+from foot_cli.processes import free_port
 from foot_testenv.clusters import KubeClusters
 
 

@@ -13,8 +13,9 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from foot.bus.reconcile import Backoff, ReconcileQueue
 from foot.errors import RetryableError
+from foot.redaction import redact
 from foot.runtime.locks import KeyedLocks
-from foot.runtime.logs import JsonFormatter, redact
+from foot.runtime.logs import JsonFormatter
 from foot.runtime.metrics import ServiceMetrics
 from foot.runtime.settings import ServiceSettings, SettingsError
 from foot.runtime.supervisor import Supervisor

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from foot.bus.catalog import BUCKETS
-from foot.credentials import ClusterCredential
+from foot.catalog import BUCKETS
+from foot.cluster_credential import ClusterCredential
 from foot.kinds import KINDS
 from foot.secrets import SecretBox, SecretKeyError, UnsealError
 

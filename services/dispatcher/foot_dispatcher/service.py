@@ -43,7 +43,8 @@ from opentelemetry import trace
 from pydantic import Field, ValidationError
 
 from foot.bus import Entry, KvStore, ReconcileQueue
-from foot.bus.catalog import (
+from foot.bus.reconcile import Backoff
+from foot.catalog import (
     AGGREGATED_STATUS,
     BINDINGS,
     CLUSTER_CREDENTIALS,
@@ -55,7 +56,6 @@ from foot.bus.catalog import (
     WORKS_PREFIX,
     work_deliver_subject,
 )
-from foot.bus.reconcile import Backoff
 from foot.credentials import CredentialStore
 from foot.errors import AlreadyExistsError, ConflictError, FootError, RetryableError
 from foot.kinds import KINDS
@@ -69,9 +69,9 @@ from foot.kinds.works import (
     WorkDelivery,
     WorkStatusReport,
 )
-from foot.kube.apply import MANAGED_SELECTOR, identity
-from foot.kube.health import WATCHED_KINDS
 from foot.kube.watch import watch_collection
+from foot.manifests import MANAGED_SELECTOR, identity
+from foot.object_health import WATCHED_KINDS
 from foot.objects import KubeObject, utc_now
 from foot.runtime.collector import LongLivedHeap
 from foot.runtime.locks import KeyedLocks

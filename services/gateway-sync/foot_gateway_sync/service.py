@@ -30,7 +30,7 @@ from nats.aio.msg import Msg
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from foot.bus import Entry, Informer, KvStore
-from foot.bus.catalog import CLUSTERS, GATEWAY_ROUTES, HEALTH_PREFIX, WORKS
+from foot.catalog import CLUSTERS, GATEWAY_ROUTES, HEALTH_PREFIX, WORKS
 from foot.errors import ConflictError, FootError, PermanentError
 from foot.health import ClusterHealthEvent
 from foot.kinds.clusters import Cluster

@@ -21,6 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
+from foot.cluster_status import CollectedStatus
 from foot.health import ClusterHealthEvent, ReadyStatus
 from foot.kinds.clusters import (
     TAINT_NOT_READY,
@@ -30,7 +31,6 @@ from foot.kinds.clusters import (
     ClusterStatus,
     Taint,
 )
-from foot.kube.collect import CollectedStatus
 
 Source = Literal["probe", "heartbeat", "lease"]
 SYSTEM_TAINTS = frozenset({TAINT_NOT_READY, TAINT_UNREACHABLE})

@@ -35,7 +35,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from foot.api import ApiError
 from foot.bus import Entry
-from foot.bus.catalog import (
+from foot.catalog import (
     AGENT_PREFIX,
     CLUSTER_AGENTS,
     CLUSTER_CREDENTIALS,
@@ -43,7 +43,8 @@ from foot.bus.catalog import (
     health_subject,
     registry_subject,
 )
-from foot.credentials import ClusterCredential, CredentialStore
+from foot.cluster_credential import ClusterCredential
+from foot.credentials import CredentialStore
 from foot.errors import (
     AlreadyExistsError,
     ConflictError,

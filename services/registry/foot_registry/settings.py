@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from foot.objects import DNS1123_LABEL_PATTERN
 from foot.runtime.settings import ServiceSettings, check_nats_ca
 
 
@@ -56,7 +57,7 @@ class RegistrySettings(ServiceSettings):
     join_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     """Each request of a join/unjoin to a member's API server may take this long."""
     member_namespace: str = Field(
-        default="foot-system", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63
+        default="foot-system", pattern=DNS1123_LABEL_PATTERN, max_length=63
     )
     """Namespace the push join creates in each member (FOOT's ServiceAccount lives there);
     the ClusterRole and its binding are named `<namespace>:foot-controller`."""

@@ -33,7 +33,7 @@ from opentelemetry import trace
 from pydantic import Field, ValidationError
 
 from foot.bus import Entry, KvStore
-from foot.bus.catalog import BINDINGS, CLUSTERS, HEALTH_PREFIX, POLICIES, TEMPLATES
+from foot.catalog import BINDINGS, CLUSTERS, HEALTH_PREFIX, POLICIES, TEMPLATES
 from foot.errors import AlreadyExistsError, ConflictError, FootError
 from foot.health import ClusterHealthEvent
 from foot.kinds import KINDS

@@ -13,7 +13,7 @@ import orjson
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.bus.catalog import API_APPLY, API_DELETE, WORKS
+from foot.catalog import API_APPLY, API_DELETE, WORKS
 from foot.errors import PermanentError, RetryableError, TransportError
 from foot.kinds.storage import size_bytes
 from foot.secrets import SecretBox

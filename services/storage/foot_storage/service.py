@@ -18,7 +18,7 @@ import orjson
 from pydantic import Field
 
 from foot.bus import Informer, KvStore, ReconcileQueue
-from foot.bus.catalog import BINDINGS, CLUSTERS, STORAGE_CLAIMS, STORAGE_PROVISIONING
+from foot.catalog import BINDINGS, CLUSTERS, STORAGE_CLAIMS, STORAGE_PROVISIONING
 from foot.errors import ConflictError, FootError
 from foot.kinds import KINDS
 from foot.kinds.bindings import ResourceBinding

@@ -1,10 +1,10 @@
 """The bus: FOOT's typed layer over NATS JetStream (streams, KV buckets, consumers)."""
 
-from foot.bus.catalog import BucketSpec, StreamSpec
 from foot.bus.connection import Bus
 from foot.bus.consumer import Consumer, ConsumerSpec, Delivery
 from foot.bus.kv import Entry, KvStore
 from foot.bus.reconcile import Backoff, Informer, ReconcileQueue
+from foot.catalog import BucketSpec, StreamSpec
 
 __all__ = [
     "Backoff",

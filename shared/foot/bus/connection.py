@@ -19,11 +19,11 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from opentelemetry import trace
 
-from foot.bus.catalog import BUCKETS, STREAMS, BucketSpec, StreamSpec
 from foot.bus.errors import nats_errors
 from foot.bus.kv import KvStore
+from foot.catalog import BUCKETS, STREAMS, BucketSpec, StreamSpec
 from foot.errors import PermanentError, TransportError
-from foot.runtime.logs import redact
+from foot.redaction import redact
 from foot.secrets import SecretBox
 from foot.telemetry import inject_headers, tracer
 

@@ -23,7 +23,7 @@ from nats.aio.msg import Msg
 from nats.js import api as js_api
 from opentelemetry import trace
 
-from foot.bus.catalog import dead_letter_subject
+from foot.catalog import dead_letter_subject
 from foot.errors import FootError, PermanentError, TransportError
 from foot.telemetry import extract_context, tracer
 

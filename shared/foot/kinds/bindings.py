@@ -13,13 +13,12 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from foot.catalog import BINDINGS
 from foot.kinds import KindInfo
 from foot.objects import FrozenModel, KubeObject
 
 BINDING_API_VERSION = "work.foot.dev/v1alpha1"
 BINDING_NAME_MAX = 253
-BINDING_OWNER = "scheduler"
-BINDING_BUCKET = "bindings"
 
 PurgeMode = Literal["Immediately", "Graciously", "Never", "Directly", "Gracefully"]
 """Karmada spells the modes two ways across releases; both are accepted."""
@@ -141,8 +140,8 @@ def binding_kinds() -> list[KindInfo]:
             api_version=BINDING_API_VERSION,
             kind="ResourceBinding",
             model=ResourceBinding,
-            owner=BINDING_OWNER,
-            bucket=BINDING_BUCKET,
+            owner=BINDINGS.owner,
+            bucket=BINDINGS.name,
             plural="resourcebindings",
             namespaced=True,
             short_names=("rb", "bindings", "binding"),

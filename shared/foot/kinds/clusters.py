@@ -12,13 +12,12 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from foot.catalog import CLUSTERS
 from foot.kinds import KindInfo
 from foot.objects import FrozenModel, KubeObject, ObjectMeta, check_label
 from foot.quantity import check_quantity
 
 CLUSTER_API_VERSION = "cluster.foot.dev/v1alpha1"
-CLUSTER_OWNER = "registry"
-CLUSTER_BUCKET = "clusters"
 
 # Taints the registry puts on a cluster when its Ready condition goes False / Unknown
 # (FOOT's names; tolerations of Karmada's cluster.karmada.io/ keys are matched to them).
@@ -203,8 +202,8 @@ def cluster_kinds() -> list[KindInfo]:
             api_version=CLUSTER_API_VERSION,
             kind="Cluster",
             model=Cluster,
-            owner=CLUSTER_OWNER,
-            bucket=CLUSTER_BUCKET,
+            owner=CLUSTERS.owner,
+            bucket=CLUSTERS.name,
             plural="clusters",
             namespaced=False,
         )

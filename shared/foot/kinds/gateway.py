@@ -33,13 +33,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from foot.catalog import GATEWAY_ROUTES
 from foot.kinds import KindInfo
 from foot.objects import FrozenModel, KubeObject, check_label, check_subdomain
 
 GATEWAY_GROUP = "gateway.foot.dev"
 GATEWAY_API_VERSION = f"{GATEWAY_GROUP}/v1alpha1"
-GATEWAY_OWNER = "gateway-sync"
-GATEWAY_ROUTE_BUCKET = "gateway-routes"
 
 LoadBalancerType = Literal["roundrobin", "chash", "ewma", "least_conn"]
 HashOn = Literal["vars", "header", "cookie", "consumer", "vars_combinations"]
@@ -374,8 +373,8 @@ def gateway_route_kind() -> KindInfo:
         api_version=GATEWAY_API_VERSION,
         kind="GatewayRoute",
         model=GatewayRoute,
-        owner=GATEWAY_OWNER,
-        bucket=GATEWAY_ROUTE_BUCKET,
+        owner=GATEWAY_ROUTES.owner,
+        bucket=GATEWAY_ROUTES.name,
         plural="gatewayroutes",
         namespaced=True,
         short_names=("groute",),

@@ -21,17 +21,16 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
+from foot.catalog import POLICIES
 from foot.kinds import KindInfo
 from foot.kinds.clusters import TAINT_NOT_READY, TAINT_UNREACHABLE
-from foot.objects import FrozenModel, KubeObject
+from foot.objects import DNS1123_SUBDOMAIN, FrozenModel, KubeObject
 
 POLICY_GROUP = "policy.foot.dev"
 KARMADA_POLICY_GROUP = "policy.karmada.io"
 POLICY_API_VERSION = f"{POLICY_GROUP}/v1alpha1"
 KARMADA_POLICY_API_VERSION = f"{KARMADA_POLICY_GROUP}/v1alpha1"
 POLICY_API_VERSIONS = (POLICY_API_VERSION, KARMADA_POLICY_API_VERSION)
-POLICY_OWNER = "scheduler"
-POLICY_BUCKET = "policies"
 
 PolicyAPIVersion = Literal["policy.foot.dev/v1alpha1", "policy.karmada.io/v1alpha1"]
 
@@ -41,7 +40,6 @@ DEFAULT_GRACE_PERIOD_SECONDS = 600
 INT32_MAX = 2**31 - 1
 
 _QUALIFIED_NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUALIFIED_NAME_MAX = 63
 
 KARMADA_TAINT_NOT_READY = "cluster.karmada.io/not-ready"
@@ -57,7 +55,7 @@ registry puts on clusters: a toleration of the Karmada key tolerates FOOT's tain
 def check_qualified_name(value: str) -> str:
     """A label key / affinity name: `[prefix/]name`, as Kubernetes checks it."""
     prefix, slash, name = value.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):  # noqa: PLR2004
+    if slash and (not prefix or len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):  # noqa: PLR2004
         raise ValueError(f"{value!r}: the prefix before '/' must be a DNS subdomain")
     if not name or len(name) > _QUALIFIED_NAME_MAX or not _QUALIFIED_NAME_PART.match(name):
         raise ValueError(
@@ -779,8 +777,8 @@ def policy_kinds() -> list[KindInfo]:
             api_version=api_version,
             kind=kind,
             model=model,
-            owner=POLICY_OWNER,
-            bucket=POLICY_BUCKET,
+            owner=POLICIES.owner,
+            bucket=POLICIES.name,
             plural=plural,
             namespaced=model.namespaced,
             short_names=short_names,

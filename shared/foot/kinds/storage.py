@@ -28,6 +28,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from foot.catalog import STORAGE_CLAIMS
 from foot.kinds import KindInfo
 from foot.kinds.policies import LabelSelector
 from foot.objects import FrozenModel, KubeObject, check_subdomain
@@ -35,9 +36,6 @@ from foot.quantity import QuantityError, parse_quantity
 
 STORAGE_GROUP = "storage.foot.dev"
 STORAGE_API_VERSION = f"{STORAGE_GROUP}/v1alpha1"
-STORAGE_OWNER = "storage"
-STORAGE_CLAIM_BUCKET = "storage-claims"
-STORAGE_RECORD_BUCKET = "storage-provisioning"
 
 ClaimType = Literal["block", "filesystem", "object"]
 FailureDomain = Literal["osd", "host", "rack", "zone"]
@@ -219,8 +217,8 @@ def claim_kind() -> KindInfo:
         api_version=STORAGE_API_VERSION,
         kind="StorageClaim",
         model=StorageClaim,
-        owner=STORAGE_OWNER,
-        bucket=STORAGE_CLAIM_BUCKET,
+        owner=STORAGE_CLAIMS.owner,
+        bucket=STORAGE_CLAIMS.name,
         plural="storageclaims",
         namespaced=True,
     )
@@ -232,9 +230,6 @@ def storage_kinds() -> list[KindInfo]:
 
 __all__ = [
     "STORAGE_API_VERSION",
-    "STORAGE_CLAIM_BUCKET",
-    "STORAGE_OWNER",
-    "STORAGE_RECORD_BUCKET",
     "ClaimResources",
     "StorageClaim",
     "StorageClaimSpec",

@@ -17,11 +17,9 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
+from foot.catalog import TEMPLATES
 from foot.kinds import KindInfo
-from foot.objects import FrozenModel, KubeObject
-
-TEMPLATE_OWNER = "scheduler"
-TEMPLATE_BUCKET = "templates"
+from foot.objects import DNS1123_SUBDOMAIN, FrozenModel, KubeObject
 
 
 class OpenModel(FrozenModel):
@@ -217,8 +215,8 @@ def template_kinds() -> list[KindInfo]:
                 api_version=api_version,
                 kind=kind,
                 model=model,
-                owner=TEMPLATE_OWNER,
-                bucket=TEMPLATE_BUCKET,
+                owner=TEMPLATES.owner,
+                bucket=TEMPLATES.name,
                 plural=plural,
                 namespaced=model.namespaced,
                 short_names=short_names,
@@ -233,7 +231,6 @@ def template_kinds() -> list[KindInfo]:
 _RESERVED_GROUP_SUFFIXES = (".foot.dev", ".karmada.io")
 """FOOT's and Karmada's own API groups: an unknown kind there is a mistake, not a template."""
 _VERSION = re.compile(r"^v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?$")
-_GROUP = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _KIND = re.compile(r"^[A-Z][A-Za-z0-9]{0,62}$")
 _BUILTIN_GROUPS = frozenset(
     {"", "apps", "batch", "policy", "autoscaling", "networking.k8s.io", "storage.k8s.io",
@@ -274,7 +271,7 @@ def generic_template_kind(api_version: str, kind: str) -> KindInfo | None:
     group, _, version = api_version.rpartition("/")
     if not _VERSION.match(version) or not _KIND.match(kind):
         return None
-    if group and (not _GROUP.match(group) or group.endswith(_RESERVED_GROUP_SUFFIXES)):
+    if group and (not DNS1123_SUBDOMAIN.match(group) or group.endswith(_RESERVED_GROUP_SUFFIXES)):
         return None
     cluster_scoped = kind in _CLUSTER_SCOPED_KINDS or (
         kind.startswith("Cluster") and group not in _BUILTIN_GROUPS
@@ -283,8 +280,8 @@ def generic_template_kind(api_version: str, kind: str) -> KindInfo | None:
         api_version=api_version,
         kind=kind,
         model=GenericTemplate if not cluster_scoped else ClusterScopedGenericTemplate,
-        owner=TEMPLATE_OWNER,
-        bucket=TEMPLATE_BUCKET,
+        owner=TEMPLATES.owner,
+        bucket=TEMPLATES.name,
         plural=_plural(kind),
         namespaced=not cluster_scoped,
     )

@@ -13,13 +13,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from foot.catalog import WORKS
 from foot.kinds import KindInfo
 from foot.kinds.bindings import ObjectReference
 from foot.objects import FrozenModel, KubeObject
 
 WORK_API_VERSION = "work.foot.dev/v1alpha1"
-WORK_OWNER = "dispatcher"
-WORK_BUCKET = "works"
 
 WorkHealth = Literal["Healthy", "Progressing", "Unhealthy", "Unknown"]
 
@@ -211,8 +210,8 @@ def work_kinds() -> list[KindInfo]:
             api_version=WORK_API_VERSION,
             kind="Work",
             model=Work,
-            owner=WORK_OWNER,
-            bucket=WORK_BUCKET,
+            owner=WORKS.owner,
+            bucket=WORKS.name,
             plural="works",
             namespaced=True,
             short_names=("work",),

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from foot.errors import PermanentError
 from foot.kinds.works import ManifestStatus
@@ -37,46 +37,26 @@ from foot.kube.errors import (
     KubeNotFoundError,
     KubeUnavailableError,
 )
-from foot.kube.health import interpret
+from foot.manifests import (
+    FIELD_MANAGER,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    ConflictResolution,
+    Manifest,
+    describe,
+    identity,
+    is_managed,
+    observed_status,
+)
 
 log = logging.getLogger(__name__)
 
-FIELD_MANAGER = "foot"
-MANAGED_BY_LABEL = "foot.dev/managed-by"
-MANAGED_BY_VALUE = "foot"
-BINDING_ANNOTATION = "foot.dev/binding"
-MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
-"""Label selector of everything FOOT manages in a member."""
 CREATE_ONLY_VERSION = "9223372036854775807"
 """A resourceVersion no stored object has (the largest int64; etcd revisions count up from 1):
 as the precondition of a server-side apply it means "create, or change nothing" (a create
 ignores the field, an update of an existing object fails with 409 Conflict)."""
 PRECONDITION_ATTEMPTS = 3
 """Read-then-apply rounds for an existing object that keeps changing under us."""
-
-Manifest = dict[str, Any]
-ConflictResolution = Literal["Abort", "Overwrite"]
-
-
-def ownership_marks(namespace: str | None, binding: str) -> Callable[[Manifest], Manifest]:
-    """A function adding FOOT's ownership label and binding annotation to a manifest."""
-    annotation = f"{namespace or ''}/{binding}"
-
-    def mark(manifest: Manifest) -> Manifest:
-        metadata = dict(manifest.get("metadata") or {})
-        metadata["labels"] = {**(metadata.get("labels") or {}), MANAGED_BY_LABEL: MANAGED_BY_VALUE}
-        metadata["annotations"] = {
-            **(metadata.get("annotations") or {}),
-            BINDING_ANNOTATION: annotation,
-        }
-        return {**manifest, "metadata": metadata}
-
-    return mark
-
-
-def is_managed(obj: Mapping[str, Any]) -> bool:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return bool(labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE)
 
 
 class UnknownKindError(PermanentError):
@@ -87,22 +67,6 @@ class UnknownKindError(PermanentError):
 class ApiResource:
     plural: str
     namespaced: bool
-
-
-def identity(manifest: Mapping[str, Any]) -> tuple[str, str, str | None, str]:
-    """(apiVersion, kind, namespace, name) of a manifest."""
-    metadata = manifest.get("metadata") or {}
-    return (
-        str(manifest.get("apiVersion")),
-        str(manifest.get("kind")),
-        metadata.get("namespace"),
-        str(metadata.get("name")),
-    )
-
-
-def describe(manifest: Mapping[str, Any]) -> str:
-    _, kind, namespace, name = identity(manifest)
-    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
 class MemberApplier:
@@ -276,19 +240,3 @@ class MemberApplier:
             )
         self._ours.discard(path)
         return True
-
-
-def observed_status(base: ManifestStatus, obj: Mapping[str, Any], **also: Any) -> ManifestStatus:
-    """`base` with what the member's object says: health, replicas, Service endpoints (and
-    the fields in `also`)."""
-    observed = interpret(obj)
-    return base.model_copy(
-        update={
-            "health": observed.health,
-            "replicas": observed.replicas,
-            "ready_replicas": observed.ready_replicas,
-            "service": observed.service,
-            "observed_generation": observed.observed_generation,
-            **also,
-        }
-    )

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import Field, SecretStr
 
-from foot.credentials import ClusterCredential
+from foot.cluster_credential import ClusterCredential
 from foot.errors import FieldProblem, InvalidObjectError, PermanentError
 from foot.objects import FrozenModel
 

@@ -35,14 +35,14 @@ from opentelemetry import trace
 from pydantic import ValidationError
 
 from foot.api import ApiError, ApiReply, ApiRequest, ObjectRef, ObjectResult, Outcome, ref_of
-from foot.bus.catalog import (
+from foot.bus.connection import Bus
+from foot.catalog import (
     API_APPLY,
     API_DELETE,
     REJECTED,
     owner_apply_subject,
     owner_delete_subject,
 )
-from foot.bus.connection import Bus
 from foot.errors import FieldProblem, FootError, InvalidObjectError, NotFoundError, TransportError
 from foot.kinds import KINDS, KindInfo
 from foot.objects import KubeObject

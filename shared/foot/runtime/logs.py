@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from foot.redaction import redact
 from foot.telemetry import current_trace_ids
 
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
-
-# Credentials must never reach a log line, whatever a library decides to print.
-_SECRET_PATTERNS = (
-    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1[REDACTED]"),
-    (
-        re.compile(r"(?i)((?:token|password|secret|key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
-        r"\1[REDACTED]",
-    ),
-    (re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"), "[REDACTED]"),
-    # user:password@ or token@ in a URL (NATS URLs carry agents' credentials this way)
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@"), r"\1[REDACTED]@"),
-)
-
-
-def redact(text: str) -> str:
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 class JsonFormatter(logging.Formatter):

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from foot.bus import Bus
-from foot.bus.catalog import (
+from foot.catalog import (
     AGGREGATED_STATUS,
     BINDINGS,
     CLUSTER_CREDENTIALS,
@@ -27,14 +27,15 @@ from foot.bus.catalog import (
     TEMPLATES,
     WORKS,
 )
-from foot.credentials import ClusterCredential, CredentialStore
+from foot.cluster_credential import ClusterCredential
+from foot.credentials import CredentialStore
 from foot.kinds import KINDS
 from foot.kinds.works import AggregatedStatus, Work
 from foot.kube import KubeClient, KubeTarget
-from foot.natsserver import EmbeddedNats
 from foot.secrets import FORMAT_PREFIX as SEALED_PREFIX
 from foot.secrets import SecretBox
 from foot.telemetry import configure_tracing
+from foot_cli.natsserver import EmbeddedNats
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_sim.background import BackgroundSimulator
 from foot_sim.simulator import Simulator

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from foot.bus import Bus
-from foot.bus.catalog import (
+from foot.catalog import (
     AGGREGATED_STATUS,
     BINDINGS,
     CLUSTER_CREDENTIALS,
@@ -34,15 +34,17 @@ from foot.bus.catalog import (
     TEMPLATES,
     WORKS,
 )
-from foot.credentials import ClusterCredential, CredentialStore
+from foot.cluster_credential import ClusterCredential
+from foot.credentials import CredentialStore
 from foot.kinds import KINDS
 from foot.kinds.works import AggregatedStatus, Work
 from foot.kube import KubeClient, KubeTarget
-from foot.kube.apply import MemberApplier, ownership_marks
+from foot.kube.apply import MemberApplier
 from foot.kube.errors import KubeNotFoundError
-from foot.natsserver import EmbeddedNats
-from foot.processes import spawn
+from foot.manifests import ownership_marks
 from foot.secrets import SecretBox
+from foot_cli.natsserver import EmbeddedNats
+from foot_cli.processes import spawn
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_testenv.clusters import KubeCluster, KubeClusters
 from support import deployment_template
@@ -66,7 +68,7 @@ async def foot(nats: EmbeddedNats, *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "foot.cli.main",
+        "foot_cli.main",
         *args,
         "--nats-url",
         nats.url,
@@ -865,7 +867,7 @@ async def test_with_the_real_scheduler_policy_to_members(
     and a Karmada PropagationPolicy with static weights 1:3 over two members, then a
     Karmada OverridePolicy changing one member's image."""
     from foot.api import ApiReply, ApiRequest
-    from foot.bus.catalog import owner_apply_subject
+    from foot.catalog import owner_apply_subject
     from foot_scheduler.service import SchedulerService, SchedulerSettings
 
     h = harness

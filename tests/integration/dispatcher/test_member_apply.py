@@ -12,14 +12,9 @@ import pytest
 
 from foot.kinds.works import ManifestStatus
 from foot.kube import KubeClient, KubeTarget
-from foot.kube.apply import (
-    CREATE_ONLY_VERSION,
-    MANAGED_BY_LABEL,
-    MemberApplier,
-    observed_status,
-    ownership_marks,
-)
+from foot.kube.apply import CREATE_ONLY_VERSION, MemberApplier
 from foot.kube.errors import KubeConflictError, KubeNotFoundError
+from foot.manifests import MANAGED_BY_LABEL, observed_status, ownership_marks
 from foot_sim import Simulator
 from foot_sim.background import BackgroundSimulator
 from foot_testenv.clusters import KubeClusters

@@ -21,12 +21,12 @@ from pydantic import SecretStr
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.bus.catalog import API_APPLY, API_DELETE, CLUSTERS, WORKS, health_subject
+from foot.catalog import API_APPLY, API_DELETE, CLUSTERS, WORKS, health_subject
 from foot.health import ClusterHealthEvent
 from foot.kinds import KINDS
 from foot.kinds.gateway import GatewayRoute
 from foot.kinds.works import Work
-from foot.natsserver import EmbeddedNats
+from foot_cli.natsserver import EmbeddedNats
 from foot_gateway_sync.core import object_id
 from foot_gateway_sync.service import GatewaySyncService, GatewaySyncSettings
 from foot_testenv.apisix_fake import ApisixFake

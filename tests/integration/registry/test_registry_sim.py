@@ -18,9 +18,9 @@ import yaml
 from registry_support import registry_settings
 
 from foot.bus import Bus
-from foot.bus.catalog import HEALTH_PREFIX
+from foot.catalog import HEALTH_PREFIX
 from foot.health import ClusterHealthEvent
-from foot.natsserver import EmbeddedNats
+from foot_cli.natsserver import EmbeddedNats
 from foot_registry.service import RegistryService
 from foot_sim.background import BackgroundSimulator
 from foot_sim.faults import FaultMode
@@ -40,7 +40,7 @@ async def foot(nats: EmbeddedNats, tmp_path: Path, *args: str) -> subprocess.Com
     """The CLI in a process of its own (in a thread: the registry shares this event loop)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOT_")}
     env["FOOT_HOME"] = str(tmp_path / "home")
-    command = [sys.executable, "-m", "foot.cli.main", *args, "--nats-url", nats.url]
+    command = [sys.executable, "-m", "foot_cli.main", *args, "--nats-url", nats.url]
     return await asyncio.to_thread(
         subprocess.run, command, capture_output=True, text=True, env=env, timeout=60, check=False
     )

@@ -19,12 +19,12 @@ import pytest
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.bus.catalog import API_APPLY, API_DELETE, BINDINGS, CLUSTERS, POLICIES, health_subject
+from foot.catalog import API_APPLY, API_DELETE, BINDINGS, CLUSTERS, POLICIES, health_subject
 from foot.health import ClusterHealthEvent
 from foot.kinds import KINDS
 from foot.kinds.bindings import ResourceBinding
-from foot.natsserver import EmbeddedNats
 from foot.telemetry import configure_tracing, tracer
+from foot_cli.natsserver import EmbeddedNats
 from foot_scheduler.service import SchedulerService, SchedulerSettings
 from support import eventually
 
@@ -508,7 +508,7 @@ async def foot(nats: EmbeddedNats, *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "foot.cli.main",
+        "foot_cli.main",
         *args,
         "--nats-url",
         nats.url,

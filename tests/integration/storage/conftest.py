@@ -20,13 +20,13 @@ import pytest
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.bus.catalog import API_APPLY, API_DELETE, POLICIES, STORAGE_CLAIMS, TEMPLATES
+from foot.catalog import API_APPLY, API_DELETE, POLICIES, STORAGE_CLAIMS, TEMPLATES
 from foot.kinds import KINDS
 from foot.kinds.storage import StorageClaim
-from foot.natsserver import EmbeddedNats
-from foot.processes import spawn
 from foot.runtime.settings import ServiceSettings
 from foot.secrets import SecretBox
+from foot_cli.natsserver import EmbeddedNats
+from foot_cli.processes import spawn
 from foot_scheduler.service import SchedulerService
 from foot_storage.service import StorageService, StorageSettings
 from foot_testenv.ceph import CephCluster

@@ -31,7 +31,7 @@ from integration.storage.conftest import (
     wait_for_phase,
 )
 
-from foot.bus.catalog import API_APPLY, POLICIES, STORAGE_PROVISIONING, TEMPLATES
+from foot.catalog import API_APPLY, POLICIES, STORAGE_PROVISIONING, TEMPLATES
 from foot.secrets import FORMAT_PREFIX
 from foot_storage.service import StorageService
 

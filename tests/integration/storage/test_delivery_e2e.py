@@ -39,9 +39,9 @@ from kubernetes_asyncio import client as kube_client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from foot.bus import Bus
-from foot.bus.catalog import BUCKETS, registry_subject
-from foot.natsserver import EmbeddedNats
+from foot.catalog import BUCKETS, registry_subject
 from foot.registry_api import RegistryReply
+from foot_cli.natsserver import EmbeddedNats
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_registry.service import RegistryService
 from foot_registry.settings import RegistrySettings

@@ -25,7 +25,7 @@ from integration.storage.conftest import (
 )
 
 from foot.bus import Bus
-from foot.bus.catalog import STORAGE_PROVISIONING
+from foot.catalog import STORAGE_PROVISIONING
 from foot.kinds.storage import StorageClaim
 from foot_storage.service import StorageService
 from foot_testenv.ceph import CephCluster

@@ -31,7 +31,7 @@ from integration.storage.conftest import (
 )
 
 from foot.bus import Bus
-from foot.bus.catalog import API_APPLY, STORAGE_PROVISIONING
+from foot.catalog import API_APPLY, STORAGE_PROVISIONING
 from foot_storage.service import StorageService
 
 OUTAGE_SECONDS = 30.0

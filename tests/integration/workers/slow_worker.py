@@ -11,7 +11,7 @@ import asyncio
 from pydantic import Field
 
 from foot.bus import ConsumerSpec, Delivery, StreamSpec
-from foot.bus.catalog import BucketSpec
+from foot.catalog import BucketSpec
 from foot.runtime.main import run_service
 from foot.runtime.service import Service
 from foot.runtime.settings import ServiceSettings

@@ -18,9 +18,9 @@ import yaml
 from registry_support import ask, raw_bucket_bytes
 
 from foot.bus import Bus
-from foot.bus.catalog import health_subject
+from foot.catalog import health_subject
 from foot.health import ClusterHealthEvent
-from foot.natsserver import EmbeddedNats
+from foot_cli.natsserver import EmbeddedNats
 from foot_registry.service import RegistryService
 from foot_testenv.clusters import KubeClusters
 from support import eventually

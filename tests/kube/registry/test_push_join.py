@@ -25,7 +25,7 @@ from registry_support import (
 )
 
 from foot.bus import Bus
-from foot.bus.catalog import CLUSTERS, health_subject
+from foot.catalog import CLUSTERS, health_subject
 from foot.credentials import CredentialStore
 from foot.errors import TransportError
 from foot.health import ClusterHealthEvent

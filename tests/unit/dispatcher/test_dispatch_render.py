@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from foot.cli.status import status_lines
 from foot.kinds import KINDS
 from foot.kinds.bindings import ResourceBinding
 from foot.kinds.clusters import Cluster
 from foot.kinds.policies import AnyOverridePolicy, ImageOverrider, Overriders
 from foot.kinds.works import ManifestStatus, Work, WorkHealth, WorkStatus
-from foot.kube.apply import BINDING_ANNOTATION, MANAGED_BY_LABEL
 from foot.kube.errors import KubeUnavailableError
-from foot.kube.health import interpret
+from foot.manifests import BINDING_ANNOTATION, MANAGED_BY_LABEL
+from foot.object_health import interpret
 from foot.objects import KubeObject
+from foot_cli.status import status_lines
 from foot_dispatcher.core import workstatus
 from foot_dispatcher.core.deps import dependencies
 from foot_dispatcher.core.lifecycle import aggregate, removal, replacement_ready

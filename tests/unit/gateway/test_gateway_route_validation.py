@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from foot.bus.catalog import BUCKETS
+from foot.catalog import BUCKETS, GATEWAY_ROUTES
 from foot.errors import InvalidObjectError
 from foot.kinds import KINDS
-from foot.kinds.gateway import GATEWAY_ROUTE_BUCKET, GatewayRoute
+from foot.kinds.gateway import GatewayRoute
 
 
 def route(**spec: Any) -> dict[str, Any]:
@@ -36,11 +36,11 @@ def test_kind_is_registered_owned_by_gateway_sync_in_its_bucket() -> None:
     info = KINDS.lookup("gateway.foot.dev/v1alpha1", "GatewayRoute")
     assert (info.owner, info.bucket, info.namespaced) == (
         "gateway-sync",
-        GATEWAY_ROUTE_BUCKET,
+        GATEWAY_ROUTES.name,
         True,
     )
     assert KINDS.resolve("gatewayroutes") is info
-    assert any(b.name == GATEWAY_ROUTE_BUCKET and b.owner == "gateway-sync" for b in BUCKETS)
+    assert any(b.name == GATEWAY_ROUTES.name and b.owner == "gateway-sync" for b in BUCKETS)
 
 
 def test_a_valid_route_gets_defaults() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from foot.cluster_status import enablements_from, summarize_nodes, summarize_resources
 from foot.kinds.clusters import TAINT_NOT_READY, TAINT_UNREACHABLE, Cluster, Taint
-from foot.kube.collect import enablements_from, summarize_nodes, summarize_resources
 from foot.registry_api import Heartbeat, agent_key
 from foot_registry.agents import agent_manifests
 from foot_registry.health import Health, Outcome, Thresholds, observe, with_health, with_taints

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from foot.catalog import STORAGE_CLAIMS
 from foot.errors import InvalidObjectError
 from foot.kinds import KINDS
-from foot.kinds.storage import STORAGE_CLAIM_BUCKET, StorageClaim, size_bytes
+from foot.kinds.storage import StorageClaim, size_bytes
 
 
 def claim(**spec: Any) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def test_a_valid_claim_gets_defaults() -> None:
     assert parsed.spec.placement.replicas == 3
     assert size_bytes(parsed.spec.size) == 2**30
     info = KINDS.lookup("storage.foot.dev/v1alpha1", "StorageClaim")
-    assert (info.owner, info.bucket, info.namespaced) == ("storage", STORAGE_CLAIM_BUCKET, True)
+    assert (info.owner, info.bucket, info.namespaced) == ("storage", STORAGE_CLAIMS.name, True)
     assert KINDS.resolve("storageclaims") is info
 
 

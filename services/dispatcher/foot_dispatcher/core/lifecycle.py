@@ -23,7 +23,7 @@ from typing import Literal
 from foot.kinds.bindings import ObjectReference, ResourceBinding
 from foot.kinds.policies import DEFAULT_GRACE_PERIOD_SECONDS
 from foot.kinds.works import AggregatedStatus, ClusterWorkSummary, Work
-from foot.kube.health import worst
+from foot.object_health import worst
 
 Action = Literal["keep", "delete", "forget"]
 

@@ -38,7 +38,7 @@ from foot.kinds.policies import (
     selected_cluster_fields,
 )
 from foot.kinds.works import Work, WorkSpec
-from foot.kube.apply import ownership_marks
+from foot.manifests import ownership_marks
 from foot.objects import DNS1123_SUBDOMAIN_MAX, KubeObject, ObjectMeta
 from foot_dispatcher.core.deps import DEPENDENCY_API_VERSION, dependencies
 from foot_dispatcher.core.overriders import Manifest, apply_overriders

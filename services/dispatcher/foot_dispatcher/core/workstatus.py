@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from foot.kinds.works import ManifestStatus, Work, WorkCondition, WorkHealth, WorkStatus
-from foot.kube.apply import identity, observed_status
-from foot.kube.health import worst
+from foot.manifests import identity, observed_status
+from foot.object_health import worst
 
 Identity = tuple[str, str, str | None, str]
 MISSING: Any = None

@@ -18,11 +18,11 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from foot.natsserver import EmbeddedNats
-from foot.processes import free_port, port_open, spawn, stop, wait_until
-from foot.runtime.logs import redact
+from foot.redaction import redact
 from foot.runtime.settings import default_home
 from foot.secrets import SecretBox
+from foot_cli.natsserver import EmbeddedNats
+from foot_cli.processes import free_port, port_open, spawn, stop, wait_until
 
 SERVICES = ("registry", "scheduler", "dispatcher", "gateway-sync", "storage")
 STATE_FILE = "up.json"

@@ -1,7 +1,10 @@
-"""Every JetStream stream and key-value bucket FOOT uses, declared in one place.
+"""Every JetStream stream and key-value bucket FOOT uses, and the subjects it speaks on,
+declared in one place.
 
 Services create them idempotently at start (`Bus.declare`), so any service can
-start first. A bucket's owner is the only service that writes it.
+start first. A bucket's owner is the only service that writes it; the kind registry
+(`foot.kinds`) takes each kind's owner and bucket from here. A contract, not bus code: it
+imports nothing, so pure cores and the kind models may use it.
 """
 
 from __future__ import annotations

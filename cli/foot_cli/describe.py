@@ -13,6 +13,8 @@ from foot.errors import NotFoundError
 from foot.kinds import KINDS
 from foot.kinds.bindings import ResourceBinding, binding_name
 from foot.objects import KubeObject
+from foot_cli.connection import connect
+from foot_cli.console import err, out
 
 BINDING_KIND = ("work.foot.dev/v1alpha1", "ResourceBinding")
 
@@ -34,8 +36,6 @@ def _scheduled(binding: ResourceBinding) -> tuple[str, str]:
 
 def render_bindings(objects: Sequence[KubeObject], *, show_namespace: bool) -> None:
     """`foot get bindings`: template, policy, placement and whether it is scheduled."""
-    from foot.cli.main import err, out
-
     if not objects:
         err.print("no resourcebindings found")
         return
@@ -72,7 +72,6 @@ def _split(target: str, name: str | None) -> tuple[str, str]:
 
 
 async def cmd_describe(args: argparse.Namespace) -> int:
-    from foot.cli.main import connect, err, out
     from foot.store import ObjectStore
 
     kind_spelling, name = _split(args.target, args.name)
@@ -87,7 +86,7 @@ async def cmd_describe(args: argparse.Namespace) -> int:
             err.print(f"[red]{info.kind} {name!r} not found{where}[/red]")
             return 1
         found = await store.get(bindings, namespace, binding_name(name, info.kind))
-        from foot.cli.status import aggregated_status, status_lines
+        from foot_cli.status import aggregated_status, status_lines
 
         dispatched = await aggregated_status(bus, info.key(namespace, name))
     binding = found if isinstance(found, ResourceBinding) else None

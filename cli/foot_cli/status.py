@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from foot.bus import Bus
-from foot.bus.catalog import AGGREGATED_STATUS, TEMPLATES
+from foot.catalog import AGGREGATED_STATUS, TEMPLATES
 from foot.errors import FootError
 from foot.kinds import KindInfo
 from foot.kinds.works import AggregatedStatus

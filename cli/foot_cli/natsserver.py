@@ -8,7 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from foot.processes import free_port, port_open, spawn, stop, venv_binary, wait_until
+from foot_cli.processes import free_port, port_open, spawn, stop, venv_binary, wait_until
 
 
 @dataclass

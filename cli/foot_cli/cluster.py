@@ -16,46 +16,17 @@ from typing import Any, NoReturn
 
 import orjson
 import yaml
-from rich.table import Table
 
-from foot.bus.catalog import registry_subject
-from foot.kinds.clusters import Cluster
-from foot.objects import KubeObject
+from foot.catalog import registry_subject
 from foot.registry_api import RegistryReply
+from foot_cli.connection import connect
+from foot_cli.console import err, out
+from foot_cli.get import cmd_get
 
 Subparsers = Any  # argparse's _SubParsersAction is private
 
 
-def cluster_row(cluster: Cluster, age: str) -> list[str]:
-    ready = cluster.status.condition("Ready")
-    nodes = cluster.status.node_summary
-    return [
-        cluster.name,
-        cluster.spec.sync_mode,
-        ready.status if ready is not None else "Unknown",
-        cluster.status.kubernetes_version or "-",
-        f"{nodes.ready_num}/{nodes.total_num}" if nodes is not None else "-",
-        cluster.spec.region or "-",
-        age,
-    ]
-
-
-def render_clusters(objects: Sequence[KubeObject]) -> None:
-    """`foot get clusters`: NAME MODE READY VERSION NODES REGION AGE."""
-    from foot.cli.main import age, out
-
-    table = Table(box=None, pad_edge=False)
-    for column in ("NAME", "MODE", "READY", "VERSION", "NODES", "REGION", "AGE"):
-        table.add_column(column)
-    for obj in objects:
-        if isinstance(obj, Cluster):
-            table.add_row(*cluster_row(obj, age(obj)))
-    out.print(table)
-
-
 async def _ask(args: argparse.Namespace, verb: str, body: dict[str, Any]) -> RegistryReply:
-    from foot.cli.main import connect
-
     async with await connect(args) as bus:
         msg = await bus.request(
             registry_subject(verb), orjson.dumps(body), wait_seconds=args.timeout
@@ -64,8 +35,6 @@ async def _ask(args: argparse.Namespace, verb: str, body: dict[str, Any]) -> Reg
 
 
 def _failed(reply: RegistryReply) -> int:
-    from foot.cli.main import err
-
     assert reply.error is not None  # noqa: S101 - only called for errors
     err.print(f"[red]error[/red]: {reply.error.message}", markup=True)
     for field in reply.error.fields:
@@ -94,8 +63,6 @@ def _placement(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def cmd_join(args: argparse.Namespace) -> int:
-    from foot.cli.main import out
-
     body = {
         "name": args.name,
         "kubeconfig": await asyncio.to_thread(Path(args.kubeconfig).read_text, "utf-8"),
@@ -111,8 +78,6 @@ async def cmd_join(args: argparse.Namespace) -> int:
 
 
 async def cmd_unjoin(args: argparse.Namespace) -> int:
-    from foot.cli.main import out
-
     body: dict[str, Any] = {"name": args.name, "force": args.force, "context": args.context}
     if args.kubeconfig:
         body["kubeconfig"] = await asyncio.to_thread(Path(args.kubeconfig).read_text, "utf-8")
@@ -124,8 +89,6 @@ async def cmd_unjoin(args: argparse.Namespace) -> int:
 
 
 async def cmd_register(args: argparse.Namespace) -> int:
-    from foot.cli.main import err, out
-
     body = {
         "name": args.name,
         "hubNatsUrl": args.agent_nats_url,
@@ -150,20 +113,15 @@ async def cmd_register(args: argparse.Namespace) -> int:
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
-    from foot.cli.main import cmd_get
-
     args.kind, args.name, args.namespace, args.all_namespaces = "clusters", None, None, False
     return await cmd_get(args)
 
 
 async def cmd_describe(args: argparse.Namespace) -> int:
-    from foot.cli.main import out
-
     reply = await _ask(args, "collect", {"name": args.name}) if args.refresh else None
     if reply is not None and not reply.ok:
         return _failed(reply)
     if reply is None:
-        from foot.cli.main import connect
         from foot.kinds import KINDS
         from foot.store import ObjectStore
 
@@ -171,8 +129,6 @@ async def cmd_describe(args: argparse.Namespace) -> int:
         async with await connect(args) as bus:
             found = await ObjectStore(bus, owner="cli").get(info, None, args.name)
         if found is None:
-            from foot.cli.main import err
-
             err.print(f"[red]cluster {args.name!r} not found[/red]")
             return 1
         document = found.to_dict()

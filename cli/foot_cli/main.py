@@ -4,45 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
-from rich.console import Console
-from rich.table import Table
 
 from foot.api import ApiReply, ApiRequest, ObjectResult
-from foot.bus import Bus
-from foot.bus.catalog import API_APPLY, API_DELETE
+from foot.catalog import API_APPLY, API_DELETE
 from foot.errors import FootError, InvalidObjectError
 from foot.kinds import KINDS
-from foot.objects import KubeObject, load_documents
-
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-
-def nats_url_from(args: argparse.Namespace) -> str:
-    """--nats-url, else FOOT_NATS_URL, else what `foot up` recorded, else the default port."""
-    if args.nats_url:
-        return str(args.nats_url)
-    if os.environ.get("FOOT_NATS_URL"):
-        return os.environ["FOOT_NATS_URL"]
-    from foot.cli.up import STATE_FILE, foot_home
-
-    state = foot_home() / STATE_FILE
-    if state.exists():
-        return str(orjson.loads(state.read_bytes())["nats_url"])
-    return "nats://127.0.0.1:4222"
-
-
-async def connect(args: argparse.Namespace) -> Bus:
-    return await Bus.connect(nats_url_from(args), "foot-cli", connect_timeout=3)
+from foot.objects import load_documents
+from foot_cli.cluster import add_commands as add_cluster_commands
+from foot_cli.cluster import exec_agent
+from foot_cli.connection import connect
+from foot_cli.console import err, out
+from foot_cli.describe import add_describe
+from foot_cli.get import cmd_get
 
 
 def read_files(paths: Sequence[str]) -> list[dict[str, Any]]:
@@ -105,86 +84,8 @@ async def cmd_delete(args: argparse.Namespace) -> int:
     return await call_api(args, API_DELETE, documents)
 
 
-def age(obj: KubeObject) -> str:
-    created = obj.metadata.creation_timestamp
-    if created is None:
-        return "-"
-    seconds = int((datetime.now(UTC) - created).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-async def cmd_get(args: argparse.Namespace) -> int:
-    from foot.store import ObjectStore
-
-    info = KINDS.resolve(args.kind)
-    namespace = None if args.all_namespaces else (args.namespace or "default")
-    if not info.namespaced:
-        namespace = None
-    async with await connect(args) as bus:
-        store = ObjectStore(bus, owner="cli")
-        if args.name:
-            found = await store.get(info, namespace, args.name)
-            if found is None:
-                where = f" in namespace {namespace}" if namespace else ""
-                err.print(f"[red]{info.kind} {args.name!r} not found{where}[/red]")
-                return 1
-            objects = [found]
-        else:
-            objects = await store.list(info, namespace)
-        if args.output != "table":
-            from foot.cli.status import with_status
-
-            objects = await with_status(bus, info, objects)
-    if info.kind == "ResourceBinding" and args.output == "table":
-        from foot.cli.describe import render_bindings
-
-        render_bindings(objects, show_namespace=namespace is None)
-        return 0
-    render(
-        objects,
-        info.plural,
-        args.output,
-        single=bool(args.name),
-        show_namespace=namespace is None and info.namespaced,
-    )
-    return 0
-
-
-def render(
-    objects: list[KubeObject], plural: str, output: str, *, single: bool, show_namespace: bool
-) -> None:
-    if output == "json":
-        items = [o.to_dict() for o in objects]
-        body: Any = items[0] if single else {"items": items}
-        out.print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode(), markup=False)
-        return
-    if output == "yaml":
-        docs = [o.to_dict() for o in objects]
-        out.print(yaml.safe_dump_all(docs, sort_keys=False).rstrip(), markup=False)
-        return
-    if not objects:
-        err.print(f"no {plural} found")
-        return
-    if plural == "clusters":
-        from foot.cli.cluster import render_clusters
-
-        render_clusters(objects)
-        return
-    table = Table(box=None, pad_edge=False)
-    columns = ["NAMESPACE"] if show_namespace else []
-    for column in [*columns, "NAME", "GENERATION", "AGE"]:
-        table.add_column(column)
-    for obj in objects:
-        row = [obj.metadata.name, str(obj.metadata.generation), age(obj)]
-        table.add_row(*([obj.metadata.namespace or ""] if show_namespace else []), *row)
-    out.print(table)
-
-
 def cmd_up(args: argparse.Namespace) -> int:
-    from foot.cli.up import foot_home, run_up
+    from foot_cli.up import foot_home, run_up
 
     return run_up(
         nats_url=args.nats_url,
@@ -239,8 +140,6 @@ def parser() -> argparse.ArgumentParser:
     get.add_argument("-o", "--output", choices=["table", "yaml", "json"], default="table")
     get.set_defaults(run=cmd_get, is_async=True)
 
-    from foot.cli.describe import add_describe
-
     add_describe(commands, with_nats)
 
     delete = with_nats(commands.add_parser("delete", help="delete objects"))
@@ -250,8 +149,6 @@ def parser() -> argparse.ArgumentParser:
     delete.add_argument("-f", "--filename", action="append")
     delete.set_defaults(run=cmd_delete, is_async=True)
 
-    from foot.cli.cluster import add_commands as add_cluster_commands
-
     add_cluster_commands(commands, with_nats)
     return root
 
@@ -259,8 +156,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["agent"]:  # every option after it is the agent's own
-        from foot.cli.cluster import exec_agent
-
         exec_agent(words[1:])
     args = parser().parse_args(words)
     try:
