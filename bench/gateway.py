@@ -74,9 +74,9 @@ from foot.kube.errors import KubeNotFoundError
 from foot.registry_api import RegistryReply
 from foot_cli.natsserver import EmbeddedNats
 from foot_testenv.apisix_fake import ApisixFake
-from foot_testenv.binaries import find_binaries
 from foot_testenv.clusters import KubeCluster, KubeClusters
 from foot_testenv.gateway_objects import NAMESPACE, cluster, route_document, work
+from foot_testenv.kube_binaries import find_binaries
 
 BENCH = "gateway"
 DRAIN_GOAL_P99_S = 1.0

@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from foot_testenv.binaries import find_binaries
 from foot_testenv.clusters import KubeClusters
+from foot_testenv.kube_binaries import find_binaries
 
 FOOT_TESTENV = Path(sys.executable).parent / "foot-testenv"
 

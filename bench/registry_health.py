@@ -45,8 +45,8 @@ from foot_cli.natsserver import EmbeddedNats
 from foot_sim.background import BackgroundSimulator
 from foot_sim.faults import FaultMode
 from foot_sim.simulator import Simulator
-from foot_testenv.binaries import find_binaries
 from foot_testenv.clusters import KubeClusters
+from foot_testenv.kube_binaries import find_binaries
 
 BENCH = "registry_health"
 DETECTION_GOAL_S = 3.0

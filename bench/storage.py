@@ -50,9 +50,9 @@ from foot_registry.service import RegistryService
 from foot_registry.settings import RegistrySettings
 from foot_scheduler.service import SchedulerService, SchedulerSettings
 from foot_storage.service import EVENT_PREFIX, StorageService, StorageSettings
-from foot_testenv.binaries import find_binaries
 from foot_testenv.ceph import CephCluster, start_ceph, stop_ceph
 from foot_testenv.clusters import KubeClusters
+from foot_testenv.kube_binaries import find_binaries
 
 GOAL_P99_SECONDS = 10.0
 NAMESPACE = "bench"

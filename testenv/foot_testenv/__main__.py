@@ -19,15 +19,15 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from foot_testenv.binaries import (
+from foot_testenv.binaries import ensure
+from foot_testenv.clusters import KubeClusters
+from foot_testenv.kube_binaries import (
     FootTestenvError,
     cache_root,
     cached_bin_dir,
-    ensure,
     find_binaries,
     pinned_kubernetes_version,
 )
-from foot_testenv.clusters import KubeClusters
 
 # `up` records itself here so that `down` (in another terminal) can find it.
 UP_STATE_DIR_NAME = "up"

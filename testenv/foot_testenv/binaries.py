@@ -1,4 +1,5 @@
-"""Locating, installing and building the binaries behind the test member clusters.
+"""Installing and building the binaries behind the test member clusters (where they are
+found: `foot_testenv.kube_binaries`).
 
 kube-apiserver and kube-controller-manager are built from the Go module
 ``k8s.io/kubernetes`` through the wrapper module in ``testenv/kube`` and cached
@@ -23,19 +24,27 @@ import time
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from foot_cli.processes import spawn
+from foot_testenv.clusters import KubeClusters
+from foot_testenv.kube_binaries import (
+    ETCD_PATH,
+    KUBE_COMMANDS,
+    WRAPPER_MODULE_DIR,
+    FootTestenvError,
+    KubeBinaries,
+    cache_root,
+    cached_bin_dir,
+    find_binaries,
+    is_executable,
+    pinned_kubernetes_version,
+)
 
-ETCD_PATH = Path("/usr/bin/etcd")
 ETCD_DEBIAN_PACKAGE = "etcd-server"
-WRAPPER_MODULE_DIR = Path(__file__).resolve().parent.parent / "kube"
-KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager")
 MINIMUM_GO = (1, 26)
 # /usr/local/go is where the official Go tarball installs; PATH may not include it.
 GO_CANDIDATES = ("/usr/local/go/bin/go",)
-SETUP_HINT = "run `./dev setup` (or `foot-testenv ensure`) first"
 FETCHED_GO = "1.26.8"
 """Go release fetched when the machine has no Go 1.26+ (as a module: golang.org/toolchain)."""
 GO_PROXY = "https://proxy.golang.org"
@@ -44,98 +53,30 @@ BUILD_HEARTBEAT_SECONDS = 60.0
 Reporter = Callable[[str], None]
 
 
-class FootTestenvError(RuntimeError):
-    """The test environment cannot be prepared; the message says why and what to do."""
-
-
-class BinariesMissingError(FootTestenvError):
-    """The cluster binaries are not installed or built on this machine yet."""
-
-
-@dataclass(frozen=True)
-class KubeBinaries:
-    """Paths of the programs that make up one test member cluster."""
-
-    version: str
-    kube_apiserver: Path
-    kube_controller_manager: Path
-    etcd: Path
-
-
-def pinned_kubernetes_version(wrapper_dir: Path = WRAPPER_MODULE_DIR) -> str:
-    """The k8s.io/kubernetes version the wrapper module's go.mod requires."""
-    go_mod = wrapper_dir / "go.mod"
-    try:
-        text = go_mod.read_text()
-    except FileNotFoundError:
-        raise FootTestenvError(
-            f"{go_mod} is missing: foot-testenv must run from a FOOT source checkout "
-            "(installed editable by ./dev)"
-        ) from None
-    # Either `require k8s.io/kubernetes vX.Y.Z` or a line of a `require (...)` block.
-    match = re.search(
-        r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\d+\.\d+\.\d+)\s*(?://.*)?$",
-        text,
-        re.MULTILINE,
-    )
-    if match is None:
-        raise FootTestenvError(f"{go_mod} has no `require k8s.io/kubernetes vX.Y.Z` line")
-    return match.group(1)
-
-
-def cache_root() -> Path:
-    """Folder holding one subfolder of built binaries per Kubernetes version."""
-    xdg_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg_cache) / "foot" / "kube"
-
-
-def cached_bin_dir(version: str) -> Path:
-    return cache_root() / version / "bin"
-
-
-def find_binaries() -> KubeBinaries:
-    """The installed binaries, or BinariesMissingError naming what is missing."""
-    version = pinned_kubernetes_version()
-    bin_dir = cached_bin_dir(version)
-    missing = [name for name in KUBE_COMMANDS if not _is_executable(bin_dir / name)]
-    if missing:
-        raise BinariesMissingError(
-            f"{', '.join(missing)} {version} not built in {bin_dir}: {SETUP_HINT}"
-        )
-    if not _is_executable(ETCD_PATH):
-        raise BinariesMissingError(f"{ETCD_PATH} is missing: {SETUP_HINT}")
-    return KubeBinaries(
-        version=version,
-        kube_apiserver=bin_dir / "kube-apiserver",
-        kube_controller_manager=bin_dir / "kube-controller-manager",
-        etcd=ETCD_PATH,
-    )
-
-
 def ensure(report: Reporter) -> KubeBinaries:
     """Install etcd and Ceph, and build the Kubernetes binaries, unless already there."""
     _ensure_etcd(report)
     _ensure_ceph(report)
     version = pinned_kubernetes_version()
     bin_dir = cached_bin_dir(version)
-    if not all(_is_executable(bin_dir / name) for name in KUBE_COMMANDS):
+    if not all(is_executable(bin_dir / name) for name in KUBE_COMMANDS):
         root = cache_root()
         root.mkdir(parents=True, exist_ok=True)
         # Two `ensure` runs at once (two terminals, CI steps) must not both build.
         with _exclusive_lock(root / ".build.lock"):
-            if not all(_is_executable(bin_dir / name) for name in KUBE_COMMANDS):
+            if not all(is_executable(bin_dir / name) for name in KUBE_COMMANDS):
                 _build(version, report)
     return find_binaries()
 
 
 def _ensure_etcd(report: Reporter) -> None:
-    if _is_executable(ETCD_PATH):
+    if is_executable(ETCD_PATH):
         return
     install_debian_packages([ETCD_DEBIAN_PACKAGE], why=f"{ETCD_PATH} is missing", report=report)
     # The package also ships a systemd unit; a test machine must not run a shared etcd.
     if shutil.which("systemctl") is not None:
         subprocess.run(["systemctl", "disable", "--now", "etcd"], capture_output=True, check=False)
-    if not _is_executable(ETCD_PATH):
+    if not is_executable(ETCD_PATH):
         raise FootTestenvError(f"{ETCD_DEBIAN_PACKAGE} installed but {ETCD_PATH} is still missing")
 
 
@@ -186,7 +127,7 @@ def find_go() -> tuple[Path, tuple[int, int]]:
     candidates.append(str(fetched_go_dir() / "bin" / "go"))
     found: list[str] = []
     for candidate in candidates:
-        if not _is_executable(Path(candidate)):
+        if not is_executable(Path(candidate)):
             continue
         version = _go_version(Path(candidate))
         if version is None:
@@ -352,9 +293,6 @@ def _check_built_binaries(bin_dir: Path, version: str) -> None:
                 f"the freshly built {name} does not report {version}: "
                 f"{(completed.stdout + completed.stderr).strip()[:500]}"
             )
-    # Imported here: clusters imports this module.
-    from foot_testenv.clusters import KubeClusters
-
     binaries = KubeBinaries(
         version=version,
         kube_apiserver=bin_dir / "kube-apiserver",
@@ -387,10 +325,6 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _is_executable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
-
-
 def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
@@ -406,7 +340,7 @@ def fetch_go_toolchain(report: Reporter) -> Path:
     """Download Go as the module golang.org/toolchain (what `GOTOOLCHAIN` itself does), check
     it against the Go checksum database, and unpack it into the cache; its root folder."""
     target = fetched_go_dir()
-    if _is_executable(target / "bin" / "go"):
+    if is_executable(target / "bin" / "go"):
         return target
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
     module_version = f"v0.0.1-go{FETCHED_GO}.linux-{arch}"

@@ -44,7 +44,7 @@ from typing import Any, overload
 import yaml
 
 from foot_cli.processes import spawn, stop_all
-from foot_testenv.binaries import FootTestenvError, KubeBinaries, find_binaries
+from foot_testenv.kube_binaries import FootTestenvError, KubeBinaries, find_binaries
 from foot_testenv.pki import (
     FRONT_PROXY_CLIENT_NAME,
     SERVICE_CLUSTER_IP_RANGE,

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from foot_testenv.binaries import BinariesMissingError, KubeBinaries, find_binaries
 from foot_testenv.ceph import ceph  # noqa: F401 - the `ceph` fixture, registered here
 from foot_testenv.clusters import DEFAULT_START_TIMEOUT, KubeClusters
+from foot_testenv.kube_binaries import BinariesMissingError, KubeBinaries, find_binaries
 
 SESSION_CLUSTER_COUNT = 3
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from foot_testenv import binaries
-from foot_testenv.binaries import FootTestenvError, find_go, pinned_kubernetes_version
+from foot_testenv.binaries import find_go
 from foot_testenv.fixtures import require_binaries
+from foot_testenv.kube_binaries import FootTestenvError, pinned_kubernetes_version
 
 
 def test_wrapper_module_replaces_every_staging_module_with_the_matching_release() -> None:
