@@ -10,11 +10,15 @@ import pytest
 from foot_testenv import binaries
 from foot_testenv.binaries import find_go
 from foot_testenv.fixtures import require_binaries
-from foot_testenv.kube_binaries import FootTestenvError, pinned_kubernetes_version
+from foot_testenv.kube_binaries import (
+    WRAPPER_MODULE_DIR,
+    FootTestenvError,
+    pinned_kubernetes_version,
+)
 
 
 def test_wrapper_module_replaces_every_staging_module_with_the_matching_release() -> None:
-    go_mod = (binaries.WRAPPER_MODULE_DIR / "go.mod").read_text()
+    go_mod = (WRAPPER_MODULE_DIR / "go.mod").read_text()
     version = pinned_kubernetes_version()
     staging_version = "v0." + version.removeprefix("v1.")
 
@@ -26,7 +30,7 @@ def test_wrapper_module_replaces_every_staging_module_with_the_matching_release(
     assert {"k8s.io/api", "k8s.io/apiserver", "k8s.io/client-go"} <= replacements.keys()
     assert set(replacements.values()) == {staging_version}
     assert placeholders <= replacements.keys()
-    assert (binaries.WRAPPER_MODULE_DIR / "go.sum").stat().st_size > 0
+    assert (WRAPPER_MODULE_DIR / "go.sum").stat().st_size > 0
 
 
 def test_missing_binaries_fail_the_test_with_the_setup_command(
