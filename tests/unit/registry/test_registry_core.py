@@ -12,9 +12,9 @@ import yaml
 from foot.kinds.clusters import TAINT_NOT_READY, TAINT_UNREACHABLE, Cluster, Taint
 from foot.kube.collect import enablements_from, summarize_nodes, summarize_resources
 from foot.registry_api import Heartbeat, agent_key
-from foot_registry.agents import agent_manifests
-from foot_registry.health import Health, Outcome, Thresholds, observe, with_health, with_taints
-from foot_registry.member import CLUSTER_ROLE_RULES, member_objects
+from foot_registry.core.agents import agent_manifests
+from foot_registry.core.health import Health, Outcome, Thresholds, observe, with_health, with_taints
+from foot_registry.core.member_plan import CLUSTER_ROLE_RULES, member_objects
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TWO = Thresholds(failures=2, successes=2)
