@@ -52,12 +52,12 @@ from foot_registry.core.liveness import (
     lease_thresholds,
     next_probe,
 )
+from foot_registry.member import KubeFactory
 from foot_registry.settings import RegistrySettings
 
 log = logging.getLogger(__name__)
 
 PROBE_SET_RESYNC_SECONDS = 1.0
-KubeFactory = Callable[[KubeTarget, float], KubeClient]
 StatusSink = Callable[[str, CollectedStatus, datetime], None]
 """Where an agent's status goes (the status collector stores it)."""
 

@@ -13,10 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from foot.errors import AlreadyExistsError, FootError, PermanentError, TransportError
-from foot.kube import KubeApiError, KubeClient, KubeNotFoundError, KubeUnavailableError
+from foot.kube import (
+    KubeApiError,
+    KubeClient,
+    KubeNotFoundError,
+    KubeTarget,
+    KubeUnavailableError,
+)
 from foot.kube.errors import KubeConflictError
 from foot_registry.core.member_plan import (
     MemberObject,
@@ -31,6 +38,8 @@ from foot_registry.core.member_plan import (
 
 log = logging.getLogger(__name__)
 
+KubeFactory = Callable[[KubeTarget, float], KubeClient]
+"""How the registry makes a client for a member: its target and the request timeout."""
 TOKEN_CHECK_SECONDS = 10.0
 UNAUTHORIZED = 401
 FORBIDDEN = 403

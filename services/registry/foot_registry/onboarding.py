@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
 
 import orjson
 from pydantic import SecretStr
@@ -28,7 +27,7 @@ from foot.errors import (
     PermanentError,
 )
 from foot.kinds.clusters import Cluster
-from foot.kube import KubeApiError, KubeClient, KubeTarget, KubeUnavailableError
+from foot.kube import KubeApiError, KubeTarget, KubeUnavailableError
 from foot.objects import utc_now
 from foot.registry_api import JoinRequest, RegisterRequest, UnjoinRequest, agent_key
 from foot.secrets import SecretBox
@@ -47,12 +46,16 @@ from foot_registry.core.onboarding import (
     registered,
 )
 from foot_registry.health_monitor import HealthMonitor
-from foot_registry.member import MemberSetup, check_token_works, delete_namespace, explain
+from foot_registry.member import (
+    KubeFactory,
+    MemberSetup,
+    check_token_works,
+    delete_namespace,
+    explain,
+)
 from foot_registry.settings import RegistrySettings
 
 log = logging.getLogger(__name__)
-
-KubeFactory = Callable[[KubeTarget, float], KubeClient]
 
 
 def target_of(kubeconfig: SecretStr, context: str | None) -> KubeTarget:

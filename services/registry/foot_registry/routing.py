@@ -33,6 +33,8 @@ M = TypeVar("M", bound=BaseModel)
 DocumentHandler = Callable[[dict[str, Any]], Awaitable[RegistryReply]]
 """Answers one request: its JSON object in, the reply out."""
 MessageHandler = Callable[[Msg], Awaitable[None]]
+Track = Callable[[Coroutine[Any, Any, None], str], None]
+"""Runs some work in a task of its own that the shutdown waits for (`RequestRouting.track`)."""
 HTTP_STATUS = {"Invalid": 422, "NotFound": 404, "Conflict": 409, "AlreadyExists": 409}
 """HTTP status of a failed request by its error code (any other: 503)."""
 

@@ -17,7 +17,6 @@ The wiring of its parts, each a module of its own over the pure core (`core`):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
@@ -48,12 +47,12 @@ from foot.secrets import SecretBox
 from foot_registry.clusters import ClusterStore, Roster
 from foot_registry.core.health import Health
 from foot_registry.health_monitor import HealthMonitor
+from foot_registry.member import KubeFactory
 from foot_registry.onboarding import Onboarding
 from foot_registry.routing import DocumentHandler, RequestRouting, parse
 from foot_registry.settings import RegistrySettings
 from foot_registry.status_collector import StatusCollector
 
-KubeFactory = Callable[[KubeTarget, float], KubeClient]
 QUEUE = "registry"
 """Queue group of every registry subscription (replicas share the requests)."""
 

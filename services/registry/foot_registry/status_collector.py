@@ -10,25 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from foot.credentials import CredentialStore
 from foot.errors import FootError, NotFoundError
 from foot.kinds.clusters import Cluster
-from foot.kube import KubeClient, KubeTarget, KubeUnavailableError
+from foot.kube import KubeTarget, KubeUnavailableError
 from foot.kube.collect import CollectedStatus, collect_status
 from foot.objects import utc_now
 from foot_registry.clusters import ClusterStore, Roster
 from foot_registry.core.status import due_for_status, with_collected, with_pushed_status
+from foot_registry.member import KubeFactory
+from foot_registry.routing import Track
 from foot_registry.settings import RegistrySettings
 
 log = logging.getLogger(__name__)
-
-KubeFactory = Callable[[KubeTarget, float], KubeClient]
-Track = Callable[[Coroutine[Any, Any, None], str], None]
-"""Runs a write in a task of its own that the shutdown waits for."""
 
 
 class StatusCollector:
