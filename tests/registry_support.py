@@ -19,7 +19,7 @@ from foot.kube import KubeClient, KubeNotFoundError, KubeTarget
 from foot.registry_api import RegistryReply
 from foot.runtime.logs import JsonFormatter
 from foot_cli.natsserver import EmbeddedNats
-from foot_registry.member import JOINED_LABEL, SERVICE_ACCOUNT, role_name
+from foot_registry.core.member_plan import JOINED_LABEL, SERVICE_ACCOUNT, role_name
 from foot_registry.service import RegistryService
 from foot_registry.settings import RegistrySettings
 from foot_testenv.clusters import KubeCluster

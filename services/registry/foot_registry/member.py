@@ -1,21 +1,9 @@
-"""What a push join creates in a member cluster, and creating / removing it.
+"""Creating and removing FOOT's objects in a push member (what they are:
+`foot_registry.core.member_plan`).
 
 With the admin credential it is given (and only for the length of the join), the
-registry creates:
-
-* Namespace `<ns>` (setting `member_namespace`, default foot-system);
-* ServiceAccount `<ns>/foot-controller`;
-* ClusterRole `<ns>:foot-controller`: read everything (status, work status), and
-  create/update/patch/delete any resource (FOOT applies whatever kinds its policies
-  propagate). Narrower than cluster-admin: no `escalate`, `bind` or `impersonate`
-  (so FOOT cannot grant itself or others more than this), no `deletecollection`, no
-  wildcard verbs, no non-resource URLs beyond discovery, version and health;
-* ClusterRoleBinding `<ns>:foot-controller` to the ServiceAccount;
-
-then mints a token for the ServiceAccount (TokenRequest) and checks that it works.
-Each object carries the label `cluster.foot.dev/joined-as=<name>`; the ClusterRole
-and binding are owned (ownerReferences) by the namespace, so deleting the namespace
-removes everything (the member's garbage collector does the cluster-scoped part).
+registry creates the plan's objects, then mints a token for the ServiceAccount
+(TokenRequest) and checks that it works.
 
 A failure at any step removes, in reverse order, what this join created (never an
 object that was there before).
@@ -25,115 +13,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from foot.errors import AlreadyExistsError, FootError, PermanentError, TransportError
-from foot.kube import KubeApiError, KubeClient, KubeNotFoundError, KubeUnavailableError
+from foot.kube import (
+    KubeApiError,
+    KubeClient,
+    KubeNotFoundError,
+    KubeTarget,
+    KubeUnavailableError,
+)
 from foot.kube.errors import KubeConflictError
+from foot_registry.core.member_plan import (
+    MemberObject,
+    created_uid,
+    in_the_way,
+    joined_as,
+    member_objects,
+    minted_token,
+    token_request,
+    token_request_path,
+)
 
 log = logging.getLogger(__name__)
 
-JOINED_LABEL = "cluster.foot.dev/joined-as"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "foot"}
-SERVICE_ACCOUNT = "foot-controller"
-RBAC = "/apis/rbac.authorization.k8s.io/v1"
+KubeFactory = Callable[[KubeTarget, float], KubeClient]
+"""How the registry makes a client for a member: its target and the request timeout."""
 TOKEN_CHECK_SECONDS = 10.0
 UNAUTHORIZED = 401
 FORBIDDEN = 403
-
-CLUSTER_ROLE_RULES: list[dict[str, Any]] = [
-    {"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]},
-    {
-        "apiGroups": ["*"],
-        "resources": ["*"],
-        "verbs": ["create", "update", "patch", "delete"],
-    },
-    {
-        "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/version", "/readyz", "/livez"],
-        "verbs": ["get"],
-    },
-]
-
-
-def role_name(namespace: str) -> str:
-    return f"{namespace}:{SERVICE_ACCOUNT}"
-
-
-@dataclass(frozen=True, slots=True)
-class MemberObject:
-    what: str
-    """For messages: `ServiceAccount foot-system/foot-controller`."""
-    collection: str
-    """URL path of its collection (POST creates)."""
-    name: str
-    body: dict[str, Any]
-
-    @property
-    def path(self) -> str:
-        return f"{self.collection}/{self.name}"
-
-
-def member_objects(namespace: str, cluster: str, namespace_uid: str | None) -> list[MemberObject]:
-    """The objects of a join, in creation order (pure)."""
-    labels = {**MANAGED_BY, JOINED_LABEL: cluster}
-    owner = (
-        [{"apiVersion": "v1", "kind": "Namespace", "name": namespace, "uid": namespace_uid}]
-        if namespace_uid
-        else []
-    )
-    name = role_name(namespace)
-    return [
-        MemberObject(
-            f"Namespace {namespace}",
-            "/api/v1/namespaces",
-            namespace,
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": namespace, "labels": labels},
-            },
-        ),
-        MemberObject(
-            f"ServiceAccount {namespace}/{SERVICE_ACCOUNT}",
-            f"/api/v1/namespaces/{namespace}/serviceaccounts",
-            SERVICE_ACCOUNT,
-            {
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": {"name": SERVICE_ACCOUNT, "namespace": namespace, "labels": labels},
-            },
-        ),
-        MemberObject(
-            f"ClusterRole {name}",
-            f"{RBAC}/clusterroles",
-            name,
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRole",
-                "metadata": {"name": name, "labels": labels, "ownerReferences": owner},
-                "rules": CLUSTER_ROLE_RULES,
-            },
-        ),
-        MemberObject(
-            f"ClusterRoleBinding {name}",
-            f"{RBAC}/clusterrolebindings",
-            name,
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRoleBinding",
-                "metadata": {"name": name, "labels": labels, "ownerReferences": owner},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": name,
-                },
-                "subjects": [
-                    {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}
-                ],
-            },
-        ),
-    ]
 
 
 def explain(exc: FootError, server: str) -> FootError:
@@ -176,19 +85,8 @@ class MemberSetup:
         """Reachable, credentials accepted, and nothing of another join in the way."""
         for obj in member_objects(self.namespace, self.cluster, None):
             found = await self._existing(obj)
-            if found is None:
-                continue
-            terminating = (found.get("metadata") or {}).get("deletionTimestamp")
-            joined_as = ((found.get("metadata") or {}).get("labels") or {}).get(JOINED_LABEL)
-            if terminating:
-                raise AlreadyExistsError(
-                    f"{obj.what} is still being deleted in the member; try again in a moment"
-                )
-            owner = f"FOOT's cluster {joined_as!r}" if joined_as else "someone else"
-            raise AlreadyExistsError(
-                f"{obj.what} already exists in the member (created by {owner}); "
-                f"unjoin that cluster or pick another member_namespace"
-            )
+            if found is not None:
+                raise in_the_way(obj, found)
 
     async def create_all(self) -> None:
         namespace_uid: str | None = None
@@ -203,20 +101,13 @@ class MemberSetup:
             self.created.append(obj)
             log.info("created %s in the member", obj.what, extra={"cluster": self.cluster})
             if index == 0:
-                namespace_uid = str((created or {}).get("metadata", {}).get("uid") or "") or None
+                namespace_uid = created_uid(created)
 
     async def mint_token(self, expiration_seconds: int) -> str:
-        path = f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{SERVICE_ACCOUNT}/token"
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": expiration_seconds},
-        }
-        answer = await self.kube.create(path, body)
-        token = ((answer or {}).get("status") or {}).get("token")
-        if not token:
-            raise PermanentError("the member answered the TokenRequest without a token")
-        return str(token)
+        answer = await self.kube.create(
+            token_request_path(self.namespace), token_request(expiration_seconds)
+        )
+        return minted_token(answer)
 
     async def rollback(self) -> list[str]:
         """Delete what this join created, newest first; returns what could not be removed."""
@@ -249,9 +140,7 @@ class MemberSetup:
         return await self.rollback()
 
     async def _ours(self, obj: MemberObject) -> bool:
-        found = await self._existing(obj)
-        labels = ((found or {}).get("metadata") or {}).get("labels") or {}
-        return found is not None and labels.get(JOINED_LABEL) == self.cluster
+        return joined_as(await self._existing(obj), self.cluster)
 
 
 async def check_token_works(kube: KubeClient) -> None:

@@ -33,7 +33,7 @@ from foot.kinds import KINDS
 from foot.kinds.clusters import Cluster
 from foot.kube import KubeClient, KubeTarget, KubeUnavailableError
 from foot.registry_api import RegistryReply
-from foot_registry.member import SERVICE_ACCOUNT, role_name
+from foot_registry.core.member_plan import SERVICE_ACCOUNT, role_name
 from foot_registry.service import RegistryService
 from foot_testenv.clusters import KubeCluster, KubeClusters
 from foot_testenv.fixtures import KubeClusterFactory

@@ -1,8 +1,8 @@
 """Cluster health, pure: probe and heartbeat outcomes in, Ready transitions out.
 
-Nothing here does I/O. The registry's shell feeds `observe` each probe result (push)
-or heartbeat / missed lease (pull) and, when it returns an event, publishes it and
-writes `with_health(cluster, event)`.
+Nothing here does I/O. The registry's health monitor feeds `observe` each probe result
+(push) or heartbeat / missed lease (pull) and, when it returns an event, publishes it
+and writes `with_health(cluster, event)`.
 
 * an answered, good probe or heartbeat is `OK`; an answered one that says "not ready"
   is `NOT_READY` (Ready=False, taint not-ready); no answer is `UNREACHABLE`
@@ -21,14 +21,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from foot.cluster_status import CollectedStatus
 from foot.health import ClusterHealthEvent, ReadyStatus
 from foot.kinds.clusters import (
     TAINT_NOT_READY,
     TAINT_UNREACHABLE,
     Cluster,
     ClusterCondition,
-    ClusterStatus,
     Taint,
 )
 
@@ -88,6 +86,15 @@ class Health:
             sequence=cluster.status.health_sequence,
             last_success_at=cluster.status.last_heartbeat_time,
         )
+
+
+def tracked_health(known: Health | None, cluster: Cluster) -> Health:
+    """The health to track for a cluster as the bucket shows it: what the registry knows,
+    unless the bucket records a newer health event (the first sight of the cluster, or an
+    event another registry recorded)."""
+    if known is None or cluster.status.health_sequence > known.sequence:
+        return Health.from_cluster(cluster)
+    return known
 
 
 def observe(
@@ -180,19 +187,6 @@ def with_health(cluster: Cluster, event: ClusterHealthEvent) -> Cluster:
         update={"taints": with_taints(cluster.spec.taints, event.ready, event.observed_at)}
     )
     return cluster.model_copy(update={"status": status, "spec": spec})
-
-
-def with_collected(cluster: Cluster, collected: CollectedStatus, now: datetime) -> Cluster:
-    status: ClusterStatus = cluster.status.model_copy(
-        update={
-            "kubernetes_version": collected.kubernetes_version,
-            "api_enablements": collected.api_enablements,
-            "node_summary": collected.node_summary,
-            "resource_summary": collected.resource_summary,
-            "last_heartbeat_time": now,
-        }
-    )
-    return cluster.model_copy(update={"status": status})
 
 
 def taints_in_line(cluster: Cluster) -> bool:
