@@ -34,6 +34,7 @@ import nats
 from nats.aio.msg import Msg
 from nats.js import api as js_api
 
+from benchkit import Figure, percentile, report
 from foot.bus import Bus, Consumer, ConsumerSpec, Delivery, StreamSpec
 from foot.telemetry import configure_tracing
 from foot_cli.natsserver import EmbeddedNats
@@ -65,11 +66,6 @@ class Result:
     rate: float
     p50_ms: float
     p99_ms: float
-
-
-def percentile(values: list[int], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1e6
 
 
 # ---- consumer side (runs in its own process) ------------------------------------------
@@ -185,8 +181,8 @@ async def one_round(variant: str, url: str, name: str, count: int, concurrency: 
     latencies: list[int] = figures["latencies_ns"]
     return Result(
         rate=count / ((figures["last_ack_ns"] - started_ns) / 1e9),
-        p50_ms=percentile(latencies, 0.50),
-        p99_ms=percentile(latencies, 0.99),
+        p50_ms=percentile(latencies, 0.50) / 1e6,
+        p99_ms=percentile(latencies, 0.99) / 1e6,
     )
 
 
@@ -255,19 +251,18 @@ def main() -> None:
         f"p50 latency {latency_overhead:+.1f} % (goal < {OVERHEAD_GOAL_PERCENT:.0f} %)"
     )
     figures = [
-        ("raw_messages_per_second", raw.rate, "msg/s", None),
-        ("raw_p50_latency_ms", raw.p50_ms, "ms", None),
-        ("raw_p99_latency_ms", raw.p99_ms, "ms", None),
-        ("layer_messages_per_second", layer.rate, "msg/s", None),
-        ("layer_p50_latency_ms", layer.p50_ms, "ms", None),
-        ("layer_p99_latency_ms", layer.p99_ms, "ms", None),
-        ("layer_throughput_overhead_percent", throughput_overhead, "%", OVERHEAD_GOAL_PERCENT),
-        ("layer_p50_latency_overhead_percent", latency_overhead, "%", OVERHEAD_GOAL_PERCENT),
+        Figure("raw_messages_per_second", raw.rate, "msg/s"),
+        Figure("raw_p50_latency_ms", raw.p50_ms, "ms"),
+        Figure("raw_p99_latency_ms", raw.p99_ms, "ms"),
+        Figure("layer_messages_per_second", layer.rate, "msg/s"),
+        Figure("layer_p50_latency_ms", layer.p50_ms, "ms"),
+        Figure("layer_p99_latency_ms", layer.p99_ms, "ms"),
+        Figure(
+            "layer_throughput_overhead_percent", throughput_overhead, "%", OVERHEAD_GOAL_PERCENT
+        ),
+        Figure("layer_p50_latency_overhead_percent", latency_overhead, "%", OVERHEAD_GOAL_PERCENT),
     ]
-    for metric, value, unit, goal in figures:
-        line = {"bench": "bus", "metric": metric, "value": round(value, 3), "unit": unit}
-        line["goal"] = goal
-        print(json.dumps(line))
+    report("bus", figures)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -51,6 +50,7 @@ import aiohttp
 import orjson
 import yaml
 
+from benchkit import Figure, cpu_seconds, percentile, report
 from foot.bus import Bus
 from foot.catalog import BINDINGS, CLUSTER_CREDENTIALS, CLUSTERS, TEMPLATES, WORKS
 from foot.cluster_credential import ClusterCredential
@@ -93,25 +93,10 @@ finally:
 
 
 @dataclass(frozen=True, slots=True)
-class Figure:
-    metric: str
-    value: float
-    unit: str
-    goal: float | None = None
-    """Lower bound for rates, upper bound for latencies and percentages."""
-
-
-@dataclass(frozen=True, slots=True)
 class SimCluster:
     name: str
     server: str
     token: str
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
 
 
 class AppliedWatch:
@@ -259,12 +244,6 @@ def reference_ms() -> float:
     return (time.process_time() - started) * 1000
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def throughput(
     stand: Stand, watch: AppliedWatch, members: list[str], bindings: int, prefix: str = "tp"
 ) -> Figure:
@@ -277,7 +256,8 @@ async def throughput(
         keys |= set(await stand.bind(name, members))
     await watch.wait(keys)
     elapsed = max(watch.applied_at[k] for k in keys) - started
-    return Figure("works_applied_per_s", round(len(keys) / elapsed), "works/s", THROUGHPUT_GOAL)
+    rate = round(len(keys) / elapsed)
+    return Figure("works_applied_per_s", rate, "works/s", THROUGHPUT_GOAL, higher_is_better=True)
 
 
 async def latency(
@@ -494,22 +474,7 @@ def main() -> None:
     if args.bursts < 1:
         parser.error("--bursts: at least 1")
     figures = asyncio.run(run(args.clusters, args.bindings, args.bursts, args.samples, only))
-    print(f"dispatcher: {args.clusters} simulated clusters")
-    print(f"{'metric':<26}{'value':>10}  {'unit':<8}{'goal':>8}")
-    for figure in figures:
-        goal = ""
-        if figure.goal is not None:
-            goal = f">={figure.goal:g}" if figure.unit == "works/s" else f"<={figure.goal:g}"
-        print(f"{figure.metric:<26}{figure.value:>10}  {figure.unit:<8}{goal:>8}")
-    for figure in figures:
-        line: dict[str, Any] = {
-            "bench": "dispatcher",
-            "metric": figure.metric,
-            "value": figure.value,
-            "unit": figure.unit,
-            "goal": figure.goal,
-        }
-        print(json.dumps(line))
+    report("dispatcher", figures, f"{args.clusters} simulated clusters")
 
 
 if __name__ == "__main__":

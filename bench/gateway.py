@@ -49,29 +49,29 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
-from foot.api import ApiReply, ApiRequest
-from foot.bus import Bus
-from foot.catalog import (
-    API_APPLY,
-    CLUSTERS,
-    HEALTH_PREFIX,
-    WORKS,
-    health_subject,
-    registry_subject,
+from benchkit import (
+    ApiRefusedError,
+    Figure,
+    HealthEvents,
+    api_apply,
+    ask_registry,
+    percentile,
+    report,
+    say,
+    until_answers,
+    wait_for,
 )
+from foot.bus import Bus
+from foot.catalog import CLUSTERS, WORKS, health_subject, registry_subject
 from foot.health import ClusterHealthEvent
 from foot.kinds import KINDS
 from foot.kinds.clusters import TAINT_NOT_READY, TAINT_UNREACHABLE
 from foot.kube import KubeClient, KubeTarget
 from foot.kube.errors import KubeNotFoundError
-from foot.registry_api import RegistryReply
 from foot_cli.natsserver import EmbeddedNats
 from foot_testenv.apisix_fake import ApisixFake
 from foot_testenv.clusters import KubeCluster, KubeClusters
@@ -92,35 +92,12 @@ RESTART_TIMEOUT_S = 120.0
 Node = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Figure:
-    metric: str
-    value: float
-    unit: str
-    goal: float | None = None
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def spread(prefix: str, samples: list[float], goal: float | None) -> list[Figure]:
     return [
         Figure(f"{prefix}_p50", percentile(samples, 0.5), "s"),
         Figure(f"{prefix}_p99", percentile(samples, 0.99), "s", goal),
         Figure(f"{prefix}_max", max(samples), "s"),
     ]
-
-
-async def wait_for(check: Callable[[], bool], within: float) -> None:
-    async with asyncio.timeout(within):
-        while not check():  # noqa: ASYNC110 - the state changes in another task/process
-            await asyncio.sleep(0.002)
 
 
 class Watch:
@@ -170,14 +147,6 @@ def address_in(addresses: set[str], node: Node) -> bool:
 def full(fake: ApisixFake, routes: int) -> bool:
     upstreams = fake.objects("upstreams")
     return len(upstreams) == routes and all(len(u["nodes"]) == 3 for u in upstreams.values())
-
-
-async def apply(bus: Bus, documents: list[dict[str, Any]]) -> None:
-    body = orjson.dumps(ApiRequest(objects=documents).model_dump(mode="json", by_alias=True))
-    reply = ApiReply.model_validate_json((await bus.request(API_APPLY, body, wait_seconds=60)).data)
-    rejected = [r for r in reply.results if r.outcome == "rejected"]
-    if reply.error is not None or rejected:
-        raise SystemExit(f"refused: {reply.error or rejected[0].error}")
 
 
 class Services:
@@ -279,7 +248,7 @@ async def stand_in_setup(bus: Bus, routes: int) -> None:
         for app in range(routes):
             item = work(name, f"app{app:03d}", ready=1 + index, node_port=30000 + app)
             await works.put(f"{name}.shop.app{app:03d}", item.to_json())
-    await apply(
+    await api_apply(
         bus,
         [
             route_document(f"app{app:03d}", backend={"service": f"app{app:03d}", "port": 80})
@@ -305,6 +274,8 @@ async def stand_in(kills: int, routes: int) -> list[Figure]:
                         try:
                             await stand_in_setup(bus, routes)
                             break
+                        except ApiRefusedError:
+                            raise  # answered, and refused: retrying will not help
                         except Exception:  # noqa: BLE001 - retried until the service answers
                             running.check()
                             await asyncio.sleep(0.1)
@@ -333,30 +304,6 @@ async def stand_in(kills: int, routes: int) -> list[Figure]:
 
 
 # ---- part 2: the real registry, real kube-apiservers ---------------------------------------
-
-
-class Events:
-    """Health events as they arrive (wall clock), for the registry's figures."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[float, ClusterHealthEvent]] = []
-        self.changed = asyncio.Event()
-
-    async def on_message(self, msg: Any) -> None:
-        self.seen.append((time.time(), ClusterHealthEvent.model_validate_json(msg.data)))
-        self.changed.set()
-
-    async def first(
-        self, cluster: str, wanted: Callable[[str], bool], after: float, within: float
-    ) -> ClusterHealthEvent:
-        """The first event of `cluster` whose Ready satisfies `wanted`, arrived after `after`."""
-        async with asyncio.timeout(within):
-            while True:
-                for arrived, event in self.seen:
-                    if arrived >= after and event.cluster == cluster and wanted(event.ready):
-                        return event
-                self.changed.clear()
-                await self.changed.wait()
 
 
 def node_port(app: int, member: int) -> int:
@@ -478,26 +425,10 @@ async def kubelet(kube: KubeClient, app: int) -> bool:
     return True
 
 
-async def ask_registry(bus: Bus, verb: str, body: dict[str, Any]) -> RegistryReply:
-    msg = await bus.request(registry_subject(verb), orjson.dumps(body), wait_seconds=60)
-    reply = RegistryReply.model_validate_json(msg.data)
-    if reply.error is not None:
-        raise RuntimeError(f"{verb} {body.get('name')}: {reply.error.message}")
-    return reply
-
-
-async def wait_answering(bus: Bus, running: Services) -> None:
-    """Until the registry answers and the API front door applies (the services are up)."""
-    async with asyncio.timeout(60):
-        while True:
-            running.check()
-            try:
-                await bus.request(registry_subject("collect"), b"{}", wait_seconds=1)
-                await apply(bus, [])
-            except Exception:  # noqa: BLE001 - not answering yet
-                await asyncio.sleep(0.2)
-            else:
-                return
+async def both_answer(bus: Bus) -> None:
+    """The registry answers and the API front door applies (the services are up)."""
+    await bus.request(registry_subject("collect"), b"{}", wait_seconds=1)
+    await api_apply(bus, [])
 
 
 async def with_registry(kills: int, routes: int) -> list[Figure]:
@@ -526,9 +457,9 @@ async def kill_members(  # noqa: PLR0917 - the bench's one long measurement
     kills: int,
     routes: int,
 ) -> list[Figure]:
-    events = Events()
-    await bus.client.subscribe(f"{HEALTH_PREFIX}.>", cb=events.on_message)
-    await wait_answering(bus, running)
+    events = HealthEvents(clock=time.time)  # wall clock: compared with the events' observedAt
+    await events.listen(bus)
+    await until_answers(functools.partial(both_answer, bus), within=60, check=running.check)
     names = [m.name for m in members]
     since = time.time()
     for member in members:
@@ -538,7 +469,7 @@ async def kill_members(  # noqa: PLR0917 - the bench's one long measurement
     for name in names:
         await events.first(name, lambda ready: ready == "True", since, 60)
     say(f"registry joined {', '.join(names)} (push); all Ready")
-    await apply(bus, [d for app in range(routes) for d in app_documents(app, names)])
+    await api_apply(bus, [d for app in range(routes) for d in app_documents(app, names)])
     kubes = [
         KubeClient(
             KubeTarget.from_kubeconfig(
@@ -572,7 +503,7 @@ async def kill_members(  # noqa: PLR0917 - the bench's one long measurement
         killed = time.time()
         await member.kill()
         await wait_for(lambda: watch.drained_at is not None, within=30)
-        event = await events.first(member.name, lambda ready: ready != "True", killed, 30)
+        _, event = await events.first(member.name, lambda ready: ready != "True", killed, 30)
         assert watch.drained_wall is not None  # noqa: S101 - narrowed by the wait
         observed = event.observed_at.timestamp()
         from_kill.append(watch.drained_wall - killed)
@@ -606,22 +537,7 @@ async def run(args: argparse.Namespace) -> None:
     if args.real_kills:
         say("part 2: the real registry, scheduler, dispatcher, real kube-apiservers")
         figures += await with_registry(args.real_kills, args.real_routes)
-    say("")
-    say(f"{'metric':<40} {'value':>10}  {'unit':<10} goal")
-    for figure in figures:
-        bound = "" if figure.goal is None else f"<= {figure.goal:g} s"
-        shown = figure.value * 1000 if figure.unit == "s" else figure.value
-        unit = "ms" if figure.unit == "s" else figure.unit
-        say(f"{figure.metric:<40} {shown:>10.1f}  {unit:<10} {bound}")
-    for figure in figures:
-        line = {
-            "bench": BENCH,
-            "metric": figure.metric,
-            "value": round(figure.value, 4),
-            "unit": figure.unit,
-            "goal": None if figure.goal is None else f"<= {figure.goal:g}",
-        }
-        print(json.dumps(line), flush=True)
+    report(BENCH, figures)
 
 
 def main() -> None:

@@ -11,29 +11,17 @@ JSON line per figure. The binaries must be built (`foot-testenv ensure`).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from benchkit import Figure, report
 from foot_testenv.clusters import KubeClusters
 from foot_testenv.kube_binaries import find_binaries
 
 FOOT_TESTENV = Path(sys.executable).parent / "foot-testenv"
-
-
-@dataclass(frozen=True)
-class Figure:
-    metric: str
-    value: float
-    unit: str
-    goal: float  # upper bound: lower is better for every figure here
-
-    def meets_goal(self) -> bool:
-        return self.value <= self.goal
 
 
 def time_cached_ensure(rounds: int) -> float:
@@ -69,26 +57,7 @@ def main() -> None:
         Figure("start_3_clusters_seconds", time_cluster_start(3, rounds), "s", goal=10.0),
     ]
 
-    print(f"kube_start (median of {rounds})")
-    print(f"{'metric':<28} {'value':>8} {'goal':>8}  ok")
-    for figure in figures:
-        mark = "yes" if figure.meets_goal() else "NO"
-        print(
-            f"{figure.metric:<28} {figure.value:>7.2f}{figure.unit} "
-            f"{'<=' + format(figure.goal, '.1f'):>7}{figure.unit}  {mark}"
-        )
-    for figure in figures:
-        print(
-            json.dumps(
-                {
-                    "bench": "kube_start",
-                    "metric": figure.metric,
-                    "value": round(figure.value, 3),
-                    "unit": figure.unit,
-                    "goal": figure.goal,
-                }
-            )
-        )
+    report("kube_start", figures, f"median of {rounds}")
 
 
 if __name__ == "__main__":

@@ -24,23 +24,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import json
 import os
 import random
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from benchkit import (
+    Figure,
+    HealthEvents,
+    ask_registry,
+    cpu_seconds,
+    percentile,
+    report,
+    rss_mb,
+    until_answers,
+)
 from foot.bus import Bus
-from foot.catalog import HEALTH_PREFIX, registry_subject
-from foot.health import ClusterHealthEvent
-from foot.registry_api import RegistryReply
+from foot.catalog import registry_subject
 from foot_cli.natsserver import EmbeddedNats
 from foot_sim.background import BackgroundSimulator
 from foot_sim.faults import FaultMode
@@ -53,66 +57,14 @@ DETECTION_GOAL_S = 3.0
 JITTER_MAX_MS = 1000.0
 JITTER_STEP_S = 0.1
 READY_TIMEOUT_S = 60.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-@dataclass(frozen=True, slots=True)
-class Figure:
-    metric: str
-    value: float
-    unit: str
-    goal: float | None = None
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class Events:
-    """Health events as they arrive, with the local arrival time."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[float, ClusterHealthEvent]] = []
-        self.changed = asyncio.Event()
-
-    async def on_message(self, msg: Any) -> None:
-        self.seen.append((time.monotonic(), ClusterHealthEvent.model_validate_json(msg.data)))
-        self.changed.set()
-
-    async def wait_for(self, cluster: str, ready: str, after: float, within: float) -> float:
-        """Arrival time of the first event of `cluster` with `ready`, arriving after `after`."""
-        async with asyncio.timeout(within):
-            while True:
-                for arrived, event in self.seen:
-                    if arrived >= after and event.cluster == cluster and event.ready == ready:
-                        return arrived
-                self.changed.clear()
-                await self.changed.wait()
-
-    def count(self, cluster: str, since: float) -> int:
-        return sum(1 for t, e in self.seen if e.cluster == cluster and t >= since)
-
-
-async def ask(bus: Bus, verb: str, body: dict[str, Any]) -> RegistryReply:
-    msg = await bus.request(registry_subject(verb), orjson.dumps(body), wait_seconds=60)
-    reply = RegistryReply.model_validate_json(msg.data)
-    if reply.error is not None:
-        raise RuntimeError(f"{verb} {body.get('name')}: {reply.error.message}")
-    return reply
+async def arrival(
+    events: HealthEvents, cluster: str, ready: str, after: float, within: float
+) -> float:
+    """Arrival time of the first event of `cluster` with `ready`, arriving after `after`."""
+    arrived, _ = await events.first(cluster, lambda seen: seen == ready, after, within)
+    return arrived
 
 
 def start_registry(nats: EmbeddedNats, home: Path) -> subprocess.Popen[bytes]:
@@ -127,42 +79,39 @@ def start_registry(nats: EmbeddedNats, home: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-async def wait_registry(bus: Bus) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            try:
-                await bus.request(registry_subject("collect"), b"{}", wait_seconds=1)
-            except Exception:  # noqa: BLE001 - not answering yet
-                await asyncio.sleep(0.2)
-            else:
-                return
+async def registry_answers(bus: Bus) -> None:
+    await bus.request(registry_subject("collect"), b"{}", wait_seconds=1)
 
 
-async def real_kills(bus: Bus, events: Events, kills: int, workdir: Path) -> list[float]:
+async def real_kills(bus: Bus, events: HealthEvents, kills: int, workdir: Path) -> list[float]:
     samples: list[float] = []
     with KubeClusters.start_blocking(
         1, workdir=workdir / "kube", binaries=find_binaries()
     ) as clusters:
         member = clusters[0]
         since = time.monotonic()
-        await ask(bus, "join", {"name": "real", "kubeconfig": member.kubeconfig_path.read_text()})
-        await events.wait_for("real", "True", since, READY_TIMEOUT_S)
+        await ask_registry(
+            bus, "join", {"name": "real", "kubeconfig": member.kubeconfig_path.read_text()}
+        )
+        await arrival(events, "real", "True", since, READY_TIMEOUT_S)
         for round_number in range(kills):
             await asyncio.sleep(random.uniform(0.0, 0.5))  # land anywhere in a probe period
             await member.kill()
             killed = time.monotonic()
-            detected = await events.wait_for("real", "Unknown", killed, 30)
+            detected = await arrival(events, "real", "Unknown", killed, 30)
             samples.append(detected - killed)
             print(f"  kill {round_number + 1:2d}: {detected - killed:.2f}s", flush=True)
             await member.start()
-            await events.wait_for("real", "True", detected, READY_TIMEOUT_S)
-        await ask(bus, "unjoin", {"name": "real", "kubeconfig": member.kubeconfig_path.read_text()})
+            await arrival(events, "real", "True", detected, READY_TIMEOUT_S)
+        await ask_registry(
+            bus, "unjoin", {"name": "real", "kubeconfig": member.kubeconfig_path.read_text()}
+        )
     return samples
 
 
 async def simulated(
     bus: Bus,
-    events: Events,
+    events: HealthEvents,
     registry: subprocess.Popen[bytes],
     *,
     clusters: int,
@@ -182,7 +131,7 @@ async def simulated(
                     "kubeconfig": endpoint.kubeconfig_path.read_text(),
                     "useGivenCredential": True,
                 }
-                await ask(bus, "join", body)
+                await ask_registry(bus, "join", body)
 
         await asyncio.gather(*(join(e) for e in sim.endpoints))
         joined = time.monotonic() - started
@@ -196,11 +145,11 @@ async def simulated(
             await asyncio.sleep(random.uniform(0.0, 0.5))
             await sim.run_async(functools.partial(simulator.set_fault, name, FaultMode.PARTITIONED))
             cut = time.monotonic()
-            detected = await events.wait_for(name, "Unknown", cut, 30)
+            detected = await arrival(events, name, "Unknown", cut, 30)
             samples.append(detected - cut)
             print(f"  partition {round_number + 1:2d} ({name}): {detected - cut:.2f}s", flush=True)
             await sim.run_async(functools.partial(simulator.set_fault, name, FaultMode.HEALTHY))
-            await events.wait_for(name, "True", detected, READY_TIMEOUT_S)
+            await arrival(events, name, "True", detected, READY_TIMEOUT_S)
         if samples:
             figures += [
                 Figure("partition_detection_p50", percentile(samples, 0.5), "s", DETECTION_GOAL_S),
@@ -246,9 +195,9 @@ async def main(args: argparse.Namespace) -> None:
             try:
                 async with await Bus.connect(nats.url, "bench") as bus:
                     await bus.declare()
-                    events = Events()
-                    await bus.client.subscribe(f"{HEALTH_PREFIX}.>", cb=events.on_message)
-                    await wait_registry(bus)
+                    events = HealthEvents()
+                    await events.listen(bus)
+                    await until_answers(functools.partial(registry_answers, bus), within=30)
                     if args.kills:
                         print(f"real kube-apiserver, {args.kills} kills:", flush=True)
                         samples = await real_kills(bus, events, args.kills, home)
@@ -269,20 +218,7 @@ async def main(args: argparse.Namespace) -> None:
             finally:
                 registry.terminate()
                 registry.wait(30)
-    print()
-    print(f"{'metric':40} {'value':>10}  {'unit':14} goal")
-    for figure in figures:
-        bound = "" if figure.goal is None else f"<= {figure.goal:g}"
-        print(f"{figure.metric:40} {figure.value:10.3f}  {figure.unit:14} {bound}")
-    for figure in figures:
-        line = {
-            "bench": BENCH,
-            "metric": figure.metric,
-            "value": round(figure.value, 4),
-            "unit": figure.unit,
-            "goal": figure.goal,
-        }
-        print(json.dumps(line))
+    report(BENCH, figures)
 
 
 def parse() -> argparse.Namespace:

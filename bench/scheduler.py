@@ -24,22 +24,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
+import functools
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from foot.api import ApiReply, ApiRequest
+from benchkit import (
+    Figure,
+    api_apply,
+    cpu_seconds,
+    percentile,
+    report,
+    say,
+    until_answers,
+    wait_for,
+)
 from foot.bus import Bus
-from foot.catalog import API_APPLY, BINDINGS, CLUSTERS, health_subject
+from foot.catalog import BINDINGS, CLUSTERS, health_subject
 from foot.health import ClusterHealthEvent
 from foot.kinds import KINDS
 from foot.kinds.clusters import Cluster
@@ -55,15 +64,6 @@ REGIONS = 10
 SUBMITTERS = 8
 """API requests (of 250 templates each) in flight at once, as several clients would."""
 CLUSTER_KIND = KINDS.lookup("cluster.foot.dev/v1alpha1", "Cluster")
-
-
-def emit(metric: str, value: float, unit: str, goal: str) -> None:
-    line = {"bench": "scheduler", "metric": metric, "value": value, "unit": unit, "goal": goal}
-    print(json.dumps(line), flush=True)
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 def cluster_document(index: int) -> dict[str, Any]:
@@ -96,11 +96,6 @@ def cluster_document(index: int) -> dict[str, Any]:
             },
         },
     }
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 # --- 1. the pure core ----------------------------------------------------------------------
@@ -155,13 +150,14 @@ def core_spec(mode: str) -> PropagationSpec:
     )
 
 
-def bench_core(clusters: int, decisions: int) -> None:
+def bench_core(clusters: int, decisions: int) -> list[Figure]:
     snapshot = ClusterSnapshot.of(
         [Cluster.model_validate(cluster_document(i)) for i in range(clusters)],
         datetime(2025, 1, 1, tzinfo=UTC),
     )
     say(f"\n1. pure core: {clusters} clusters, {decisions} decisions per division mode")
     say(f"   {'mode':<16} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8}")
+    figures: list[Figure] = []
     for mode in PLACEMENTS:
         spec = core_spec(mode)
         times: list[float] = []
@@ -181,9 +177,12 @@ def bench_core(clusters: int, decisions: int) -> None:
         rate = len(times) / (sum(times) / 1000)
         p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
         say(f"   {mode:<16} {rate:>12.0f} {p50:>8.3f} {p99:>8.3f}")
-        emit(f"core_{mode}_decisions_per_second", round(rate, 1), "1/s", "")
-        emit(f"core_{mode}_p50", round(p50, 4), "ms", "")
-        emit(f"core_{mode}_p99", round(p99, 4), "ms", f"<= {CORE_GOAL_P99_MS}")
+        figures += [
+            Figure(f"core_{mode}_decisions_per_second", round(rate, 1), "1/s"),
+            Figure(f"core_{mode}_p50", round(p50, 4), "ms"),
+            Figure(f"core_{mode}_p99", round(p99, 4), "ms", CORE_GOAL_P99_MS),
+        ]
+    return figures
 
 
 # --- 2 and 3: through the service ----------------------------------------------------------
@@ -260,13 +259,7 @@ class BindingWatch:
                     self.on_change(entry.key, names, time.perf_counter_ns())
 
 
-async def wait_for(check: Callable[[], bool], within: float) -> None:
-    async with asyncio.timeout(within):
-        while not check():  # noqa: ASYNC110 - state lives in another process
-            await asyncio.sleep(0.005)
-
-
-async def bench_service(clusters: int, templates: int, failovers: int) -> None:
+async def bench_service(clusters: int, templates: int, failovers: int) -> list[Figure]:
     with tempfile.TemporaryDirectory() as folder, EmbeddedNats(data_dir=Path(folder)) as nats:
         service = subprocess.Popen(  # noqa: ASYNC220 - started once, before any timing
             [
@@ -283,31 +276,23 @@ async def bench_service(clusters: int, templates: int, failovers: int) -> None:
         try:
             async with await Bus.connect(nats.url, "bench") as bus:
                 await bus.declare()
-                await run_service_bench(bus, clusters, templates, failovers, service.pid)
+                return await run_service_bench(bus, clusters, templates, failovers, service.pid)
         finally:
             service.terminate()
             service.wait(timeout=30)
 
 
-async def apply(bus: Bus, documents: list[dict[str, Any]]) -> None:
-    body = orjson.dumps(ApiRequest(objects=documents).model_dump(mode="json", by_alias=True))
-    reply = ApiReply.model_validate_json((await bus.request(API_APPLY, body, wait_seconds=60)).data)
-    if not reply.ok:
-        raise RuntimeError(f"apply failed: {reply}")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+def cpu_seconds_if_known(pid: int) -> float | None:
+    """The process's CPU time so far; None where /proc is missing (not Linux)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return cpu_seconds(pid)
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run_service_bench(
     bus: Bus, clusters: int, templates: int, failovers: int, pid: int
-) -> None:
+) -> list[Figure]:
     store = await bus.kv(CLUSTERS.name)
     for i in range(clusters):
         document = cluster_document(i)
@@ -319,11 +304,11 @@ async def run_service_bench(
     try:
         await synced.wait()
         # The service answers the front door once it runs.
-        await wait_for_service(bus)
-        await apply(bus, [region_policy(r) for r in range(REGIONS)])
+        await until_answers(functools.partial(api_apply, bus, []), within=60)
+        await api_apply(bus, [region_policy(r) for r in range(REGIONS)])
 
         say(f"\n2. end to end: {templates} Deployments through foot.api.apply, {clusters} clusters")
-        cpu_before = cpu_seconds(pid)
+        cpu_before = cpu_seconds_if_known(pid)
         started = time.perf_counter()
         batch = 250
         in_flight = asyncio.Semaphore(SUBMITTERS)
@@ -331,40 +316,30 @@ async def run_service_bench(
         async def submit(first: int) -> None:
             async with in_flight:
                 last = min(first + batch, templates)
-                await apply(bus, [deployment(i) for i in range(first, last)])
+                await api_apply(bus, [deployment(i) for i in range(first, last)])
 
         async with asyncio.TaskGroup() as group:
             for first in range(0, templates, batch):
                 group.create_task(submit(first), name=f"bench:submit:{first}")
         submitted = time.perf_counter() - started
-        await wait_for(lambda: watch.placed >= templates, 300)
+        await wait_for(lambda: watch.placed >= templates, 300, interval=0.005)
         elapsed = time.perf_counter() - started
         rate = templates / elapsed
         say(f"   submitted in {submitted:.2f}s, every binding written after {elapsed:.2f}s")
         say(f"   {rate:.0f} bindings/s end to end (goal >= {E2E_GOAL_PER_SECOND:.0f})")
-        emit("e2e_bindings_per_second", round(rate, 1), "1/s", f">= {E2E_GOAL_PER_SECOND:.0f}")
-        cpu_after = cpu_seconds(pid)
+        rate_figure = Figure("e2e_bindings_per_second", round(rate, 1), "1/s", E2E_GOAL_PER_SECOND)
+        figures = [replace(rate_figure, higher_is_better=True)]
+        cpu_after = cpu_seconds_if_known(pid)
         if cpu_before is not None and cpu_after is not None:
             # CPU the scheduler process spent per template (ingest + decision + binding write):
             # steadier than wall-clock rates on a shared machine.
             per_binding = (cpu_after - cpu_before) * 1000 / templates
             say(f"   scheduler process CPU: {per_binding:.3f} ms per template (ingest + binding)")
-            emit("e2e_scheduler_cpu_per_binding", round(per_binding, 4), "ms", "")
-        await bench_failover(bus, watch, failovers)
+            figures.append(Figure("e2e_scheduler_cpu_per_binding", round(per_binding, 4), "ms"))
+        return figures + await bench_failover(bus, watch, failovers)
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
-
-
-async def wait_for_service(bus: Bus) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            try:
-                await apply(bus, [])
-            except Exception:  # noqa: BLE001 - not up yet
-                await asyncio.sleep(0.2)
-            else:
-                return
 
 
 class Tracker:
@@ -382,7 +357,7 @@ class Tracker:
             self.latencies.append((at_ns - self.published) / 1e6)
 
 
-async def bench_failover(bus: Bus, watch: BindingWatch, failovers: int) -> None:
+async def bench_failover(bus: Bus, watch: BindingWatch, failovers: int) -> list[Figure]:
     say(f"\n3. failover: {failovers} cluster(s) turn NotReady, one at a time")
     say(f"   {'cluster':<10} {'bindings':>8} {'p50 ms':>8} {'p99 ms':>8} {'last ms':>8}")
     all_latencies: list[float] = []
@@ -411,7 +386,7 @@ async def bench_failover(bus: Bus, watch: BindingWatch, failovers: int) -> None:
             event.model_dump_json(by_alias=True).encode(),
             msg_id=event.message_id(),
         )
-        await wait_for(lambda tracker=tracker: not tracker.pending, 60)  # type: ignore[misc]
+        await wait_for(lambda tracker=tracker: not tracker.pending, 60, interval=0.005)  # type: ignore[misc]
         latencies = tracker.latencies
         watch.on_change = None
         down.add(victim)
@@ -424,10 +399,12 @@ async def bench_failover(bus: Bus, watch: BindingWatch, failovers: int) -> None:
         f"   all: {len(all_latencies)} bindings, p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
         f"worst last {max(lasts):.1f} ms (goal <= {FAILOVER_GOAL_MS:.0f} ms)"
     )
-    emit("failover_bindings_changed", len(all_latencies), "bindings", "")
-    emit("failover_p50", round(p50, 2), "ms", f"<= {FAILOVER_GOAL_MS:.0f}")
-    emit("failover_p99", round(p99, 2), "ms", f"<= {FAILOVER_GOAL_MS:.0f}")
-    emit("failover_all_changed", round(max(lasts), 2), "ms", f"<= {FAILOVER_GOAL_MS:.0f}")
+    return [
+        Figure("failover_bindings_changed", len(all_latencies), "bindings"),
+        Figure("failover_p50", round(p50, 2), "ms", FAILOVER_GOAL_MS),
+        Figure("failover_p99", round(p99, 2), "ms", FAILOVER_GOAL_MS),
+        Figure("failover_all_changed", round(max(lasts), 2), "ms", FAILOVER_GOAL_MS),
+    ]
 
 
 def main() -> None:
@@ -438,9 +415,10 @@ def main() -> None:
     parser.add_argument("--failovers", type=int, default=3)
     parser.add_argument("--core-only", action="store_true", help="skip the service benchmarks")
     args = parser.parse_args()
-    bench_core(args.clusters, args.decisions)
+    figures = bench_core(args.clusters, args.decisions)
     if not args.core_only:
-        asyncio.run(bench_service(args.clusters, args.templates, args.failovers))
+        figures += asyncio.run(bench_service(args.clusters, args.templates, args.failovers))
+    report("scheduler", figures)
 
 
 if __name__ == "__main__":

@@ -17,19 +17,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import random
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from benchkit import Figure, percentile, report, rss_mb
 from foot_sim import ClusterEndpoint
 from foot_sim.client import KubeHttpClient, KubeResponse
 
@@ -39,28 +38,6 @@ LOAD_CONCURRENCY = 32
 START_TIMEOUT_SECONDS = 120.0
 RSS_GOAL_MB = 1024.0
 GET_P99_GOAL_MS = 20.0
-
-
-@dataclass(frozen=True, slots=True)
-class Figure:
-    metric: str
-    value: float
-    unit: str
-    goal: float | None = None
-    """Upper bound (lower is better for every figure with a goal)."""
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not found for process {pid}")
 
 
 async def start_simulator(
@@ -312,20 +289,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     figures = asyncio.run(run(args.clusters, args.objects, args.requests))
-    print(f"foot-sim: {args.clusters} clusters, {args.objects} objects")
-    print(f"{'metric':<22}{'value':>12}  {'unit':<10}{'goal':>8}")
-    for figure in figures:
-        goal = f"<={figure.goal:g}" if figure.goal is not None else ""
-        print(f"{figure.metric:<22}{figure.value:>12}  {figure.unit:<10}{goal:>8}")
-    for figure in figures:
-        line: dict[str, Any] = {
-            "bench": "sim",
-            "metric": figure.metric,
-            "value": figure.value,
-            "unit": figure.unit,
-            "goal": figure.goal,
-        }
-        print(json.dumps(line))
+    report("sim", figures, f"foot-sim: {args.clusters} clusters, {args.objects} objects")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import statistics
 import tempfile
@@ -35,14 +34,14 @@ from typing import Any
 
 import orjson
 
+from benchkit import Figure, ask_registry, percentile, report, say
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.catalog import API_APPLY, STORAGE_CLAIMS, registry_subject
+from foot.catalog import API_APPLY, STORAGE_CLAIMS
 from foot.kinds import KINDS
 from foot.kinds.storage import StorageClaim
 from foot.kube import KubeClient, KubeTarget
 from foot.kube.errors import KubeNotFoundError
-from foot.registry_api import RegistryReply
 from foot.secrets import SecretBox
 from foot_cli.natsserver import EmbeddedNats
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
@@ -58,16 +57,6 @@ GOAL_P99_SECONDS = 10.0
 NAMESPACE = "bench"
 POLL_SECONDS = 0.02
 CLAIMS = KINDS.lookup("storage.foot.dev/v1alpha1", "StorageClaim")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(round(fraction * (len(ordered) - 1)), len(ordered) - 1)
-    return ordered[index]
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 class Steps:
@@ -205,12 +194,7 @@ async def measure(
         ):
             for member in kube:
                 join = {"name": member.name, "kubeconfig": member.kubeconfig_path.read_text()}
-                msg = await bus.request(
-                    registry_subject("join"), orjson.dumps(join), wait_seconds=60
-                )
-                reply = RegistryReply.model_validate_json(msg.data)
-                if reply.error is not None:
-                    raise RuntimeError(f"join {member.name}: {reply.error.message}")
+                await ask_registry(bus, "join", join)
             say(f"registry joined {', '.join(m.name for m in kube)} (push)")
             await bus.client.subscribe(f"{EVENT_PREFIX}.{NAMESPACE}.>", cb=steps.on_event)
             members = Members(kube)
@@ -257,10 +241,10 @@ async def run(claims: int, cluster_count: int, workdir: Path) -> None:
             results, steps = await measure(claims, kube, ceph, workdir)
         finally:
             await asyncio.to_thread(stop_ceph, workdir / "ceph")
-    report(results, step_profile(steps, claims), claims, cluster_count)
+    show_results(results, step_profile(steps, claims), claims, cluster_count)
 
 
-def report(
+def show_results(
     results: list[tuple[float, float]], profile: dict[str, float], claims: int, clusters: int
 ) -> None:
     ready = [r for r, _ in results]
@@ -277,15 +261,13 @@ def report(
             f"{label:<10} {statistics.median(values):>8.2f} {percentile(values, 0.99):>8.2f} "
             f"{max(values):>8.2f} {GOAL_P99_SECONDS:>11.1f}"
         )
-    figures = (
-        ("claim_ready_p50", statistics.median(ready), None),
-        ("claim_ready_p99", percentile(ready, 0.99), None),
-        ("claim_delivered_p50", statistics.median(delivered), None),
-        ("claim_delivered_p99", percentile(delivered, 0.99), GOAL_P99_SECONDS),
-    )
-    for metric, value, goal in figures:
-        line = {"bench": "storage", "metric": metric, "value": round(value, 3), "unit": "s"}
-        print(json.dumps(line | {"goal": goal}))
+    figures = [
+        Figure("claim_ready_p50", statistics.median(ready), "s"),
+        Figure("claim_ready_p99", percentile(ready, 0.99), "s"),
+        Figure("claim_delivered_p50", statistics.median(delivered), "s"),
+        Figure("claim_delivered_p99", percentile(delivered, 0.99), "s", GOAL_P99_SECONDS),
+    ]
+    report("storage", figures)
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from foot.bus import Bus
+
 
 async def eventually(check: Callable[[], bool], *, within: float = 10.0) -> None:
     """Poll `check` until it holds; fail with TimeoutError after `within` seconds.
@@ -16,6 +18,26 @@ async def eventually(check: Callable[[], bool], *, within: float = 10.0) -> None
     async with asyncio.timeout(within):
         while not check():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+async def stored_values(nats_url: str, bucket: str) -> dict[str, bytes]:
+    """Every live key of a bucket with its value exactly as stored: sealed values stay sealed.
+
+    Read through the bus's own snapshot (`KvStore.entries`), which ends only once the
+    bucket's replay has passed its last revision: plain nats-py `keys()` can return before
+    the replay ends and miss keys (the nats.py "caught up" race, see foot.bus.kv). The
+    connection is a fresh one holding no sealing key, so nothing is opened on the way.
+    """
+    async with await Bus.connect(nats_url, "test-stored-values") as bus:
+        entries = await (await bus.kv(bucket)).entries()
+    return {entry.key: entry.value or b"" for entry in entries}
+
+
+async def stored_value(nats_url: str, bucket: str, key: str) -> bytes | None:
+    """One key's value exactly as stored (sealed stays sealed); None when there is none."""
+    async with await Bus.connect(nats_url, "test-stored-value") as bus:
+        entry = await (await bus.kv(bucket)).get(key)
+    return None if entry is None else entry.value
 
 
 def deployment_template(namespace: str, name: str) -> dict[str, Any]:

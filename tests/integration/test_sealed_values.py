@@ -26,6 +26,7 @@ from foot.secrets import FORMAT_PREFIX, SecretBox
 from foot.store import ObjectStore
 from foot_cli.natsserver import EmbeddedNats
 from foot_scheduler.service import SchedulerService
+from support import stored_values
 
 SECRETS = KINDS.resolve("secrets")
 CONFIGMAPS = KINDS.resolve("configmaps")
@@ -44,7 +45,7 @@ async def apply(bus: Bus, *documents: dict[str, Any]) -> ApiReply:
 
 
 async def test_secret_template_is_sealed_at_rest_and_readable_by_foot(
-    scheduler: SchedulerService, bus: Bus
+    scheduler: SchedulerService, bus: Bus, nats_server: EmbeddedNats
 ) -> None:
     password = f"pw-{uuid.uuid4().hex}"
     encoded = base64.b64encode(password.encode()).decode()
@@ -64,12 +65,12 @@ async def test_secret_template_is_sealed_at_rest_and_readable_by_foot(
     reply = await apply(bus, secret, config)
     assert reply.error is None, reply.error
 
-    raw = await bus.js.key_value(TEMPLATES.name)
-    stored_secret = (await raw.get(SECRETS.key("shop", "db"))).value or b""
+    raw = await stored_values(nats_server.url, TEMPLATES.name)
+    stored_secret = raw[SECRETS.key("shop", "db")]
     assert stored_secret.startswith(FORMAT_PREFIX)
     assert password.encode() not in stored_secret
     assert encoded.encode() not in stored_secret
-    stored_config = (await raw.get(CONFIGMAPS.key("shop", "settings"))).value or b""
+    stored_config = raw[CONFIGMAPS.key("shop", "settings")]
     assert b"public" in stored_config  # only what carries secrets is sealed
 
     # A reader holding the installation's key (every service does) sees the object as sent.

@@ -1,4 +1,5 @@
-"""Objects, kinds and validation errors, without any server."""
+"""Objects: parsed and validated from documents (every problem with its path), loaded from
+YAML/JSON, frozen; without any server."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from foot.errors import InvalidObjectError, NotFoundError
+from foot.errors import InvalidObjectError
 from foot.kinds import KINDS
 from foot.kinds.templates import Deployment
 from foot.objects import load_documents
@@ -81,21 +82,6 @@ def test_unknown_kind_and_missing_type_are_named() -> None:
     gizmo = {"apiVersion": "policy.foot.dev/v1alpha1", "kind": "Gizmo", "metadata": {"name": "g"}}
     assert "is not a kind FOOT knows" in problems(gizmo)["kind"]
     assert set(problems({"metadata": {"name": "x"}})) == {"apiVersion", "kind"}
-
-
-def test_kinds_resolve_as_people_type_them() -> None:
-    assert KINDS.resolve("deploy").kind == "Deployment"
-    assert KINDS.resolve("Deployments").kind == "Deployment"
-    assert KINDS.resolve("cm").kind == "ConfigMap"
-    assert KINDS.resolve("deployments.apps").kind == "Deployment"
-    with pytest.raises(NotFoundError, match="unknown kind 'gizmo'"):
-        KINDS.resolve("gizmo")
-
-
-def test_bucket_keys_separate_kinds_and_namespaces() -> None:
-    info = KINDS.resolve("deployments")
-    assert info.key("shop", "web") == "apps.Deployment.shop.web"
-    assert KINDS.resolve("ns").key(None, "shop") == "core.Namespace._.shop"
 
 
 def test_documents_load_from_multi_document_yaml_and_json() -> None:

@@ -5,11 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from foot.catalog import BUCKETS
-from foot.cluster_credential import ClusterCredential
-from foot.kinds import KINDS
 from foot.secrets import SecretBox, SecretKeyError, UnsealError
 
 
@@ -42,17 +38,3 @@ def test_key_file_is_private_and_reused(tmp_path: Path) -> None:
 def test_missing_key_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SecretKeyError, match="cannot read the sealing key file"):
         SecretBox.from_file(tmp_path / "absent")
-
-
-def test_credential_hides_its_token() -> None:
-    credential = ClusterCredential(
-        cluster="east", server="https://127.0.0.1:6443", token=SecretStr("s3cr3t-token")
-    )
-    assert "s3cr3t-token" not in repr(credential)
-    assert "s3cr3t-token" not in credential.model_dump_json()
-
-
-def test_every_kind_is_stored_in_a_declared_bucket_owned_by_its_owner() -> None:
-    owners = {bucket.name: bucket.owner for bucket in BUCKETS}
-    for info in KINDS:
-        assert owners.get(info.bucket) == info.owner, (info.api_version, info.kind)

@@ -39,7 +39,7 @@ from foot_cli.natsserver import EmbeddedNats
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_sim.background import BackgroundSimulator
 from foot_sim.simulator import Simulator
-from support import deployment_template
+from support import deployment_template, stored_value
 
 CLUSTER_KIND = KINDS.lookup("cluster.foot.dev/v1alpha1", "Cluster")
 BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
@@ -406,10 +406,10 @@ async def test_a_work_carrying_a_secret_is_stored_sealed(
     settings = DispatcherSettings(nats_url=nats_server.url, secret_key_file=key_file)
     async with DispatcherService(settings):
         await wait_applied(bus, [f"{member.name}.{key}"])
-    raw = await (await bus.js.key_value(WORKS.name)).get(f"{member.name}.{key}")
-    assert raw.value is not None
-    assert raw.value.startswith(SEALED_PREFIX)
-    assert password.encode() not in raw.value
+    raw = await stored_value(nats_server.url, WORKS.name, f"{member.name}.{key}")
+    assert raw is not None
+    assert raw.startswith(SEALED_PREFIX)
+    assert password.encode() not in raw
     readable = (await works(bus))[f"{member.name}.{key}"]
     assert [m["kind"] for m in readable.spec.manifests] == ["Secret", "Deployment"]
     async with KubeClient(KubeTarget.from_kubeconfig(member.kubeconfig_path.read_text())) as kube:

@@ -14,8 +14,6 @@ import base64
 import json
 import subprocess
 
-import nats
-import nats.js.errors
 from integration.storage.conftest import (
     StorageEnv,
     api,
@@ -34,6 +32,7 @@ from integration.storage.conftest import (
 from foot.catalog import API_APPLY, POLICIES, STORAGE_PROVISIONING, TEMPLATES
 from foot.secrets import FORMAT_PREFIX
 from foot_storage.service import StorageService
+from support import stored_values
 
 
 def rbd_as(env: StorageEnv, user: str, key: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -144,27 +143,6 @@ async def test_invalid_claims_are_refused_at_the_front_door_with_field_paths(
     assert {"spec.type", "spec.size", "spec.placement.failureDomain"} <= paths
 
 
-async def raw_bucket_values(url: str, bucket: str) -> dict[str, bytes]:
-    """Every current value of a KV bucket exactly as stored, read with plain nats-py."""
-    client = await nats.connect(url)
-    try:
-        store = await client.jetstream().key_value(bucket)
-        try:
-            names = await store.keys()
-        except nats.js.errors.NoKeysError:
-            return {}
-        values = {}
-        for key in names:
-            try:
-                entry = await store.get(key)
-            except nats.js.errors.KeyNotFoundError:
-                continue  # deleted since it was listed
-            values[key] = entry.value or b""
-        return values
-    finally:
-        await client.close()
-
-
 def key_forms(secret: str) -> list[bytes]:
     """A key as it could appear: plain, base64 (Secret data), base64 of the base64."""
     once = base64.b64encode(secret.encode())
@@ -190,7 +168,7 @@ async def test_no_delivered_key_sits_in_plain_text_in_templates_or_policies(
     assert len(set(secrets)) == 6
 
     raw = {
-        bucket: await raw_bucket_values(env.nats.url, bucket)
+        bucket: await stored_values(env.nats.url, bucket)
         for bucket in (TEMPLATES.name, POLICIES.name)
     }
     secret_keys = [k for k in raw[TEMPLATES.name] if k.startswith("core.Secret.")]

@@ -34,7 +34,7 @@ from integration.storage.conftest import (
     wait_for_phase,
 )
 from integration.storage.s3 import s3_request
-from integration.storage.test_block import key_forms, raw_bucket_values, rbd_as
+from integration.storage.test_block import key_forms, rbd_as
 from kubernetes_asyncio import client as kube_client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -47,6 +47,7 @@ from foot_registry.service import RegistryService
 from foot_registry.settings import RegistrySettings
 from foot_storage.service import StorageService
 from foot_testenv.clusters import KubeCluster, KubeClusters
+from support import stored_values
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
 
@@ -257,9 +258,9 @@ async def check_delivery(env: StorageEnv, both: tuple[Member, Member], namespace
     assert keys[first.name]["userID"] != keys[second.name]["userID"]
 
     # No bucket of the bus (templates, policies, bindings, works, ...) holds a delivered key in
-    # plain text, read raw with nats-py: only sealed values carry them.
+    # plain text, read as stored (sealed values stay sealed): only sealed values carry them.
     for spec in BUCKETS:
-        for key, value in (await raw_bucket_values(env.nats.url, spec.name)).items():
+        for key, value in (await stored_values(env.nats.url, spec.name)).items():
             for data in keys.values():
                 for form in key_forms(data["userKey"]):
                     assert form not in value, f"a delivered key sits in {spec.name}/{key}"
