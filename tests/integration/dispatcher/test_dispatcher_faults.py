@@ -267,7 +267,7 @@ async def test_429_and_500_are_retried_until_applied(
         for n in range(8):
             keys += await bind_config(bus, f"flaky-{n}", names)
         await wait_applied(bus, keys, within=60)
-        lanes = dispatcher._lanes  # the lanes' own counts of attempts
+        lanes = dispatcher.queues.lanes  # the lanes' own counts of attempts
         assert lanes[flaky].reconciles > lanes[names[2]].reconciles, "retried on 429/500"
     await sim.run_async(lambda: sim.simulator.set_fault(flaky, "healthy"))
 

@@ -1,0 +1,87 @@
+"""The dispatcher's queues, through which its parts hand each other work.
+
+* `render`, keyed by binding: render its works, decide the fate of the works of clusters
+  it left (`rendering`);
+* one `apply:<cluster>` lane per member cluster (`lanes`, `pull`), created on first use;
+* `status`, keyed by work: fold what a push member reports into the work (`lanes`);
+* `aggregate`, keyed by binding, added after a short delay (`aggregation`).
+
+`render_at` is the one hand-rolled timer: `ReconcileQueue.add_after` keeps the first delay
+asked for, while a binding's recheck (a graceful eviction's end) replaces the one asked
+before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from foot.bus import ReconcileQueue
+from foot.objects import utc_now
+
+log = logging.getLogger(__name__)
+
+RENDER_AT_SLACK_SECONDS = 0.05
+"""A timed render fires this long after its time, so that the decision it rechecks is due."""
+
+
+class DispatchQueues:
+    """The render, status and aggregate queues, the apply lanes, and the render timers."""
+
+    def __init__(
+        self,
+        *,
+        render: ReconcileQueue,
+        status: ReconcileQueue,
+        aggregate: ReconcileQueue,
+        new_lane: Callable[[str], ReconcileQueue],
+        aggregate_delay_seconds: float,
+    ) -> None:
+        self.render = render
+        self.status = status
+        self.aggregate = aggregate
+        self._new_lane = new_lane
+        self._aggregate_delay_seconds = aggregate_delay_seconds
+        self.lanes: dict[str, ReconcileQueue] = {}
+        """Cluster name -> its apply lane."""
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def lane(self, cluster: str) -> ReconcileQueue:
+        """The apply lane of `cluster` (created, and run, on first use)."""
+        lane = self.lanes.get(cluster)
+        if lane is None:
+            lane = self._new_lane(cluster)
+            self.lanes[cluster] = lane
+        return lane
+
+    def answering_again(self, cluster: str) -> None:
+        """A member answers again: what waits for its backoff is tried now."""
+        log.info("member %s answers again", cluster)
+        lane = self.lanes.get(cluster)
+        if lane is not None:
+            lane.expedite()
+
+    def aggregate_soon(self, binding_key: str) -> None:
+        """Aggregate a binding's works after a short delay, once for a burst of changes."""
+        self.aggregate.add_after(binding_key, self._aggregate_delay_seconds)
+
+    def render_at(self, binding_key: str, when: datetime) -> None:
+        """Render the binding again at `when` (instead of the time asked before, if any)."""
+        old = self._timers.pop(binding_key, None)
+        if old is not None:
+            old.cancel()
+        delay = max((when - utc_now()).total_seconds(), 0.0) + RENDER_AT_SLACK_SECONDS
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.pop(binding_key, None)
+            self.render.add(binding_key)
+
+        self._timers[binding_key] = loop.call_later(delay, fire)
+
+    def cancel_timers(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
