@@ -21,6 +21,7 @@ from typing import Self
 
 from pydantic import SecretStr
 
+from foot.backoff import Backoff
 from foot.bus import Bus
 from foot.errors import FootError, TransportError
 from foot.kube import KubeClient, KubeTarget
@@ -88,7 +89,7 @@ class Agent:
 
     async def connect(self) -> Bus:
         """Dial the hub's NATS until it answers (reconnects are NATS's own business after)."""
-        delay = CONNECT_FIRST_DELAY_SECONDS
+        delays = Backoff(CONNECT_FIRST_DELAY_SECONDS, CONNECT_MAX_DELAY_SECONDS).delays()
         while True:
             try:
                 return await Bus.connect(
@@ -98,9 +99,9 @@ class Agent:
                     ca_file=self.settings.nats_ca_file,
                 )
             except TransportError as exc:
+                delay = delays.next()
                 log.warning("cannot reach the hub yet (%s); again in %.1fs", exc.message, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, CONNECT_MAX_DELAY_SECONDS)
 
     async def start(self) -> None:
         if self._started:

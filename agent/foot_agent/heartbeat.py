@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import orjson
 from pydantic import ValidationError
 
+from foot.backoff import Backoff
 from foot.bus.catalog import agent_heartbeat_subject, agent_register_subject
 from foot.errors import FootError
 from foot.kube.collect import CollectedStatus, collect_status
@@ -44,7 +45,7 @@ class Heartbeats:
     async def hello(self) -> AgentWelcome:
         agent = self.agent
         assert agent.bus is not None  # noqa: S101 - connected before tasks start
-        delay = HELLO_FIRST_DELAY_SECONDS
+        delays = Backoff(HELLO_FIRST_DELAY_SECONDS, HELLO_MAX_DELAY_SECONDS).delays()
         while True:
             hello = AgentHello(
                 cluster=agent.cluster, agent_id=agent.agent_id, sent_at=utc_now(), version=VERSION
@@ -57,14 +58,15 @@ class Heartbeats:
                 )
                 welcome = AgentWelcome.model_validate_json(msg.data)
             except (FootError, ValidationError) as exc:
+                delay = delays.next()
                 log.warning("no answer from the registry (%s); again in %.1fs", exc, delay)
             else:
                 if welcome.accepted:
                     log.info("registered with the hub as cluster %s", agent.cluster)
                     return welcome
                 log.error("the registry refused this agent: %s", welcome.message)
+                delay = delays.next()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, HELLO_MAX_DELAY_SECONDS)
 
     async def probe(self) -> tuple[bool, str]:
         assert self.agent.kube is not None  # noqa: S101 - opened at start

@@ -29,6 +29,7 @@ import aiohttp
 from nats.aio.msg import Msg
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
+from foot.backoff import Backoff
 from foot.bus import Entry, Informer, KvStore
 from foot.bus.catalog import CLUSTERS, GATEWAY_ROUTES, HEALTH_PREFIX, WORKS
 from foot.errors import ConflictError, FootError, PermanentError
@@ -37,7 +38,7 @@ from foot.kinds.clusters import Cluster
 from foot.kinds.gateway import GatewayInstanceStatus, GatewayRoute, GatewayRouteStatus
 from foot.kinds.works import Work
 from foot.runtime.service import Service
-from foot.runtime.settings import ServiceSettings, as_settings
+from foot.runtime.settings import ServiceSettings
 from foot_gateway_sync.apisix import ApisixClient
 from foot_gateway_sync.core import (
     ROUTES,
@@ -56,6 +57,8 @@ from foot_gateway_sync.core import (
 log = logging.getLogger(__name__)
 
 ObjectKey = tuple[str, str]
+SYNC_RETRY_FIRST_SECONDS = 0.1
+"""Wait after an instance's first failed sync pass (doubling up to retry_max_seconds)."""
 
 
 class GatewaySyncSettings(ServiceSettings):
@@ -142,14 +145,12 @@ class Instance:
         return self.client.url
 
 
-class GatewaySyncService(Service):
+class GatewaySyncService(Service[GatewaySyncSettings]):
     name = "gateway-sync"
     settings_model: ClassVar[type[ServiceSettings]] = GatewaySyncSettings
 
     def __init__(self, settings: ServiceSettings) -> None:
-        config = as_settings(GatewaySyncSettings, settings)
-        super().__init__(config)
-        self.config: GatewaySyncSettings = config
+        super().__init__(settings)
         self.routes: dict[str, GatewayRoute] = {}
         self.clusters: dict[str, Cluster] = {}
         self._cluster_names: dict[str, str] = {}
@@ -167,9 +168,9 @@ class GatewaySyncService(Service):
     # ---- wiring -------------------------------------------------------------------------
 
     async def setup(self) -> None:
-        if not self.config.apisix_urls:
+        if not self.settings.apisix_urls:
             log.warning("no APISIX instance configured (apisix_urls): routes are computed only")
-        key = self.config.admin_key() if self.config.apisix_urls else ""
+        key = self.settings.admin_key() if self.settings.apisix_urls else ""
         self._session = aiohttp.ClientSession()
         self.instances = [
             Instance(
@@ -177,11 +178,11 @@ class GatewaySyncService(Service):
                     url,
                     key,
                     self._session,
-                    attempts=self.config.request_attempts,
-                    timeout_seconds=self.config.request_timeout_seconds,
+                    attempts=self.settings.request_attempts,
+                    timeout_seconds=self.settings.request_timeout_seconds,
                 )
             )
-            for url in self.config.apisix_urls
+            for url in self.settings.apisix_urls
         ]
         routes = await self.watch(GATEWAY_ROUTES.name)
         routes.listen(self._on_route)
@@ -342,7 +343,7 @@ class GatewaySyncService(Service):
         loop = asyncio.get_running_loop()
         while True:
             self._stop_if_stopping()
-            due = instance.last_full + self.config.resync_seconds
+            due = instance.last_full + self.settings.resync_seconds
             if instance.actual is not None and not instance.wake.is_set():
                 try:
                     async with asyncio.timeout(max(0.0, due - loop.time())):
@@ -359,7 +360,9 @@ class GatewaySyncService(Service):
                 instance.failures += 1
                 instance.last_error = str(exc)
                 self._status_due.set()
-                delay = min(0.1 * 2 ** (instance.failures - 1), self.config.retry_max_seconds)
+                delay = Backoff(SYNC_RETRY_FIRST_SECONDS, self.settings.retry_max_seconds).delay(
+                    instance.failures
+                )
                 log.warning(
                     "APISIX %s: sync failed (%d in a row), again in %.2fs: %s",
                     instance.url,
@@ -412,11 +415,11 @@ class GatewaySyncService(Service):
     ) -> None:
         """Writes that do not depend on each other, at most `write_concurrency` at once; the
         first failure cancels the rest (the pass fails and the instance is listed again)."""
-        if len(step) == 1 or self.config.write_concurrency == 1:
+        if len(step) == 1 or self.settings.write_concurrency == 1:
             for operation in step:
                 await self._execute(instance, actual, operation)
             return
-        limit = asyncio.Semaphore(self.config.write_concurrency)
+        limit = asyncio.Semaphore(self.settings.write_concurrency)
 
         async def bounded(operation: Operation) -> None:
             async with limit:
@@ -481,6 +484,9 @@ class GatewaySyncService(Service):
                 if self._status_written.get(key) == status or route.status == status:
                     continue
                 assert self._routes_store is not None  # noqa: S101 - set in setup()
+                # One try, not update_with: a stop may land with the read's reply, and then
+                # nothing may be written (see _stop_if_stopping); a conflict is tried again
+                # on the next round.
                 entry = await self._routes_store.get(key)
                 self._stop_if_stopping()
                 if entry is None or entry.value is None:

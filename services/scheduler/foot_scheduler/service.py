@@ -20,7 +20,6 @@ The shell around the pure core (`foot_scheduler.core`, `foot_scheduler.binding`)
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,7 +33,8 @@ from pydantic import Field, ValidationError
 
 from foot.bus import Entry, KvStore
 from foot.bus.catalog import BINDINGS, CLUSTERS, HEALTH_PREFIX, POLICIES, TEMPLATES
-from foot.errors import AlreadyExistsError, ConflictError, FootError
+from foot.bus.kv import Versioned
+from foot.errors import ConflictError, FootError
 from foot.health import ClusterHealthEvent
 from foot.kinds import KINDS
 from foot.kinds.bindings import ResourceBinding
@@ -49,7 +49,7 @@ from foot.kinds.policies import (
 )
 from foot.objects import KubeObject, utc_now
 from foot.runtime.service import Service
-from foot.runtime.settings import ServiceSettings, as_settings
+from foot.runtime.settings import ServiceSettings
 from foot.telemetry import current_traceparent, extract_context, tracer
 from foot_scheduler.binding import (
     REASON_DEPENDENT_OVERRIDES,
@@ -137,20 +137,30 @@ def _identity(policy: AnyPropagationPolicy) -> Identity:
     return (policy.kind, namespace, policy.name)
 
 
+def _at_revision(binding: ResourceBinding, revision: int) -> ResourceBinding:
+    return binding.model_copy(
+        update={"metadata": binding.metadata.model_copy(update={"revision": revision})}
+    )
+
+
+def _encode_binding(binding: ResourceBinding) -> bytes:
+    document = binding.to_dict()
+    document["metadata"]["revision"] = 0  # the bucket's revision is the entry's own
+    return orjson.dumps(document)
+
+
 def _decode(data: bytes) -> KubeObject:
     document = orjson.loads(data)
     info = KINDS.lookup(document["apiVersion"], document["kind"])
     return info.model.model_validate(document, by_alias=True)
 
 
-class SchedulerService(Service):
+class SchedulerService(Service[SchedulerSettings]):
     name = "scheduler"
     settings_model: ClassVar[type[ServiceSettings]] = SchedulerSettings
 
     def __init__(self, settings: ServiceSettings) -> None:
-        config = as_settings(SchedulerSettings, settings)
-        super().__init__(config)
-        self.config: SchedulerSettings = config
+        super().__init__(settings)
         # Parsed mirrors of the buckets (keys as in the buckets).
         self.templates: dict[str, KubeObject] = {}
         self._prepared: dict[str, _Prepared] = {}
@@ -185,7 +195,6 @@ class SchedulerService(Service):
         self._waiting_for_overrides: set[str] = set()
         self._trigger: dict[str, str] = {}
         """template key -> traceparent of what last asked for it to be scheduled."""
-        self._timers: dict[str, tuple[float, asyncio.TimerHandle]] = {}
         self._health_subscription: Subscription | None = None
         self.decisions = 0
         self.writes = 0
@@ -211,12 +220,6 @@ class SchedulerService(Service):
     async def _synced(self) -> None:
         for informer in self._informers:
             await informer.synced.wait()
-
-    async def stop(self) -> None:
-        for _, handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
-        await super().stop()
 
     # ---- triggers -----------------------------------------------------------------------
 
@@ -392,7 +395,7 @@ class SchedulerService(Service):
                 ClusterView.from_cluster(
                     cluster,
                     self.heard[name][1] if name in self.heard else None,
-                    failover=self.config.failover,
+                    failover=self.settings.failover,
                 )
                 for name, cluster in sorted(self.clusters.items())
             )
@@ -410,38 +413,20 @@ class SchedulerService(Service):
             return written
         if written is not None and written.metadata.revision >= entry.revision:
             return written
-        cached = ResourceBinding.from_json(entry.value)
-        return cached.model_copy(
-            update={"metadata": cached.metadata.model_copy(update={"revision": entry.revision})}
-        )
+        return _at_revision(ResourceBinding.from_json(entry.value), entry.revision)
 
     async def _fresh_binding(self, key: str) -> ResourceBinding | None:
-        entry = await self.bindings_store.get(key)
-        if entry is None or entry.value is None:
+        return self._remember(key, await self.bindings_store.read(key, ResourceBinding.from_json))
+
+    def _remember(
+        self, key: str, version: Versioned[ResourceBinding] | None
+    ) -> ResourceBinding | None:
+        """`version`, just read from the bucket, as what we know of the binding now."""
+        if version is None:
             self._written.pop(key, None)
             return None
-        binding = ResourceBinding.from_json(entry.value)
-        binding = binding.model_copy(
-            update={"metadata": binding.metadata.model_copy(update={"revision": entry.revision})}
-        )
-        self._written[key] = binding
+        binding = self._written[key] = _at_revision(version.value, version.revision)
         return binding
-
-    async def _store(self, key: str, binding: ResourceBinding, revision: int) -> None:
-        document = binding.to_dict()
-        document["metadata"]["revision"] = 0  # the bucket's revision is the entry's own
-        body = orjson.dumps(document)
-        if revision == 0:
-            try:
-                new_revision = await self.bindings_store.create(key, body)
-            except AlreadyExistsError as exc:
-                raise ConflictError(BINDINGS.name, key, None) from exc
-        else:
-            new_revision = await self.bindings_store.update(key, body, revision)
-        self._written[key] = binding.model_copy(
-            update={"metadata": binding.metadata.model_copy(update={"revision": new_revision})}
-        )
-        self.writes += 1
 
     # ---- the reconciler -----------------------------------------------------------------
 
@@ -460,34 +445,53 @@ class SchedulerService(Service):
                     self._forget(key)
                 return
             assert binding_key is not None  # noqa: S101 - set when the template was seen
-            current = self._current_binding(binding_key)
-            for attempt in range(WRITE_ATTEMPTS):
-                template = self.templates.get(key)
-                if template is None:
-                    return
-                decision = self.decide(template, current, key)
-                prepared = self._prepared.get(key)
-                binding = next_binding(
-                    template,
-                    decision,
-                    current,
-                    now=utc_now(),
-                    traceparent=current_traceparent(),
-                    facts=prepared.facts if prepared and prepared.template is template else None,
-                )
-                self._index(key, decision, binding or current)
-                if binding is None:
-                    break
-                try:
-                    await self._store(
-                        binding_key, binding, current.metadata.revision if current else 0
-                    )
-                    break
-                except ConflictError:
-                    if attempt == WRITE_ATTEMPTS - 1:
-                        raise
-                    current = await self._fresh_binding(binding_key)
-            self._requeue_later(key, decision, binding or current)
+            await self._schedule(key, binding_key)
+
+    async def _schedule(self, key: str, binding_key: str) -> None:
+        """Decide and write the template's binding (deciding again after a lost write)."""
+        outcome: list[tuple[Decision, ResourceBinding | None, ResourceBinding | None]] = []
+        """(decision, binding to write or None, binding it replaces) of the last try."""
+        gone = False
+        known = self._current_binding(binding_key)
+        first = True
+
+        def change(version: Versioned[ResourceBinding] | None) -> ResourceBinding | None:
+            nonlocal first, gone
+            current = known if first else self._remember(binding_key, version)
+            first = False
+            template = self.templates.get(key)
+            if template is None:
+                gone = True
+                return None
+            decision = self.decide(template, current, key)
+            prepared = self._prepared.get(key)
+            binding = next_binding(
+                template,
+                decision,
+                current,
+                now=utc_now(),
+                traceparent=current_traceparent(),
+                facts=prepared.facts if prepared and prepared.template is template else None,
+            )
+            self._index(key, decision, binding or current)
+            outcome[:] = [(decision, binding, current)]
+            return binding
+
+        written = await self.bindings_store.update_with(
+            binding_key,
+            change,
+            decode=ResourceBinding.from_json,
+            encode=_encode_binding,
+            known=Versioned(known, known.metadata.revision) if known is not None else None,
+            attempts=WRITE_ATTEMPTS,
+        )
+        if gone:
+            return
+        decision, binding, current = outcome[0]
+        if binding is not None and written is not None:
+            self._written[binding_key] = _at_revision(binding, written.revision)
+            self.writes += 1
+        self._requeue_later(key, decision, binding or current)
 
     def decide(
         self, template: KubeObject, current: ResourceBinding | None, key: str | None = None
@@ -519,7 +523,7 @@ class SchedulerService(Service):
             policy.spec,
             self.snapshot(),
             previous_placement(current),
-            default_toleration_seconds=self.config.failover_toleration_seconds,
+            default_toleration_seconds=self.settings.failover_toleration_seconds,
         )
         if result.schedulable:
             return Decision(policy, result, REASON_SUCCESS, f"{claim.reason}; {result.reason}")
@@ -601,9 +605,7 @@ class SchedulerService(Service):
         for name in self._placed_on.pop(key, frozenset()):
             self._on_cluster.get(name, set()).discard(key)
         self._binding_key.pop(key, None)
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer[1].cancel()
+        self.queue.forget(key)
 
     def _requeue_later(self, key: str, decision: Decision, binding: ResourceBinding | None) -> None:
         """Come back when a tolerated taint runs out or a graceful eviction expires."""
@@ -615,19 +617,7 @@ class SchedulerService(Service):
         if not moments:
             return
         delay = max((min(moments) - utc_now()).total_seconds(), 0.0) + 0.01
-        loop = asyncio.get_running_loop()
-        when = loop.time() + delay
-        existing = self._timers.get(key)
-        if existing is not None:
-            if existing[0] <= when and not existing[1].cancelled():
-                return
-            existing[1].cancel()
-
-        def fire() -> None:
-            self._timers.pop(key, None)
-            self.queue.add(key)
-
-        self._timers[key] = (when, loop.call_at(when, fire))
+        self.queue.wake_after(key, delay)
 
     async def _delete_binding(self, binding_key: str) -> None:
         current = self._current_binding(binding_key)

@@ -25,6 +25,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from foot.backoff import Backoff
 from foot.kinds.storage import (
     ClaimResources,
     StorageClaimSpec,
@@ -89,15 +90,8 @@ class StepResult(FrozenModel):
     """CephFS subvolume path."""
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff for transient Ceph errors."""
-
-    base_seconds: float = 0.5
-    max_seconds: float = 10.0
-
-    def delay(self, attempts: int) -> float:
-        return float(min(self.base_seconds * 2 ** max(attempts - 1, 0), self.max_seconds))
+CEPH_BACKOFF = Backoff(base_seconds=0.5, max_seconds=10.0)
+"""Default wait between attempts after a transient Ceph error."""
 
 
 class ProvisioningRecord(FrozenModel):
@@ -444,7 +438,7 @@ def step_failed(
     (a failing deletion keeps being retried: giving up would leak Ceph objects)."""
     attempts = record.attempts + 1
     if retryable or record.deleting:
-        delay = (backoff or Backoff()).delay(attempts)
+        delay = (backoff or CEPH_BACKOFF).delay(attempts)
         return record.model_copy(
             update={
                 "step": step.id,
