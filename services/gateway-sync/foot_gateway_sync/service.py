@@ -26,17 +26,16 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import aiohttp
-from nats.aio.msg import Msg
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from foot.backoff import Backoff
-from foot.bus import Entry, Informer, KvStore
-from foot.bus.catalog import CLUSTERS, GATEWAY_ROUTES, HEALTH_PREFIX, WORKS
+from foot.bus import KvStore
+from foot.bus.catalog import GATEWAY_ROUTES, WORKS
 from foot.errors import ConflictError, FootError, PermanentError
-from foot.health import ClusterHealthEvent
 from foot.kinds.clusters import Cluster
 from foot.kinds.gateway import GatewayInstanceStatus, GatewayRoute, GatewayRouteStatus
 from foot.kinds.works import Work
+from foot.runtime.clusters import Heard
 from foot.runtime.service import Service
 from foot.runtime.settings import ServiceSettings
 from foot_gateway_sync.apisix import ApisixClient
@@ -145,6 +144,12 @@ class Instance:
         return self.client.url
 
 
+def _heard_health(heard: Heard | None) -> HeardHealth | None:
+    if heard is None:
+        return None
+    return HeardHealth(heard.sequence, heard.event.ready == "True", heard.event.observed_at)
+
+
 class GatewaySyncService(Service[GatewaySyncSettings]):
     name = "gateway-sync"
     settings_model: ClassVar[type[ServiceSettings]] = GatewaySyncSettings
@@ -153,13 +158,11 @@ class GatewaySyncService(Service[GatewaySyncSettings]):
         super().__init__(settings)
         self.routes: dict[str, GatewayRoute] = {}
         self.clusters: dict[str, Cluster] = {}
-        self._cluster_names: dict[str, str] = {}
         self.works: dict[str, Work] = {}
-        self.heard: dict[str, HeardHealth] = {}
+        self.heard: dict[str, Heard] = {}
         self.instances: list[Instance] = []
         self._desired: DesiredState | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._informers_ready: list[Informer] = []
         self._routes_store: KvStore | None = None
         self._status_due = asyncio.Event()
         self._status_written: dict[str, GatewayRouteStatus] = {}
@@ -184,14 +187,15 @@ class GatewaySyncService(Service[GatewaySyncSettings]):
             )
             for url in self.settings.apisix_urls
         ]
-        routes = await self.watch(GATEWAY_ROUTES.name)
-        routes.listen(self._on_route)
-        clusters = await self.watch(CLUSTERS.name)
-        clusters.listen(self._on_cluster)
-        works = await self.watch(WORKS.name)
-        works.listen(self._on_work)
-        self._informers_ready = [routes, clusters, works]
-        await self.bus.client.subscribe(f"{HEALTH_PREFIX}.>", cb=self._on_health)
+        routes = await self.mirror(
+            GATEWAY_ROUTES.name, GatewayRoute.from_json, "gateway route", self.routes
+        )
+        routes.on_change(self._on_route)
+        members = await self.watch_clusters(self.clusters, self.heard)
+        members.on_cluster(self._on_cluster)
+        members.on_health(lambda _event, _traceparent: self._changed())
+        works = await self.mirror(WORKS.name, Work.from_json, "work", self.works)
+        works.on_change(self._on_work)
         self._routes_store = await self.bus.kv(GATEWAY_ROUTES.name)
         for instance in self.instances:
             self.supervisor.spawn(
@@ -242,83 +246,29 @@ class GatewaySyncService(Service[GatewaySyncSettings]):
         for instance in self.instances:
             instance.wake.set()
 
-    def _on_route(self, entry: Entry) -> None:
-        if entry.deleted or entry.value is None:
-            if self.routes.pop(entry.key, None) is not None:
+    def _on_route(self, _: str, old: GatewayRoute | None, route: GatewayRoute | None) -> None:
+        if route is None:
+            if old is not None:
                 self._changed()
-            return
-        try:
-            route = GatewayRoute.from_json(entry.value)
-        except ValidationError as exc:
-            log.error("gateway route %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
-            return
-        old = self.routes.get(entry.key)
-        self.routes[entry.key] = route
-        if old is None or old.spec != route.spec or old.metadata.name != route.metadata.name:
+        elif old is None or old.spec != route.spec or old.metadata.name != route.metadata.name:
             self._changed()
 
-    def _on_cluster(self, entry: Entry) -> None:
-        if entry.deleted or entry.value is None:
-            gone = self._cluster_names.pop(entry.key, None)
-            if gone is not None:
-                self.clusters.pop(gone, None)
-                # A cluster joined again under this name counts its health events from 1:
-                # what was heard of the one that left must not hide them.
-                self.heard.pop(gone, None)
-                self._changed()
-            return
-        try:
-            cluster = Cluster.from_json(entry.value)
-        except ValidationError as exc:
-            log.error("cluster %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
-            return
-        old = self.clusters.get(cluster.name)
-        self._cluster_names[entry.key] = cluster.name
-        self.clusters[cluster.name] = cluster
-        if old is None or cluster_view(old) != cluster_view(cluster):
+    def _on_cluster(self, _: str, old: Cluster | None, cluster: Cluster | None) -> None:
+        if cluster is None or old is None or cluster_view(old) != cluster_view(cluster):
             self._changed()  # a heartbeat changes nothing the gateway depends on
 
-    def _on_work(self, entry: Entry) -> None:
-        if entry.deleted or entry.value is None:
-            if self.works.pop(entry.key, None) is not None:
+    def _on_work(self, _: str, old: Work | None, work: Work | None) -> None:
+        if work is None:
+            if old is not None:
                 self._changed()
-            return
-        try:
-            work = Work.from_json(entry.value)
-        except ValidationError as exc:
-            log.error("work %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
-            return
-        old = self.works.get(entry.key)
-        self.works[entry.key] = work
-        if old is None or old.status.manifests != work.status.manifests or old.spec != work.spec:
+        elif old is None or old.status.manifests != work.status.manifests or old.spec != work.spec:
             self._changed()
-
-    async def _on_health(self, msg: Msg) -> None:
-        try:
-            event = ClusterHealthEvent.model_validate_json(msg.data)
-        except ValidationError as exc:
-            log.warning("malformed health event on %s: %s", msg.subject, exc)
-            return
-        last = self.heard.get(event.cluster)
-        if last is not None and last.sequence > event.sequence:
-            return  # older than one already heard
-        self.heard[event.cluster] = HeardHealth(
-            event.sequence, event.ready == "True", event.observed_at
-        )
-        log.info(
-            "cluster %s is now Ready=%s (%s)",
-            event.cluster,
-            event.ready,
-            event.reason,
-            extra={"cluster": event.cluster},
-        )
-        self._changed()
 
     # ---- the desired state --------------------------------------------------------------
 
     def cluster_views(self) -> dict[str, ClusterView]:
         return {
-            name: cluster_view(cluster, self.heard.get(name))
+            name: cluster_view(cluster, _heard_health(self.heard.get(name)))
             for name, cluster in self.clusters.items()
         }
 
@@ -333,13 +283,9 @@ class GatewaySyncService(Service[GatewaySyncSettings]):
 
     # ---- syncing one instance -----------------------------------------------------------
 
-    async def _synced_caches(self) -> None:
-        for informer in self._informers_ready:
-            await informer.synced.wait()
-
     async def _sync_loop(self, instance: Instance) -> None:
         # Never sync before every cache is complete: an empty cache would delete everything.
-        await self._synced_caches()
+        await self.synced()
         loop = asyncio.get_running_loop()
         while True:
             self._stop_if_stopping()
@@ -471,7 +417,7 @@ class GatewaySyncService(Service[GatewaySyncSettings]):
         )
 
     async def _status_loop(self) -> None:
-        await self._synced_caches()
+        await self.synced()
         while True:
             self._stop_if_stopping()
             await self._status_due.wait()

@@ -26,13 +26,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import orjson
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from opentelemetry import trace
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from foot.bus import Entry, KvStore
-from foot.bus.catalog import BINDINGS, CLUSTERS, HEALTH_PREFIX, POLICIES, TEMPLATES
+from foot.bus.catalog import BINDINGS, POLICIES, TEMPLATES
 from foot.bus.kv import Versioned
 from foot.errors import ConflictError, FootError
 from foot.health import ClusterHealthEvent
@@ -48,6 +46,7 @@ from foot.kinds.policies import (
     PropagationPolicy,
 )
 from foot.objects import KubeObject, utc_now
+from foot.runtime.clusters import Heard
 from foot.runtime.service import Service
 from foot.runtime.settings import ServiceSettings
 from foot.telemetry import current_traceparent, extract_context, tracer
@@ -137,6 +136,10 @@ def _identity(policy: AnyPropagationPolicy) -> Identity:
     return (policy.kind, namespace, policy.name)
 
 
+def _readiness(heard: Heard | None) -> Readiness | None:
+    return None if heard is None else Readiness(heard.event.ready, heard.event.observed_at)
+
+
 def _at_revision(binding: ResourceBinding, revision: int) -> ResourceBinding:
     return binding.model_copy(
         update={"metadata": binding.metadata.model_copy(update={"revision": revision})}
@@ -168,10 +171,8 @@ class SchedulerService(Service[SchedulerSettings]):
         self.propagation: dict[str, AnyPropagationPolicy] = {}
         self.overrides: dict[str, AnyOverridePolicy] = {}
         self.clusters: dict[str, Cluster] = {}
-        self._cluster_names: dict[str, str] = {}
-        """clusters bucket key -> cluster name."""
-        self.heard: dict[str, tuple[int, Readiness]] = {}
-        """Per cluster: sequence and readiness of the last health event."""
+        self.heard: dict[str, Heard] = {}
+        """Per cluster: the last health event (see ClusterMirror)."""
         self._views: tuple[ClusterView, ...] | None = None
         self._memo: dict[object, object] = {}
         """Shared by the snapshots of the current views (see ClusterSnapshot.memo)."""
@@ -195,7 +196,6 @@ class SchedulerService(Service[SchedulerSettings]):
         self._waiting_for_overrides: set[str] = set()
         self._trigger: dict[str, str] = {}
         """template key -> traceparent of what last asked for it to be scheduled."""
-        self._health_subscription: Subscription | None = None
         self.decisions = 0
         self.writes = 0
 
@@ -204,22 +204,16 @@ class SchedulerService(Service[SchedulerSettings]):
     async def setup(self) -> None:
         self.queue = self.reconcile("schedule", self._reconcile)
         self.bindings_store: KvStore = await self.bus.kv(BINDINGS.name)
-        self._policy_informer = await self.watch(POLICIES.name)
-        self._policy_informer.listen(self._on_policy)
-        self._cluster_informer = await self.watch(CLUSTERS.name)
-        self._cluster_informer.listen(self._on_cluster_entry)
+        policies = await self.mirror(POLICIES.name, _decode, "policy")
+        policies.on_change(self._on_policy)
+        members = await self.watch_clusters(self.clusters, self.heard)
+        members.on_cluster(self._on_cluster_change)
+        members.on_health(self._on_health)
         self._binding_informer = await self.watch(BINDINGS.name)
         self._binding_informer.listen(self._on_binding_entry)
-        self._template_informer = await self.watch(TEMPLATES.name)
-        self._template_informer.listen(self._on_template)
-        self._health_subscription = await self.bus.client.subscribe(
-            f"{HEALTH_PREFIX}.>", cb=self._on_health
-        )
+        self._templates = await self.mirror(TEMPLATES.name, _decode, "template", self.templates)
+        self._templates.on_change(self._on_template)
         self.supervisor.spawn("orphan-bindings", self._collect_orphans, restart=False)
-
-    async def _synced(self) -> None:
-        for informer in self._informers:
-            await informer.synced.wait()
 
     # ---- triggers -----------------------------------------------------------------------
 
@@ -229,45 +223,27 @@ class SchedulerService(Service[SchedulerSettings]):
                 self._trigger[key] = traceparent
             self.queue.add(key)
 
-    def _on_template(self, entry: Entry) -> None:
-        if entry.deleted or entry.value is None:
-            self.templates.pop(entry.key, None)
-            self._prepared.pop(entry.key, None)
-            self._claims.pop(entry.key, None)
-            self._enqueue([entry.key])
+    def _on_template(self, key: str, _: KubeObject | None, template: KubeObject | None) -> None:
+        if template is None:
+            self._prepared.pop(key, None)
+            self._claims.pop(key, None)
+            self._enqueue([key])
             return
-        try:
-            template = _decode(entry.value)
-        except (ValidationError, FootError, KeyError, orjson.JSONDecodeError) as exc:
-            log.error(  # noqa: TRY400 - the validation message says it all
-                "template %s does not parse, ignored: %s", entry.key, exc
-            )
-            return
-        self.templates[entry.key] = template
-        self._prepared[entry.key] = _prepare(template)
-        self._binding_key[entry.key] = BINDING_KIND.key(template.namespace, binding_name(template))
-        self._enqueue([entry.key], template.metadata.traceparent)
+        self._prepared[key] = _prepare(template)
+        self._binding_key[key] = BINDING_KIND.key(template.namespace, binding_name(template))
+        self._enqueue([key], template.metadata.traceparent)
 
-    def _on_policy(self, entry: Entry) -> None:
-        before: KubeObject | None = self.propagation.get(entry.key) or self.overrides.get(entry.key)
-        after: KubeObject | None = None
-        if not entry.deleted and entry.value is not None:
-            try:
-                after = _decode(entry.value)
-            except (ValidationError, FootError, KeyError, orjson.JSONDecodeError) as exc:
-                log.error(  # noqa: TRY400 - the validation message says it all
-                    "policy %s does not parse, ignored: %s", entry.key, exc
-                )
-                return
-        if entry.key in self.propagation or _is_propagation_entry(after):
+    def _on_policy(self, key: str, _: KubeObject | None, after: KubeObject | None) -> None:
+        before: KubeObject | None = self.propagation.get(key) or self.overrides.get(key)
+        if key in self.propagation or _is_propagation_entry(after):
             self._policy_version += 1
-        self.propagation.pop(entry.key, None)
-        self.overrides.pop(entry.key, None)
+        self.propagation.pop(key, None)
+        self.overrides.pop(key, None)
         if isinstance(after, PropagationPolicy | ClusterPropagationPolicy):
-            self.propagation[entry.key] = after
+            self.propagation[key] = after
         elif isinstance(after, OverridePolicy | ClusterOverridePolicy):
-            self.overrides[entry.key] = after
-        if not self._template_informer.synced.is_set():
+            self.overrides[key] = after
+        if not self._templates.synced:
             return  # the initial replay schedules every template anyway
         trace_of = after.metadata.traceparent if after is not None else current_traceparent()
         affected: set[str] = set()
@@ -288,28 +264,12 @@ class SchedulerService(Service[SchedulerSettings]):
                 affected |= self._waiting_for_overrides
         self._enqueue(sorted(affected), trace_of)
 
-    def _on_cluster_entry(self, entry: Entry) -> None:
-        if entry.deleted or entry.value is None:
-            gone = self._cluster_names.pop(entry.key, None)
-            if gone is not None:
-                self.clusters.pop(gone, None)
-                self._fingerprints.pop(gone, None)
-                # A cluster joined again under the same name starts its health sequence anew:
-                # what was heard of the old one must neither outrank nor mask its events.
-                self.heard.pop(gone, None)
-                self._views = None
-                self._cluster_changed(gone, capacity_only=False, only_placed=True)
+    def _on_cluster_change(self, name: str, _: Cluster | None, cluster: Cluster | None) -> None:
+        if cluster is None:
+            self._fingerprints.pop(name, None)
+            self._views = None
+            self._cluster_changed(name, capacity_only=False, only_placed=True)
             return
-        try:
-            cluster = Cluster.from_json(entry.value)
-        except ValidationError as exc:
-            log.error(  # noqa: TRY400 - the validation message says it all
-                "cluster %s does not parse, ignored: %s", entry.key, exc
-            )
-            return
-        name = cluster.name
-        self._cluster_names[entry.key] = name
-        self.clusters[name] = cluster
         old = self._fingerprints.get(name)
         fingerprint = self._fingerprint(cluster)
         self._fingerprints[name] = fingerprint
@@ -348,7 +308,7 @@ class SchedulerService(Service[SchedulerSettings]):
         """Requeue what the change can affect: the templates placed on the cluster first (so
         failover is not stuck behind the rest), then the others that may now fit or spread
         differently (none when the cluster only became unusable: `only_placed`)."""
-        if not self._template_informer.synced.is_set():
+        if not self._templates.synced:
             return
         first = sorted(self._on_cluster.get(name, ()))
         rest: list[str] = []
@@ -356,25 +316,8 @@ class SchedulerService(Service[SchedulerSettings]):
             rest = sorted(self._capacity_bound if capacity_only else self._claimed_by)
         self._enqueue([*first, *rest], traceparent)
 
-    async def _on_health(self, msg: Msg) -> None:
-        try:
-            event = ClusterHealthEvent.model_validate_json(msg.data)
-        except ValidationError as exc:
-            log.warning("malformed health event on %s: %s", msg.subject, exc)
-            return
-        last = self.heard.get(event.cluster)
-        if last is not None and last[0] > event.sequence:
-            return  # older than one already heard
-        self.heard[event.cluster] = (event.sequence, Readiness(event.ready, event.observed_at))
+    def _on_health(self, event: ClusterHealthEvent, traceparent: str | None) -> None:
         self._views = None
-        traceparent = (msg.headers or {}).get("traceparent")
-        log.info(
-            "cluster %s is now Ready=%s (%s)",
-            event.cluster,
-            event.ready,
-            event.reason,
-            extra={"cluster": event.cluster},
-        )
         self._cluster_changed(
             event.cluster,
             capacity_only=False,
@@ -394,7 +337,7 @@ class SchedulerService(Service[SchedulerSettings]):
             views = tuple(
                 ClusterView.from_cluster(
                     cluster,
-                    self.heard[name][1] if name in self.heard else None,
+                    _readiness(self.heard.get(name)),
                     failover=self.settings.failover,
                 )
                 for name, cluster in sorted(self.clusters.items())
@@ -431,7 +374,7 @@ class SchedulerService(Service[SchedulerSettings]):
     # ---- the reconciler -----------------------------------------------------------------
 
     async def _reconcile(self, key: str) -> None:
-        await self._synced()
+        await self.synced()
         parent = self._trigger.pop(key, None)
         context = extract_context({"traceparent": parent}) if parent else None
         with tracer().start_as_current_span(
@@ -632,7 +575,7 @@ class SchedulerService(Service[SchedulerSettings]):
 
     async def _collect_orphans(self) -> None:
         """After a restart: bindings whose template was deleted while we were away."""
-        await self._synced()
+        await self.synced()
         for entry in self._binding_informer.values():
             if entry.value is None:
                 continue

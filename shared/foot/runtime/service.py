@@ -23,9 +23,13 @@ from typing import ClassVar, Generic, Self, cast
 from typing_extensions import TypeVar
 
 from foot.bus import Bus, Consumer, ConsumerSpec, Delivery, Informer, ReconcileQueue
+from foot.bus.catalog import CLUSTERS
+from foot.kinds.clusters import Cluster
 from foot.runtime.admin import AdminServer
+from foot.runtime.clusters import ClusterMirror, Heard
 from foot.runtime.ingest import ApiIngest
 from foot.runtime.metrics import ServiceMetrics
+from foot.runtime.mirror import Mirror
 from foot.runtime.requests import ErrorReply, RequestHandler, Responder
 from foot.runtime.settings import ServiceSettings, as_settings
 from foot.runtime.supervisor import Supervisor
@@ -35,6 +39,7 @@ from foot.store import ObjectStore
 log = logging.getLogger(__name__)
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings, default=ServiceSettings)
+T = TypeVar("T")
 
 
 class _Running:
@@ -135,6 +140,33 @@ class Service(Generic[SettingsT]):
         """Answer requests on `subject` (request-reply): tracked, closed in the first stage
         of a stop, a FootError answered with `error_reply` (see `Responder`)."""
         await self._up().responder.serve(subject, handler, error_reply=error_reply, queue=queue)
+
+    async def mirror(
+        self,
+        bucket: str,
+        decode: Callable[[bytes], T],
+        what: str,
+        items: dict[str, T] | None = None,
+    ) -> Mirror[T]:
+        """A typed mirror of `bucket` (see `Mirror`), run and awaited for sync with the
+        service."""
+        return Mirror(await self.watch(bucket, mirror=False), decode, what, items)
+
+    async def watch_clusters(
+        self,
+        clusters: dict[str, Cluster] | None = None,
+        heard: dict[str, Heard] | None = None,
+    ) -> ClusterMirror:
+        """The member clusters by name and the registry's health events (see
+        `ClusterMirror`)."""
+        mirror = ClusterMirror(await self.watch(CLUSTERS.name, mirror=False), clusters, heard)
+        await mirror.listen(self.bus)
+        return mirror
+
+    async def synced(self) -> None:
+        """Wait until every informer of the service has replayed its bucket."""
+        for informer in self._informers:
+            await informer.synced.wait()
 
     def reconcile(self, name: str, reconciler: Callable[[str], Awaitable[None]]) -> ReconcileQueue:
         queue = ReconcileQueue(
