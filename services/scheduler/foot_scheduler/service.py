@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import ClassVar
 
 import orjson
 from opentelemetry import trace
-from pydantic import Field
 
 from foot.bus import Entry, KvStore
 from foot.bus.catalog import BINDINGS, POLICIES, TEMPLATES
@@ -38,11 +36,7 @@ from foot.kinds import KINDS
 from foot.kinds.bindings import ResourceBinding
 from foot.kinds.clusters import Cluster
 from foot.kinds.policies import (
-    AnyOverridePolicy,
-    AnyPropagationPolicy,
-    ClusterOverridePolicy,
     ClusterPropagationPolicy,
-    OverridePolicy,
     PropagationPolicy,
 )
 from foot.objects import KubeObject, utc_now
@@ -56,84 +50,34 @@ from foot_scheduler.binding import (
     REASON_NO_POLICY,
     REASON_SUCCESS,
     Decision,
-    TemplateFacts,
     binding_name,
     next_binding,
     next_eviction_expiry,
     previous_placement,
-    template_facts,
     unschedulable_message,
 )
 from foot_scheduler.core import (
     ClusterSnapshot,
     ClusterView,
-    Workload,
-    claim_template,
     schedule,
-    template_ref,
-    workload_from_template,
 )
-from foot_scheduler.core.matching import Claim, TemplateRef
 from foot_scheduler.core.snapshot import Readiness
+from foot_scheduler.policies import (
+    Identity,
+    Policies,
+    Prepared,
+    identity,
+    prepare,
+    selected_kinds,
+    templates_of_kinds,
+)
+from foot_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
 WRITE_ATTEMPTS = 5
 BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
-Identity = tuple[str, str | None, str]
-"""(kind, namespace, name) of a propagation policy, as `claim_template` takes it."""
-
-
-class SchedulerSettings(ServiceSettings):
-    reconcile_workers: int = Field(default=32, ge=1, le=256)
-    """Templates scheduled at once. Deciding is CPU work done one at a time anyway; the workers
-    keep that many binding writes in flight (each with optimistic concurrency), so a burst
-    (a failed cluster's bindings, a large apply) is not paced by one bus round trip each."""
-    failover: bool = True
-    """Cluster failover: replicas leave a cluster that is not Ready (after the policy's
-    NoExecute toleration, or failover_toleration_seconds). False: they stay, as in Karmada
-    with its Failover feature gate off; new replicas avoid such a cluster either way."""
-    failover_toleration_seconds: int = Field(default=0, ge=0, le=86400)
-    """How long replicas stay on a cluster that turned NotReady/Unknown when the policy has no
-    toleration of its own for that (Karmada: 300). 0 moves them the moment the registry
-    reports the transition. That is safe because the health event is already debounced: the
-    registry only reports NotReady/Unknown after its own failure threshold of missed probes or
-    heartbeats, so a second wait here would only add to the time a dead cluster's replicas
-    are missing (the issue's goal: re-placed within 5 s). A policy that wants to ride out
-    short outages says so with its own clusterTolerations (tolerationSeconds)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """What scheduling and the binding take from one version of a template, derived once."""
-
-    template: KubeObject
-    ref: TemplateRef
-    workload: Workload
-    facts: TemplateFacts
-
-
-def _prepare(template: KubeObject) -> _Prepared:
-    document = template.to_dict()
-    return _Prepared(
-        template,
-        template_ref(template),
-        workload_from_template(template, document=document),
-        template_facts(template, document),
-    )
-
-
-def _is_propagation(obj: KubeObject) -> bool:
-    return isinstance(obj, PropagationPolicy | ClusterPropagationPolicy)
-
-
-def _is_propagation_entry(obj: KubeObject | None) -> bool:
-    return obj is not None and _is_propagation(obj)
-
-
-def _identity(policy: AnyPropagationPolicy) -> Identity:
-    namespace = policy.namespace if isinstance(policy, PropagationPolicy) else None
-    return (policy.kind, namespace, policy.name)
+__all__ = ["SchedulerService", "SchedulerSettings"]
 
 
 def _readiness(heard: Heard | None) -> Readiness | None:
@@ -166,10 +110,11 @@ class SchedulerService(Service[SchedulerSettings]):
         super().__init__(settings)
         # Parsed mirrors of the buckets (keys as in the buckets).
         self.templates: dict[str, KubeObject] = {}
-        self._prepared: dict[str, _Prepared] = {}
-        """template key -> what was derived from its current version (see `_prepare`)."""
-        self.propagation: dict[str, AnyPropagationPolicy] = {}
-        self.overrides: dict[str, AnyOverridePolicy] = {}
+        self._prepared: dict[str, Prepared] = {}
+        """template key -> what was derived from its current version (see `prepare`)."""
+        self.policies = Policies()
+        self.propagation = self.policies.propagation
+        self.overrides = self.policies.overrides
         self.clusters: dict[str, Cluster] = {}
         self.heard: dict[str, Heard] = {}
         """Per cluster: the last health event (see ClusterMirror)."""
@@ -177,13 +122,6 @@ class SchedulerService(Service[SchedulerSettings]):
         self._memo: dict[object, object] = {}
         """Shared by the snapshots of the current views (see ClusterSnapshot.memo)."""
         self._fingerprints: dict[str, tuple[bytes, bytes]] = {}
-        self._policy_version = 0
-        """Bumped on every propagation policy change: remembered claims older than it are void."""
-        self._by_kind: dict[tuple[str, str], list[AnyPropagationPolicy]] = {}
-        """(apiVersion, kind) -> the propagation policies selecting it, at `_policy_version`."""
-        self._by_kind_version = -1
-        self._claims: dict[str, tuple[KubeObject, int, Identity | None, Claim]] = {}
-        """template key -> (template, policy version, holder, claim) of its last claim."""
         # Indexes kept by the reconciler.
         self._binding_key: dict[str, str] = {}
         """template key -> binding key (kept after the template is gone, until its binding is)."""
@@ -226,23 +164,15 @@ class SchedulerService(Service[SchedulerSettings]):
     def _on_template(self, key: str, _: KubeObject | None, template: KubeObject | None) -> None:
         if template is None:
             self._prepared.pop(key, None)
-            self._claims.pop(key, None)
+            self.policies.forget(key)
             self._enqueue([key])
             return
-        self._prepared[key] = _prepare(template)
+        self._prepared[key] = prepare(template)
         self._binding_key[key] = BINDING_KIND.key(template.namespace, binding_name(template))
         self._enqueue([key], template.metadata.traceparent)
 
     def _on_policy(self, key: str, _: KubeObject | None, after: KubeObject | None) -> None:
-        before: KubeObject | None = self.propagation.get(key) or self.overrides.get(key)
-        if key in self.propagation or _is_propagation_entry(after):
-            self._policy_version += 1
-        self.propagation.pop(key, None)
-        self.overrides.pop(key, None)
-        if isinstance(after, PropagationPolicy | ClusterPropagationPolicy):
-            self.propagation[key] = after
-        elif isinstance(after, OverridePolicy | ClusterOverridePolicy):
-            self.overrides[key] = after
+        before = self.policies.change(key, after)
         if not self._templates.synced:
             return  # the initial replay schedules every template anyway
         trace_of = after.metadata.traceparent if after is not None else current_traceparent()
@@ -250,16 +180,10 @@ class SchedulerService(Service[SchedulerSettings]):
         for policy in (before, after):
             if policy is None:
                 continue
-            if _is_propagation(policy):
-                assert isinstance(policy, PropagationPolicy | ClusterPropagationPolicy)  # noqa: S101
-                identity = _identity(policy)
-                affected |= {k for k, held in self._claimed_by.items() if held == identity}
-                kinds = {(s.api_version, s.kind) for s in policy.spec.resource_selectors}
-                affected |= {
-                    key
-                    for key, template in self.templates.items()
-                    if (template.api_version, template.kind) in kinds
-                }
+            if isinstance(policy, PropagationPolicy | ClusterPropagationPolicy):
+                holder = identity(policy)
+                affected |= {k for k, held in self._claimed_by.items() if held == holder}
+                affected |= templates_of_kinds(self.templates, selected_kinds(policy))
             else:
                 affected |= self._waiting_for_overrides
         self._enqueue(sorted(affected), trace_of)
@@ -444,16 +368,16 @@ class SchedulerService(Service[SchedulerSettings]):
         self.decisions += 1
         prepared = self._prepared.get(key) if key is not None else None
         if prepared is None or prepared.template is not template:
-            prepared = _prepare(template)
+            prepared = prepare(template)
         held = None
         if current is not None and current.spec.policy is not None:
             ref_held = current.spec.policy
             held = (ref_held.kind, ref_held.namespace, ref_held.name)
-        claim = self._claim(key, prepared, held)
+        claim = self.policies.claim(key, prepared, held)
         if claim.policy is None:
             return Decision(None, None, REASON_NO_POLICY, claim.reason)
         policy = claim.policy
-        missing = self._missing_overrides(policy)
+        missing = self.policies.missing_overrides(policy)
         if missing:
             return Decision(
                 policy,
@@ -473,54 +397,9 @@ class SchedulerService(Service[SchedulerSettings]):
         message = f"{claim.reason}; unschedulable: {unschedulable_message(result)}"
         return Decision(policy, result, REASON_NO_CLUSTER_FIT, message)
 
-    def _claim(self, key: str | None, prepared: _Prepared, held: Identity | None) -> Claim:
-        """`claim_template` over the policies selecting the template's kind, remembered until
-        the template, its holder or any propagation policy changes."""
-        template = prepared.template
-        remembered = self._claims.get(key) if key is not None else None
-        if (
-            remembered is not None
-            and remembered[0] is template
-            and remembered[1] == self._policy_version
-            and (
-                remembered[2] == held
-                # Claimed with no holder, and now held by that very winner: the same answer.
-                or (
-                    remembered[2] is None
-                    and remembered[3].policy is not None
-                    and _identity(remembered[3].policy) == held
-                )
-            )
-        ):
-            return remembered[3]
-        if self._by_kind_version != self._policy_version:
-            by_kind: dict[tuple[str, str], list[AnyPropagationPolicy]] = {}
-            for policy in self.propagation.values():
-                for pair in {(s.api_version, s.kind) for s in policy.spec.resource_selectors}:
-                    by_kind.setdefault(pair, []).append(policy)
-            self._by_kind = by_kind
-            self._by_kind_version = self._policy_version
-        ref = prepared.ref
-        claim = claim_template(ref, self._by_kind.get((ref.api_version, ref.kind), ()), held)
-        if key is not None:
-            self._claims[key] = (template, self._policy_version, held, claim)
-        return claim
-
-    def _missing_overrides(self, policy: AnyPropagationPolicy) -> list[str]:
-        if not policy.spec.dependent_overrides:
-            return []
-        present = {
-            (o.namespace, o.name) for o in self.overrides.values() if o.kind == "OverridePolicy"
-        }
-        return sorted(
-            name
-            for name in policy.spec.dependent_overrides
-            if (policy.namespace, name) not in present
-        )
-
     def _index(self, key: str, decision: Decision, binding: ResourceBinding | None) -> None:
         if decision.policy is not None:
-            self._claimed_by[key] = _identity(decision.policy)
+            self._claimed_by[key] = identity(decision.policy)
         else:
             self._claimed_by.pop(key, None)
         if decision.reason == REASON_DEPENDENT_OVERRIDES:
@@ -542,7 +421,7 @@ class SchedulerService(Service[SchedulerSettings]):
 
     def _forget(self, key: str) -> None:
         self._claimed_by.pop(key, None)
-        self._claims.pop(key, None)
+        self.policies.forget(key)
         self._capacity_bound.discard(key)
         self._waiting_for_overrides.discard(key)
         for name in self._placed_on.pop(key, frozenset()):

@@ -33,32 +33,9 @@ from foot.kinds.storage import (
     size_bytes,
 )
 from foot.objects import FrozenModel
+from foot_storage.core.actions import Action
 from foot_storage.core.names import CephNames
 
-Action = Literal[
-    "crush-rule",
-    "pool",
-    "pool-quota",
-    "image",
-    "subvolume-group",
-    "subvolume",
-    "rgw-user",
-    "bucket",
-    "bucket-quota",
-    "cephx-key",
-    "s3-key",
-    "deliver",
-    "revoke-key",
-    "withdraw",
-    "await-unreferenced",
-    "delete-image",
-    "delete-pool",
-    "delete-crush-rule",
-    "delete-subvolume",
-    "delete-bucket",
-    "delete-rgw-user",
-    "retain",
-]
 RecordPhase = Literal["Provisioning", "Ready", "Failed", "Deleting"]
 
 
