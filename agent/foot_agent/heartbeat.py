@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 import orjson
 from pydantic import ValidationError
@@ -23,9 +22,7 @@ from foot.errors import FootError
 from foot.kube.collect import CollectedStatus, collect_status
 from foot.objects import utc_now
 from foot.registry_api import AgentHello, AgentWelcome, Heartbeat
-
-if TYPE_CHECKING:
-    from foot_agent.agent import Agent
+from foot_agent.connected import Connected
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +32,7 @@ VERSION = "0.1.0"
 
 
 class Heartbeats:
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Connected) -> None:
         self.agent = agent
         self.sequence = 0
         self.welcome = AgentWelcome(accepted=False)
@@ -44,7 +41,6 @@ class Heartbeats:
 
     async def hello(self) -> AgentWelcome:
         agent = self.agent
-        assert agent.bus is not None  # noqa: S101 - connected before tasks start
         delays = Backoff(HELLO_FIRST_DELAY_SECONDS, HELLO_MAX_DELAY_SECONDS).delays()
         while True:
             hello = AgentHello(
@@ -69,7 +65,6 @@ class Heartbeats:
             await asyncio.sleep(delay)
 
     async def probe(self) -> tuple[bool, str]:
-        assert self.agent.kube is not None  # noqa: S101 - opened at start
         try:
             await self.agent.kube.readyz(timeout_seconds=self.agent.settings.probe_timeout_seconds)
         except FootError as exc:
@@ -79,7 +74,6 @@ class Heartbeats:
     async def collect(self) -> None:
         """Status collections, every status period (their own task: a slow one never holds
         up heartbeats)."""
-        assert self.agent.kube is not None  # noqa: S101 - opened at start
         while True:
             try:
                 async with asyncio.timeout(self.agent.settings.status_timeout_seconds):
@@ -90,7 +84,6 @@ class Heartbeats:
 
     async def run(self) -> None:
         agent = self.agent
-        assert agent.bus is not None  # noqa: S101 - connected before tasks start
         self.welcome = await self.hello()
         collector = asyncio.create_task(self.collect(), name="agent:collect")
         was_connected = True
@@ -114,15 +107,11 @@ class Heartbeats:
                 ).signed(agent.key)
                 payload = orjson.dumps(beat.model_dump(mode="json", by_alias=True))
                 try:
-                    await agent.bus.client.publish(agent_heartbeat_subject(agent.cluster), payload)
-                except Exception as exc:  # noqa: BLE001 - nats-py raises several kinds here
+                    await agent.bus.notify(agent_heartbeat_subject(agent.cluster), payload)
+                except Exception as exc:  # noqa: BLE001 - a lost heartbeat is only logged
                     log.info("heartbeat not sent: %s", exc)
                     self.status = status or self.status
                 await asyncio.sleep(self.welcome.heartbeat_period_seconds)
         finally:
             collector.cancel()
             await asyncio.gather(collector, return_exceptions=True)
-
-
-def install(agent: Agent) -> None:
-    agent.add_task("heartbeat", Heartbeats(agent).run)
