@@ -1,6 +1,6 @@
 """The shared primitives services are built on, without any server: the one backoff, the
-reconcile queue's delayed adds and terminal errors, `update_with`, the wire error map and
-the admin server's routes."""
+reconcile queue's delayed adds and terminal errors, `update_with`, the wire error map, the
+admin server's routes, the typed bucket mirror and the cluster mirror."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -15,12 +16,16 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from foot.backoff import Backoff
-from foot.bus.kv import KvStore, Versioned
-from foot.bus.reconcile import ReconcileQueue, TerminalError
+from foot.bus.kv import Entry, KvStore, Versioned
+from foot.bus.reconcile import Informer, ReconcileQueue, TerminalError
 from foot.errors import AlreadyExistsError, ConflictError, NotFoundError
+from foot.health import ClusterHealthEvent
 from foot.runtime.admin import AdminServer, error_response
+from foot.runtime.clusters import ClusterMirror
 from foot.runtime.metrics import ServiceMetrics
+from foot.runtime.mirror import Mirror
 from foot.runtime.wire import http_status
+from foot_testenv.gateway_objects import cluster
 from support import eventually
 
 
@@ -221,3 +226,60 @@ async def test_the_admin_server_takes_routes_and_guards_admin_paths() -> None:
         )
         assert await allowed.json() == {"hello": True}
         assert (await http.post("/open/missing")).status == 404
+
+
+def _informer() -> Informer:
+    return Informer(cast("KvStore", None))
+
+
+def test_a_mirror_decodes_once_skips_bad_entries_and_reports_changes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    informer = _informer()
+    mirror = Mirror(informer, lambda data: int(orjson.loads(data)["n"]), "counter")
+    changes: list[tuple[str, int | None, int | None]] = []
+    mirror.on_change(lambda key, before, after: changes.append((key, before, after)))
+    feed = informer._listeners[0]  # what the informer calls for each change
+    feed(Entry("a", b'{"n": 1}', 1))
+    feed(Entry("a", b'{"n": 2}', 2))
+    feed(Entry("a", b"not json", 3))
+    feed(Entry("b", b'{"m": 1}', 4))
+    assert mirror.items == {"a": 2}  # the bad entries left what was there
+    feed(Entry("a", None, 5))
+    assert changes == [("a", None, 1), ("a", 1, 2), ("a", 2, None)]
+    assert "counter a does not parse, ignored" in caplog.text
+    assert "counter b does not parse, ignored" in caplog.text
+    assert not mirror.synced
+
+
+def _health(name: str, ready: str, sequence: int) -> ClusterHealthEvent:
+    return ClusterHealthEvent.model_validate(
+        {
+            "cluster": name,
+            "ready": ready,
+            "reason": "ProbeFailed",
+            "observedAt": "2026-01-01T00:00:00Z",
+            "sequence": sequence,
+        }
+    )
+
+
+def test_the_cluster_mirror_keys_by_name_and_keeps_the_newest_health() -> None:
+    informer = _informer()
+    members = ClusterMirror(informer)
+    seen: list[tuple[str, bool, bool]] = []
+    members.on_cluster(lambda name, before, after: seen.append((name, bool(before), bool(after))))
+    heard: list[int] = []
+    members.on_health(lambda event, _traceparent: heard.append(event.sequence))
+    feed = informer._listeners[0]
+    feed(Entry("clusters.m1", cluster("m1").to_json(), 1))
+    members.hear(_health("m1", "False", 2))
+    members.hear(_health("m1", "True", 1))  # older than what was heard: ignored
+    assert heard == [2]
+    assert members.heard["m1"].sequence == 2
+    feed(Entry("clusters.m1", None, 2))
+    assert seen == [("m1", False, True), ("m1", True, False)]
+    assert members.clusters == {}
+    assert members.heard == {}  # a cluster that joins again counts its events anew
+    members.hear(_health("m1", "True", 1))
+    assert heard == [2, 1]
