@@ -63,6 +63,8 @@ class ReconcileQueue:
         self._dirty: set[str] = set()
         self._failures: dict[str, int] = {}
         self._delayed: dict[str, _Delayed] = {}
+        self._delayed_pending = 0
+        """How many of `_delayed` are pending work (kept, not counted, per reconcile)."""
         self._shutting_down = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -100,39 +102,47 @@ class ReconcileQueue:
             if existing.when <= when:
                 if pending and not existing.pending:
                     existing.pending = True
+                    self._delayed_pending += 1
                     self._idle.clear()
                 return
-            existing.handle.cancel()
+            self._drop_delayed(key)
             pending = pending or existing.pending
         self._delayed[key] = _Delayed(when, loop.call_at(when, self._fire_delayed, key), pending)
         if pending:
+            self._delayed_pending += 1
             self._idle.clear()
 
+    def _drop_delayed(self, key: str) -> bool:
+        delayed = self._delayed.pop(key, None)
+        if delayed is None:
+            return False
+        delayed.handle.cancel()
+        if delayed.pending:
+            self._delayed_pending -= 1
+        return True
+
     def _fire_delayed(self, key: str) -> None:
-        self._delayed.pop(key, None)
+        self._drop_delayed(key)
         self.add(key)
         self._update_idle()
 
     def forget(self, key: str) -> None:
         """Drop any delayed add of `key` (it is gone) and its count of failures."""
-        delayed = self._delayed.pop(key, None)
-        if delayed is not None:
-            delayed.handle.cancel()
+        self._drop_delayed(key)
         self._failures.pop(key, None)
         self._update_idle()
 
     def expedite(self) -> None:
         """Reconcile now every key waiting out its backoff, its failures forgotten (what
         they failed on is back)."""
-        for key, delayed in list(self._delayed.items()):
+        for key in list(self._delayed):
             if key in self._failures:
-                delayed.handle.cancel()
-                del self._delayed[key]
+                self._drop_delayed(key)
                 del self._failures[key]
                 self.add(key)
 
     def __len__(self) -> int:
-        return len(self._queued) + sum(1 for d in self._delayed.values() if d.pending)
+        return len(self._queued) + self._delayed_pending
 
     async def run(self) -> None:
         """Run the workers until cancelled or `shut_down()`."""
@@ -188,11 +198,7 @@ class ReconcileQueue:
         self.add_after(key, delay)
 
     def _update_idle(self) -> None:
-        if (
-            not self._queued
-            and not self._processing
-            and not any(d.pending for d in self._delayed.values())
-        ):
+        if not self._queued and not self._processing and not self._delayed_pending:
             self._idle.set()
 
     async def wait_idle(self) -> None:
@@ -205,6 +211,7 @@ class ReconcileQueue:
         for delayed in self._delayed.values():
             delayed.handle.cancel()
         self._delayed.clear()
+        self._delayed_pending = 0
         for _ in range(self._workers):
             self._ready.put_nowait("")
 

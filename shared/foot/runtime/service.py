@@ -1,8 +1,9 @@
 """The service runtime: lifecycle, supervised tasks, staged shutdown, readiness.
 
-A service subclasses `Service`, sets `name`, and in `setup()` registers what it
-runs: consumers (`consume`), informers and reconcile queues (`watch`,
-`reconcile`), or plain supervised tasks (`supervisor.spawn`). Everything is
+A service subclasses `Service[ItsSettings]`, sets `name` and `settings_model`, and in
+`setup()` registers what it runs: consumers (`consume`), informers, typed mirrors and
+reconcile queues (`watch`, `mirror`, `watch_clusters`, `reconcile`), request-reply
+subjects (`serve`), or plain supervised tasks (`supervisor.spawn`). Everything is
 started by `start()` and stopped in stages by `stop()`:
 
 1. stop taking new work: API subscriptions closed, consumers stop fetching,
