@@ -1,12 +1,11 @@
 """The agent process: a connection to the hub's NATS, a client of its own API server, and
 named, supervised tasks.
 
-Tasks are registered before start: the agent's own heartbeat task
-(`foot_agent.heartbeat`) and whatever `foot_agent.extensions.EXTENSIONS` adds (work
-pulling arrives there as a module of its own). Each extension is a function called
-with the agent; it registers tasks with `agent.add_task(name, factory)` and may keep
-state on the agent. Stopping is staged and idempotent: tasks are cancelled, then the
-API client and the NATS connection are closed.
+Its tasks, started once connected: the heartbeat (`foot_agent.heartbeat`) and work
+pulling (`foot_agent.works`), each given what it works with (`Connected`); an embedding
+program may add more with `agent.add_task(name, factory)` before start. Stopping is
+staged and idempotent: tasks are cancelled, then the API client and the NATS connection
+are closed.
 """
 
 from __future__ import annotations
@@ -21,13 +20,17 @@ from typing import Self
 
 from pydantic import SecretStr
 
+from foot.backoff import Backoff
 from foot.bus import Bus
 from foot.errors import FootError, TransportError
 from foot.kube import KubeClient, KubeTarget
 from foot.registry_api import agent_key
 from foot.runtime.metrics import ServiceMetrics
 from foot.runtime.supervisor import Supervisor
+from foot_agent.connected import Connected
+from foot_agent.heartbeat import Heartbeats
 from foot_agent.settings import AgentSettings
+from foot_agent.works import WorkPuller
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ class Agent:
 
     async def connect(self) -> Bus:
         """Dial the hub's NATS until it answers (reconnects are NATS's own business after)."""
-        delay = CONNECT_FIRST_DELAY_SECONDS
+        delays = Backoff(CONNECT_FIRST_DELAY_SECONDS, CONNECT_MAX_DELAY_SECONDS).delays()
         while True:
             try:
                 return await Bus.connect(
@@ -98,27 +101,32 @@ class Agent:
                     ca_file=self.settings.nats_ca_file,
                 )
             except TransportError as exc:
+                delay = delays.next()
                 log.warning("cannot reach the hub yet (%s); again in %.1fs", exc.message, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, CONNECT_MAX_DELAY_SECONDS)
 
     async def start(self) -> None:
         if self._started:
             return
         self._started = True
-        from foot_agent import heartbeat
-        from foot_agent.extensions import EXTENSIONS
-
         self.key = agent_key(self.settings.token())
         self.kube = KubeClient(
             self.target(),
             timeout_seconds=self.settings.status_timeout_seconds,
             user_agent="foot-agent",
         )
-        heartbeat.install(self)
-        for extension in EXTENSIONS:
-            extension(self)
         self.bus = await self.connect()
+        connected = Connected(self.settings, self.agent_id, self.key, self.bus, self.kube)
+
+        async def pull_works() -> None:
+            # A fresh puller each run: a restarted task starts from a new queue and a resync.
+            await WorkPuller(connected.bus, connected.kube, connected.cluster).run()
+
+        own_tasks: list[tuple[str, TaskFactory]] = [
+            ("heartbeat", Heartbeats(connected).run),
+            ("works", pull_works),
+        ]
+        self._tasks[:0] = own_tasks
         self._running = True
         for name, factory in self._tasks:
             self.supervisor.spawn(name, factory)

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 import orjson
 from pydantic import ValidationError
 
+from foot.backoff import Backoff
 from foot.catalog import agent_heartbeat_subject, agent_register_subject
 from foot.cluster_status import CollectedStatus
 from foot.errors import FootError
 from foot.kube.collect import collect_status
 from foot.objects import utc_now
 from foot.registry_api import AgentHello, AgentWelcome, Heartbeat
-
-if TYPE_CHECKING:
-    from foot_agent.agent import Agent
+from foot_agent.connected import Connected
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +33,7 @@ VERSION = "0.1.0"
 
 
 class Heartbeats:
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Connected) -> None:
         self.agent = agent
         self.sequence = 0
         self.welcome = AgentWelcome(accepted=False)
@@ -44,8 +42,7 @@ class Heartbeats:
 
     async def hello(self) -> AgentWelcome:
         agent = self.agent
-        assert agent.bus is not None  # noqa: S101 - connected before tasks start
-        delay = HELLO_FIRST_DELAY_SECONDS
+        delays = Backoff(HELLO_FIRST_DELAY_SECONDS, HELLO_MAX_DELAY_SECONDS).delays()
         while True:
             hello = AgentHello(
                 cluster=agent.cluster, agent_id=agent.agent_id, sent_at=utc_now(), version=VERSION
@@ -58,17 +55,17 @@ class Heartbeats:
                 )
                 welcome = AgentWelcome.model_validate_json(msg.data)
             except (FootError, ValidationError) as exc:
+                delay = delays.next()
                 log.warning("no answer from the registry (%s); again in %.1fs", exc, delay)
             else:
                 if welcome.accepted:
                     log.info("registered with the hub as cluster %s", agent.cluster)
                     return welcome
                 log.error("the registry refused this agent: %s", welcome.message)
+                delay = delays.next()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, HELLO_MAX_DELAY_SECONDS)
 
     async def probe(self) -> tuple[bool, str]:
-        assert self.agent.kube is not None  # noqa: S101 - opened at start
         try:
             await self.agent.kube.readyz(timeout_seconds=self.agent.settings.probe_timeout_seconds)
         except FootError as exc:
@@ -78,7 +75,6 @@ class Heartbeats:
     async def collect(self) -> None:
         """Status collections, every status period (their own task: a slow one never holds
         up heartbeats)."""
-        assert self.agent.kube is not None  # noqa: S101 - opened at start
         while True:
             try:
                 async with asyncio.timeout(self.agent.settings.status_timeout_seconds):
@@ -89,7 +85,6 @@ class Heartbeats:
 
     async def run(self) -> None:
         agent = self.agent
-        assert agent.bus is not None  # noqa: S101 - connected before tasks start
         self.welcome = await self.hello()
         collector = asyncio.create_task(self.collect(), name="agent:collect")
         was_connected = True
@@ -113,15 +108,11 @@ class Heartbeats:
                 ).signed(agent.key)
                 payload = orjson.dumps(beat.model_dump(mode="json", by_alias=True))
                 try:
-                    await agent.bus.client.publish(agent_heartbeat_subject(agent.cluster), payload)
-                except Exception as exc:  # noqa: BLE001 - nats-py raises several kinds here
+                    await agent.bus.notify(agent_heartbeat_subject(agent.cluster), payload)
+                except Exception as exc:  # noqa: BLE001 - a lost heartbeat is only logged
                     log.info("heartbeat not sent: %s", exc)
                     self.status = status or self.status
                 await asyncio.sleep(self.welcome.heartbeat_period_seconds)
         finally:
             collector.cancel()
             await asyncio.gather(collector, return_exceptions=True)
-
-
-def install(agent: Agent) -> None:
-    agent.add_task("heartbeat", Heartbeats(agent).run)

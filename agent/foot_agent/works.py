@@ -24,7 +24,8 @@ import orjson
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from foot.bus.reconcile import Backoff, ReconcileQueue
+from foot.backoff import Backoff
+from foot.bus.reconcile import ReconcileQueue
 from foot.catalog import work_deliver_subject, work_status_subject, work_sync_subject
 from foot.errors import FootError, RetryableError
 from foot.kinds.works import ManifestStatus, WorkDelivery, WorkStatusReport
@@ -36,7 +37,6 @@ from foot.object_health import WATCHED_KINDS
 
 if TYPE_CHECKING:
     from foot.bus import Bus
-    from foot_agent.agent import Agent
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,8 @@ class WorkPuller:
 
     async def run(self) -> None:
         """Subscribe, sync now and every RESYNC_SECONDS, apply until cancelled."""
-        subscription = await self.bus.client.subscribe(
-            work_deliver_subject(self.cluster), cb=self._on_delivery
+        subscription = await self.bus.subscribe(
+            work_deliver_subject(self.cluster), self._on_delivery
         )
         worker = asyncio.create_task(self.queue.run(), name=f"agent:works:{self.cluster}")
         try:
@@ -214,14 +214,3 @@ class WorkPuller:
             updated = report.model_copy(update={"manifests": statuses})
             self.reported[key] = updated
             self.queue.add(key)  # reports the new status (the hash is applied already)
-
-
-def install(agent: Agent) -> None:
-    """Hook work pulling into the agent as its `works` task."""
-
-    async def run() -> None:
-        assert agent.bus is not None  # noqa: S101 - connected before tasks start
-        assert agent.kube is not None  # noqa: S101
-        await WorkPuller(agent.bus, agent.kube, agent.cluster).run()
-
-    agent.add_task("works", run)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any
 
 import aiohttp
 import orjson
 
+from foot.backoff import Backoff
 from foot.errors import PermanentError, TransportError
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,8 @@ class ApisixClient:
         self._key = api_key
         self._session = session
         self._attempts = attempts
-        self._backoff = backoff_seconds
+        # Uncapped: `attempts` (at most 10) bounds the longest wait.
+        self._backoff = Backoff(backoff_seconds, math.inf)
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
 
     def __repr__(self) -> str:  # never the key
@@ -98,7 +101,7 @@ class ApisixClient:
                     return status, answer
                 last = ApisixUnavailableError(f"{where}: {status} {_message(answer)}")
             if attempt < self._attempts:
-                await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(self._backoff.delay(attempt))
         raise ApisixUnavailableError(f"{where}: {last}") from last
 
     @staticmethod

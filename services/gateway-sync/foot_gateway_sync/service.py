@@ -26,18 +26,18 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import aiohttp
-from nats.aio.msg import Msg
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from foot.bus import Entry, Informer, KvStore
-from foot.catalog import CLUSTERS, GATEWAY_ROUTES, HEALTH_PREFIX, WORKS
+from foot.backoff import Backoff
+from foot.bus import KvStore
+from foot.catalog import GATEWAY_ROUTES, WORKS
 from foot.errors import ConflictError, FootError, PermanentError
-from foot.health import ClusterHealthEvent
 from foot.kinds.clusters import Cluster
 from foot.kinds.gateway import GatewayInstanceStatus, GatewayRoute, GatewayRouteStatus
 from foot.kinds.works import Work
+from foot.runtime.clusters import Heard
 from foot.runtime.service import Service
-from foot.runtime.settings import ServiceSettings, as_settings
+from foot.runtime.settings import ServiceSettings
 from foot_gateway_sync.apisix import ApisixClient
 from foot_gateway_sync.core import (
     ROUTES,
@@ -56,6 +56,8 @@ from foot_gateway_sync.core import (
 log = logging.getLogger(__name__)
 
 ObjectKey = tuple[str, str]
+SYNC_RETRY_FIRST_SECONDS = 0.1
+"""Wait after an instance's first failed sync pass (doubling up to retry_max_seconds)."""
 
 
 class GatewaySyncSettings(ServiceSettings):
@@ -142,23 +144,25 @@ class Instance:
         return self.client.url
 
 
-class GatewaySyncService(Service):
+def _heard_health(heard: Heard | None) -> HeardHealth | None:
+    if heard is None:
+        return None
+    return HeardHealth(heard.sequence, heard.event.ready == "True", heard.event.observed_at)
+
+
+class GatewaySyncService(Service[GatewaySyncSettings]):
     name = "gateway-sync"
     settings_model: ClassVar[type[ServiceSettings]] = GatewaySyncSettings
 
     def __init__(self, settings: ServiceSettings) -> None:
-        config = as_settings(GatewaySyncSettings, settings)
-        super().__init__(config)
-        self.config: GatewaySyncSettings = config
+        super().__init__(settings)
         self.routes: dict[str, GatewayRoute] = {}
         self.clusters: dict[str, Cluster] = {}
-        self._cluster_names: dict[str, str] = {}
         self.works: dict[str, Work] = {}
-        self.heard: dict[str, HeardHealth] = {}
+        self.heard: dict[str, Heard] = {}
         self.instances: list[Instance] = []
         self._desired: DesiredState | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._informers_ready: list[Informer] = []
         self._routes_store: KvStore | None = None
         self._status_due = asyncio.Event()
         self._status_written: dict[str, GatewayRouteStatus] = {}
@@ -167,9 +171,9 @@ class GatewaySyncService(Service):
     # ---- wiring -------------------------------------------------------------------------
 
     async def setup(self) -> None:
-        if not self.config.apisix_urls:
+        if not self.settings.apisix_urls:
             log.warning("no APISIX instance configured (apisix_urls): routes are computed only")
-        key = self.config.admin_key() if self.config.apisix_urls else ""
+        key = self.settings.admin_key() if self.settings.apisix_urls else ""
         self._session = aiohttp.ClientSession()
         self.instances = [
             Instance(
@@ -177,20 +181,21 @@ class GatewaySyncService(Service):
                     url,
                     key,
                     self._session,
-                    attempts=self.config.request_attempts,
-                    timeout_seconds=self.config.request_timeout_seconds,
+                    attempts=self.settings.request_attempts,
+                    timeout_seconds=self.settings.request_timeout_seconds,
                 )
             )
-            for url in self.config.apisix_urls
+            for url in self.settings.apisix_urls
         ]
-        routes = await self.watch(GATEWAY_ROUTES.name)
-        routes.listen(self._on_route)
-        clusters = await self.watch(CLUSTERS.name)
-        clusters.listen(self._on_cluster)
-        works = await self.watch(WORKS.name)
-        works.listen(self._on_work)
-        self._informers_ready = [routes, clusters, works]
-        await self.bus.client.subscribe(f"{HEALTH_PREFIX}.>", cb=self._on_health)
+        routes = await self.mirror(
+            GATEWAY_ROUTES.name, GatewayRoute.from_json, "gateway route", self.routes
+        )
+        routes.on_change(self._on_route)
+        members = await self.watch_clusters(self.clusters, self.heard)
+        members.on_cluster(self._on_cluster)
+        members.on_health(lambda _event, _traceparent: self._changed())
+        works = await self.mirror(WORKS.name, Work.from_json, "work", self.works)
+        works.on_change(self._on_work)
         self._routes_store = await self.bus.kv(GATEWAY_ROUTES.name)
         for instance in self.instances:
             self.supervisor.spawn(
@@ -241,83 +246,29 @@ class GatewaySyncService(Service):
         for instance in self.instances:
             instance.wake.set()
 
-    def _on_route(self, entry: Entry) -> None:
-        if entry.deleted or entry.value is None:
-            if self.routes.pop(entry.key, None) is not None:
+    def _on_route(self, _: str, old: GatewayRoute | None, route: GatewayRoute | None) -> None:
+        if route is None:
+            if old is not None:
                 self._changed()
-            return
-        try:
-            route = GatewayRoute.from_json(entry.value)
-        except ValidationError as exc:
-            log.error("gateway route %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
-            return
-        old = self.routes.get(entry.key)
-        self.routes[entry.key] = route
-        if old is None or old.spec != route.spec or old.metadata.name != route.metadata.name:
+        elif old is None or old.spec != route.spec or old.metadata.name != route.metadata.name:
             self._changed()
 
-    def _on_cluster(self, entry: Entry) -> None:
-        if entry.deleted or entry.value is None:
-            gone = self._cluster_names.pop(entry.key, None)
-            if gone is not None:
-                self.clusters.pop(gone, None)
-                # A cluster joined again under this name counts its health events from 1:
-                # what was heard of the one that left must not hide them.
-                self.heard.pop(gone, None)
-                self._changed()
-            return
-        try:
-            cluster = Cluster.from_json(entry.value)
-        except ValidationError as exc:
-            log.error("cluster %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
-            return
-        old = self.clusters.get(cluster.name)
-        self._cluster_names[entry.key] = cluster.name
-        self.clusters[cluster.name] = cluster
-        if old is None or cluster_view(old) != cluster_view(cluster):
+    def _on_cluster(self, _: str, old: Cluster | None, cluster: Cluster | None) -> None:
+        if cluster is None or old is None or cluster_view(old) != cluster_view(cluster):
             self._changed()  # a heartbeat changes nothing the gateway depends on
 
-    def _on_work(self, entry: Entry) -> None:
-        if entry.deleted or entry.value is None:
-            if self.works.pop(entry.key, None) is not None:
+    def _on_work(self, _: str, old: Work | None, work: Work | None) -> None:
+        if work is None:
+            if old is not None:
                 self._changed()
-            return
-        try:
-            work = Work.from_json(entry.value)
-        except ValidationError as exc:
-            log.error("work %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
-            return
-        old = self.works.get(entry.key)
-        self.works[entry.key] = work
-        if old is None or old.status.manifests != work.status.manifests or old.spec != work.spec:
+        elif old is None or old.status.manifests != work.status.manifests or old.spec != work.spec:
             self._changed()
-
-    async def _on_health(self, msg: Msg) -> None:
-        try:
-            event = ClusterHealthEvent.model_validate_json(msg.data)
-        except ValidationError as exc:
-            log.warning("malformed health event on %s: %s", msg.subject, exc)
-            return
-        last = self.heard.get(event.cluster)
-        if last is not None and last.sequence > event.sequence:
-            return  # older than one already heard
-        self.heard[event.cluster] = HeardHealth(
-            event.sequence, event.ready == "True", event.observed_at
-        )
-        log.info(
-            "cluster %s is now Ready=%s (%s)",
-            event.cluster,
-            event.ready,
-            event.reason,
-            extra={"cluster": event.cluster},
-        )
-        self._changed()
 
     # ---- the desired state --------------------------------------------------------------
 
     def cluster_views(self) -> dict[str, ClusterView]:
         return {
-            name: cluster_view(cluster, self.heard.get(name))
+            name: cluster_view(cluster, _heard_health(self.heard.get(name)))
             for name, cluster in self.clusters.items()
         }
 
@@ -332,17 +283,13 @@ class GatewaySyncService(Service):
 
     # ---- syncing one instance -----------------------------------------------------------
 
-    async def _synced_caches(self) -> None:
-        for informer in self._informers_ready:
-            await informer.synced.wait()
-
     async def _sync_loop(self, instance: Instance) -> None:
         # Never sync before every cache is complete: an empty cache would delete everything.
-        await self._synced_caches()
+        await self.synced()
         loop = asyncio.get_running_loop()
         while True:
             self._stop_if_stopping()
-            due = instance.last_full + self.config.resync_seconds
+            due = instance.last_full + self.settings.resync_seconds
             if instance.actual is not None and not instance.wake.is_set():
                 try:
                     async with asyncio.timeout(max(0.0, due - loop.time())):
@@ -359,7 +306,9 @@ class GatewaySyncService(Service):
                 instance.failures += 1
                 instance.last_error = str(exc)
                 self._status_due.set()
-                delay = min(0.1 * 2 ** (instance.failures - 1), self.config.retry_max_seconds)
+                delay = Backoff(SYNC_RETRY_FIRST_SECONDS, self.settings.retry_max_seconds).delay(
+                    instance.failures
+                )
                 log.warning(
                     "APISIX %s: sync failed (%d in a row), again in %.2fs: %s",
                     instance.url,
@@ -412,11 +361,11 @@ class GatewaySyncService(Service):
     ) -> None:
         """Writes that do not depend on each other, at most `write_concurrency` at once; the
         first failure cancels the rest (the pass fails and the instance is listed again)."""
-        if len(step) == 1 or self.config.write_concurrency == 1:
+        if len(step) == 1 or self.settings.write_concurrency == 1:
             for operation in step:
                 await self._execute(instance, actual, operation)
             return
-        limit = asyncio.Semaphore(self.config.write_concurrency)
+        limit = asyncio.Semaphore(self.settings.write_concurrency)
 
         async def bounded(operation: Operation) -> None:
             async with limit:
@@ -468,7 +417,7 @@ class GatewaySyncService(Service):
         )
 
     async def _status_loop(self) -> None:
-        await self._synced_caches()
+        await self.synced()
         while True:
             self._stop_if_stopping()
             await self._status_due.wait()
@@ -481,6 +430,9 @@ class GatewaySyncService(Service):
                 if self._status_written.get(key) == status or route.status == status:
                     continue
                 assert self._routes_store is not None  # noqa: S101 - set in setup()
+                # One try, not update_with: a stop may land with the read's reply, and then
+                # nothing may be written (see _stop_if_stopping); a conflict is tried again
+                # on the next round.
                 entry = await self._routes_store.get(key)
                 self._stop_if_stopping()
                 if entry is None or entry.value is None:

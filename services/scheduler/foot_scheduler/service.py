@@ -20,36 +20,29 @@ The shell around the pure core (`foot_scheduler.core`, `foot_scheduler.binding`)
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import ClassVar
 
 import orjson
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from opentelemetry import trace
-from pydantic import Field, ValidationError
 
 from foot.bus import Entry, KvStore
-from foot.catalog import BINDINGS, CLUSTERS, HEALTH_PREFIX, POLICIES, TEMPLATES
-from foot.errors import AlreadyExistsError, ConflictError, FootError
+from foot.bus.kv import Versioned
+from foot.catalog import BINDINGS, POLICIES, TEMPLATES
+from foot.errors import ConflictError, FootError
 from foot.health import ClusterHealthEvent
 from foot.kinds import KINDS
 from foot.kinds.bindings import ResourceBinding
 from foot.kinds.clusters import Cluster
 from foot.kinds.policies import (
-    AnyOverridePolicy,
-    AnyPropagationPolicy,
-    ClusterOverridePolicy,
     ClusterPropagationPolicy,
-    OverridePolicy,
     PropagationPolicy,
 )
 from foot.objects import KubeObject, utc_now
+from foot.runtime.clusters import Heard
 from foot.runtime.service import Service
-from foot.runtime.settings import ServiceSettings, as_settings
+from foot.runtime.settings import ServiceSettings
 from foot.telemetry import current_traceparent, extract_context, tracer
 from foot_scheduler.binding import (
     REASON_DEPENDENT_OVERRIDES,
@@ -57,84 +50,50 @@ from foot_scheduler.binding import (
     REASON_NO_POLICY,
     REASON_SUCCESS,
     Decision,
-    TemplateFacts,
     binding_name,
     next_binding,
     next_eviction_expiry,
     previous_placement,
-    template_facts,
     unschedulable_message,
 )
 from foot_scheduler.core import (
     ClusterSnapshot,
     ClusterView,
-    Workload,
-    claim_template,
     schedule,
-    template_ref,
-    workload_from_template,
 )
-from foot_scheduler.core.matching import Claim, TemplateRef
 from foot_scheduler.core.snapshot import Readiness
+from foot_scheduler.policies import (
+    Identity,
+    Policies,
+    Prepared,
+    identity,
+    prepare,
+    selected_kinds,
+    templates_of_kinds,
+)
+from foot_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
 WRITE_ATTEMPTS = 5
 BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
-Identity = tuple[str, str | None, str]
-"""(kind, namespace, name) of a propagation policy, as `claim_template` takes it."""
+__all__ = ["SchedulerService", "SchedulerSettings"]
 
 
-class SchedulerSettings(ServiceSettings):
-    reconcile_workers: int = Field(default=32, ge=1, le=256)
-    """Templates scheduled at once. Deciding is CPU work done one at a time anyway; the workers
-    keep that many binding writes in flight (each with optimistic concurrency), so a burst
-    (a failed cluster's bindings, a large apply) is not paced by one bus round trip each."""
-    failover: bool = True
-    """Cluster failover: replicas leave a cluster that is not Ready (after the policy's
-    NoExecute toleration, or failover_toleration_seconds). False: they stay, as in Karmada
-    with its Failover feature gate off; new replicas avoid such a cluster either way."""
-    failover_toleration_seconds: int = Field(default=0, ge=0, le=86400)
-    """How long replicas stay on a cluster that turned NotReady/Unknown when the policy has no
-    toleration of its own for that (Karmada: 300). 0 moves them the moment the registry
-    reports the transition. That is safe because the health event is already debounced: the
-    registry only reports NotReady/Unknown after its own failure threshold of missed probes or
-    heartbeats, so a second wait here would only add to the time a dead cluster's replicas
-    are missing (the issue's goal: re-placed within 5 s). A policy that wants to ride out
-    short outages says so with its own clusterTolerations (tolerationSeconds)."""
+def _readiness(heard: Heard | None) -> Readiness | None:
+    return None if heard is None else Readiness(heard.event.ready, heard.event.observed_at)
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """What scheduling and the binding take from one version of a template, derived once."""
-
-    template: KubeObject
-    ref: TemplateRef
-    workload: Workload
-    facts: TemplateFacts
-
-
-def _prepare(template: KubeObject) -> _Prepared:
-    document = template.to_dict()
-    return _Prepared(
-        template,
-        template_ref(template),
-        workload_from_template(template, document=document),
-        template_facts(template, document),
+def _at_revision(binding: ResourceBinding, revision: int) -> ResourceBinding:
+    return binding.model_copy(
+        update={"metadata": binding.metadata.model_copy(update={"revision": revision})}
     )
 
 
-def _is_propagation(obj: KubeObject) -> bool:
-    return isinstance(obj, PropagationPolicy | ClusterPropagationPolicy)
-
-
-def _is_propagation_entry(obj: KubeObject | None) -> bool:
-    return obj is not None and _is_propagation(obj)
-
-
-def _identity(policy: AnyPropagationPolicy) -> Identity:
-    namespace = policy.namespace if isinstance(policy, PropagationPolicy) else None
-    return (policy.kind, namespace, policy.name)
+def _encode_binding(binding: ResourceBinding) -> bytes:
+    document = binding.to_dict()
+    document["metadata"]["revision"] = 0  # the bucket's revision is the entry's own
+    return orjson.dumps(document)
 
 
 def _decode(data: bytes) -> KubeObject:
@@ -143,36 +102,26 @@ def _decode(data: bytes) -> KubeObject:
     return info.model.model_validate(document, by_alias=True)
 
 
-class SchedulerService(Service):
+class SchedulerService(Service[SchedulerSettings]):
     name = "scheduler"
     settings_model: ClassVar[type[ServiceSettings]] = SchedulerSettings
 
     def __init__(self, settings: ServiceSettings) -> None:
-        config = as_settings(SchedulerSettings, settings)
-        super().__init__(config)
-        self.config: SchedulerSettings = config
+        super().__init__(settings)
         # Parsed mirrors of the buckets (keys as in the buckets).
         self.templates: dict[str, KubeObject] = {}
-        self._prepared: dict[str, _Prepared] = {}
-        """template key -> what was derived from its current version (see `_prepare`)."""
-        self.propagation: dict[str, AnyPropagationPolicy] = {}
-        self.overrides: dict[str, AnyOverridePolicy] = {}
+        self._prepared: dict[str, Prepared] = {}
+        """template key -> what was derived from its current version (see `prepare`)."""
+        self.policies = Policies()
+        self.propagation = self.policies.propagation
+        self.overrides = self.policies.overrides
         self.clusters: dict[str, Cluster] = {}
-        self._cluster_names: dict[str, str] = {}
-        """clusters bucket key -> cluster name."""
-        self.heard: dict[str, tuple[int, Readiness]] = {}
-        """Per cluster: sequence and readiness of the last health event."""
+        self.heard: dict[str, Heard] = {}
+        """Per cluster: the last health event (see ClusterMirror)."""
         self._views: tuple[ClusterView, ...] | None = None
         self._memo: dict[object, object] = {}
         """Shared by the snapshots of the current views (see ClusterSnapshot.memo)."""
         self._fingerprints: dict[str, tuple[bytes, bytes]] = {}
-        self._policy_version = 0
-        """Bumped on every propagation policy change: remembered claims older than it are void."""
-        self._by_kind: dict[tuple[str, str], list[AnyPropagationPolicy]] = {}
-        """(apiVersion, kind) -> the propagation policies selecting it, at `_policy_version`."""
-        self._by_kind_version = -1
-        self._claims: dict[str, tuple[KubeObject, int, Identity | None, Claim]] = {}
-        """template key -> (template, policy version, holder, claim) of its last claim."""
         # Indexes kept by the reconciler.
         self._binding_key: dict[str, str] = {}
         """template key -> binding key (kept after the template is gone, until its binding is)."""
@@ -185,8 +134,6 @@ class SchedulerService(Service):
         self._waiting_for_overrides: set[str] = set()
         self._trigger: dict[str, str] = {}
         """template key -> traceparent of what last asked for it to be scheduled."""
-        self._timers: dict[str, tuple[float, asyncio.TimerHandle]] = {}
-        self._health_subscription: Subscription | None = None
         self.decisions = 0
         self.writes = 0
 
@@ -195,28 +142,16 @@ class SchedulerService(Service):
     async def setup(self) -> None:
         self.queue = self.reconcile("schedule", self._reconcile)
         self.bindings_store: KvStore = await self.bus.kv(BINDINGS.name)
-        self._policy_informer = await self.watch(POLICIES.name)
-        self._policy_informer.listen(self._on_policy)
-        self._cluster_informer = await self.watch(CLUSTERS.name)
-        self._cluster_informer.listen(self._on_cluster_entry)
+        policies = await self.mirror(POLICIES.name, _decode, "policy")
+        policies.on_change(self._on_policy)
+        members = await self.watch_clusters(self.clusters, self.heard)
+        members.on_cluster(self._on_cluster_change)
+        members.on_health(self._on_health)
         self._binding_informer = await self.watch(BINDINGS.name)
         self._binding_informer.listen(self._on_binding_entry)
-        self._template_informer = await self.watch(TEMPLATES.name)
-        self._template_informer.listen(self._on_template)
-        self._health_subscription = await self.bus.client.subscribe(
-            f"{HEALTH_PREFIX}.>", cb=self._on_health
-        )
+        self._templates = await self.mirror(TEMPLATES.name, _decode, "template", self.templates)
+        self._templates.on_change(self._on_template)
         self.supervisor.spawn("orphan-bindings", self._collect_orphans, restart=False)
-
-    async def _synced(self) -> None:
-        for informer in self._informers:
-            await informer.synced.wait()
-
-    async def stop(self) -> None:
-        for _, handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
-        await super().stop()
 
     # ---- triggers -----------------------------------------------------------------------
 
@@ -226,87 +161,39 @@ class SchedulerService(Service):
                 self._trigger[key] = traceparent
             self.queue.add(key)
 
-    def _on_template(self, entry: Entry) -> None:
-        if entry.deleted or entry.value is None:
-            self.templates.pop(entry.key, None)
-            self._prepared.pop(entry.key, None)
-            self._claims.pop(entry.key, None)
-            self._enqueue([entry.key])
+    def _on_template(self, key: str, _: KubeObject | None, template: KubeObject | None) -> None:
+        if template is None:
+            self._prepared.pop(key, None)
+            self.policies.forget(key)
+            self._enqueue([key])
             return
-        try:
-            template = _decode(entry.value)
-        except (ValidationError, FootError, KeyError, orjson.JSONDecodeError) as exc:
-            log.error(  # noqa: TRY400 - the validation message says it all
-                "template %s does not parse, ignored: %s", entry.key, exc
-            )
-            return
-        self.templates[entry.key] = template
-        self._prepared[entry.key] = _prepare(template)
-        self._binding_key[entry.key] = BINDING_KIND.key(template.namespace, binding_name(template))
-        self._enqueue([entry.key], template.metadata.traceparent)
+        self._prepared[key] = prepare(template)
+        self._binding_key[key] = BINDING_KIND.key(template.namespace, binding_name(template))
+        self._enqueue([key], template.metadata.traceparent)
 
-    def _on_policy(self, entry: Entry) -> None:
-        before: KubeObject | None = self.propagation.get(entry.key) or self.overrides.get(entry.key)
-        after: KubeObject | None = None
-        if not entry.deleted and entry.value is not None:
-            try:
-                after = _decode(entry.value)
-            except (ValidationError, FootError, KeyError, orjson.JSONDecodeError) as exc:
-                log.error(  # noqa: TRY400 - the validation message says it all
-                    "policy %s does not parse, ignored: %s", entry.key, exc
-                )
-                return
-        if entry.key in self.propagation or _is_propagation_entry(after):
-            self._policy_version += 1
-        self.propagation.pop(entry.key, None)
-        self.overrides.pop(entry.key, None)
-        if isinstance(after, PropagationPolicy | ClusterPropagationPolicy):
-            self.propagation[entry.key] = after
-        elif isinstance(after, OverridePolicy | ClusterOverridePolicy):
-            self.overrides[entry.key] = after
-        if not self._template_informer.synced.is_set():
+    def _on_policy(self, key: str, _: KubeObject | None, after: KubeObject | None) -> None:
+        before = self.policies.change(key, after)
+        if not self._templates.synced:
             return  # the initial replay schedules every template anyway
         trace_of = after.metadata.traceparent if after is not None else current_traceparent()
         affected: set[str] = set()
         for policy in (before, after):
             if policy is None:
                 continue
-            if _is_propagation(policy):
-                assert isinstance(policy, PropagationPolicy | ClusterPropagationPolicy)  # noqa: S101
-                identity = _identity(policy)
-                affected |= {k for k, held in self._claimed_by.items() if held == identity}
-                kinds = {(s.api_version, s.kind) for s in policy.spec.resource_selectors}
-                affected |= {
-                    key
-                    for key, template in self.templates.items()
-                    if (template.api_version, template.kind) in kinds
-                }
+            if isinstance(policy, PropagationPolicy | ClusterPropagationPolicy):
+                holder = identity(policy)
+                affected |= {k for k, held in self._claimed_by.items() if held == holder}
+                affected |= templates_of_kinds(self.templates, selected_kinds(policy))
             else:
                 affected |= self._waiting_for_overrides
         self._enqueue(sorted(affected), trace_of)
 
-    def _on_cluster_entry(self, entry: Entry) -> None:
-        if entry.deleted or entry.value is None:
-            gone = self._cluster_names.pop(entry.key, None)
-            if gone is not None:
-                self.clusters.pop(gone, None)
-                self._fingerprints.pop(gone, None)
-                # A cluster joined again under the same name starts its health sequence anew:
-                # what was heard of the old one must neither outrank nor mask its events.
-                self.heard.pop(gone, None)
-                self._views = None
-                self._cluster_changed(gone, capacity_only=False, only_placed=True)
+    def _on_cluster_change(self, name: str, _: Cluster | None, cluster: Cluster | None) -> None:
+        if cluster is None:
+            self._fingerprints.pop(name, None)
+            self._views = None
+            self._cluster_changed(name, capacity_only=False, only_placed=True)
             return
-        try:
-            cluster = Cluster.from_json(entry.value)
-        except ValidationError as exc:
-            log.error(  # noqa: TRY400 - the validation message says it all
-                "cluster %s does not parse, ignored: %s", entry.key, exc
-            )
-            return
-        name = cluster.name
-        self._cluster_names[entry.key] = name
-        self.clusters[name] = cluster
         old = self._fingerprints.get(name)
         fingerprint = self._fingerprint(cluster)
         self._fingerprints[name] = fingerprint
@@ -345,7 +232,7 @@ class SchedulerService(Service):
         """Requeue what the change can affect: the templates placed on the cluster first (so
         failover is not stuck behind the rest), then the others that may now fit or spread
         differently (none when the cluster only became unusable: `only_placed`)."""
-        if not self._template_informer.synced.is_set():
+        if not self._templates.synced:
             return
         first = sorted(self._on_cluster.get(name, ()))
         rest: list[str] = []
@@ -353,25 +240,8 @@ class SchedulerService(Service):
             rest = sorted(self._capacity_bound if capacity_only else self._claimed_by)
         self._enqueue([*first, *rest], traceparent)
 
-    async def _on_health(self, msg: Msg) -> None:
-        try:
-            event = ClusterHealthEvent.model_validate_json(msg.data)
-        except ValidationError as exc:
-            log.warning("malformed health event on %s: %s", msg.subject, exc)
-            return
-        last = self.heard.get(event.cluster)
-        if last is not None and last[0] > event.sequence:
-            return  # older than one already heard
-        self.heard[event.cluster] = (event.sequence, Readiness(event.ready, event.observed_at))
+    def _on_health(self, event: ClusterHealthEvent, traceparent: str | None) -> None:
         self._views = None
-        traceparent = (msg.headers or {}).get("traceparent")
-        log.info(
-            "cluster %s is now Ready=%s (%s)",
-            event.cluster,
-            event.ready,
-            event.reason,
-            extra={"cluster": event.cluster},
-        )
         self._cluster_changed(
             event.cluster,
             capacity_only=False,
@@ -391,8 +261,8 @@ class SchedulerService(Service):
             views = tuple(
                 ClusterView.from_cluster(
                     cluster,
-                    self.heard[name][1] if name in self.heard else None,
-                    failover=self.config.failover,
+                    _readiness(self.heard.get(name)),
+                    failover=self.settings.failover,
                 )
                 for name, cluster in sorted(self.clusters.items())
             )
@@ -410,43 +280,25 @@ class SchedulerService(Service):
             return written
         if written is not None and written.metadata.revision >= entry.revision:
             return written
-        cached = ResourceBinding.from_json(entry.value)
-        return cached.model_copy(
-            update={"metadata": cached.metadata.model_copy(update={"revision": entry.revision})}
-        )
+        return _at_revision(ResourceBinding.from_json(entry.value), entry.revision)
 
     async def _fresh_binding(self, key: str) -> ResourceBinding | None:
-        entry = await self.bindings_store.get(key)
-        if entry is None or entry.value is None:
+        return self._remember(key, await self.bindings_store.read(key, ResourceBinding.from_json))
+
+    def _remember(
+        self, key: str, version: Versioned[ResourceBinding] | None
+    ) -> ResourceBinding | None:
+        """`version`, just read from the bucket, as what we know of the binding now."""
+        if version is None:
             self._written.pop(key, None)
             return None
-        binding = ResourceBinding.from_json(entry.value)
-        binding = binding.model_copy(
-            update={"metadata": binding.metadata.model_copy(update={"revision": entry.revision})}
-        )
-        self._written[key] = binding
+        binding = self._written[key] = _at_revision(version.value, version.revision)
         return binding
-
-    async def _store(self, key: str, binding: ResourceBinding, revision: int) -> None:
-        document = binding.to_dict()
-        document["metadata"]["revision"] = 0  # the bucket's revision is the entry's own
-        body = orjson.dumps(document)
-        if revision == 0:
-            try:
-                new_revision = await self.bindings_store.create(key, body)
-            except AlreadyExistsError as exc:
-                raise ConflictError(BINDINGS.name, key, None) from exc
-        else:
-            new_revision = await self.bindings_store.update(key, body, revision)
-        self._written[key] = binding.model_copy(
-            update={"metadata": binding.metadata.model_copy(update={"revision": new_revision})}
-        )
-        self.writes += 1
 
     # ---- the reconciler -----------------------------------------------------------------
 
     async def _reconcile(self, key: str) -> None:
-        await self._synced()
+        await self.synced()
         parent = self._trigger.pop(key, None)
         context = extract_context({"traceparent": parent}) if parent else None
         with tracer().start_as_current_span(
@@ -460,34 +312,53 @@ class SchedulerService(Service):
                     self._forget(key)
                 return
             assert binding_key is not None  # noqa: S101 - set when the template was seen
-            current = self._current_binding(binding_key)
-            for attempt in range(WRITE_ATTEMPTS):
-                template = self.templates.get(key)
-                if template is None:
-                    return
-                decision = self.decide(template, current, key)
-                prepared = self._prepared.get(key)
-                binding = next_binding(
-                    template,
-                    decision,
-                    current,
-                    now=utc_now(),
-                    traceparent=current_traceparent(),
-                    facts=prepared.facts if prepared and prepared.template is template else None,
-                )
-                self._index(key, decision, binding or current)
-                if binding is None:
-                    break
-                try:
-                    await self._store(
-                        binding_key, binding, current.metadata.revision if current else 0
-                    )
-                    break
-                except ConflictError:
-                    if attempt == WRITE_ATTEMPTS - 1:
-                        raise
-                    current = await self._fresh_binding(binding_key)
-            self._requeue_later(key, decision, binding or current)
+            await self._schedule(key, binding_key)
+
+    async def _schedule(self, key: str, binding_key: str) -> None:
+        """Decide and write the template's binding (deciding again after a lost write)."""
+        outcome: list[tuple[Decision, ResourceBinding | None, ResourceBinding | None]] = []
+        """(decision, binding to write or None, binding it replaces) of the last try."""
+        gone = False
+        known = self._current_binding(binding_key)
+        first = True
+
+        def change(version: Versioned[ResourceBinding] | None) -> ResourceBinding | None:
+            nonlocal first, gone
+            current = known if first else self._remember(binding_key, version)
+            first = False
+            template = self.templates.get(key)
+            if template is None:
+                gone = True
+                return None
+            decision = self.decide(template, current, key)
+            prepared = self._prepared.get(key)
+            binding = next_binding(
+                template,
+                decision,
+                current,
+                now=utc_now(),
+                traceparent=current_traceparent(),
+                facts=prepared.facts if prepared and prepared.template is template else None,
+            )
+            self._index(key, decision, binding or current)
+            outcome[:] = [(decision, binding, current)]
+            return binding
+
+        written = await self.bindings_store.update_with(
+            binding_key,
+            change,
+            decode=ResourceBinding.from_json,
+            encode=_encode_binding,
+            known=Versioned(known, known.metadata.revision) if known is not None else None,
+            attempts=WRITE_ATTEMPTS,
+        )
+        if gone:
+            return
+        decision, binding, current = outcome[0]
+        if binding is not None and written is not None:
+            self._written[binding_key] = _at_revision(binding, written.revision)
+            self.writes += 1
+        self._requeue_later(key, decision, binding or current)
 
     def decide(
         self, template: KubeObject, current: ResourceBinding | None, key: str | None = None
@@ -497,16 +368,16 @@ class SchedulerService(Service):
         self.decisions += 1
         prepared = self._prepared.get(key) if key is not None else None
         if prepared is None or prepared.template is not template:
-            prepared = _prepare(template)
+            prepared = prepare(template)
         held = None
         if current is not None and current.spec.policy is not None:
             ref_held = current.spec.policy
             held = (ref_held.kind, ref_held.namespace, ref_held.name)
-        claim = self._claim(key, prepared, held)
+        claim = self.policies.claim(key, prepared, held)
         if claim.policy is None:
             return Decision(None, None, REASON_NO_POLICY, claim.reason)
         policy = claim.policy
-        missing = self._missing_overrides(policy)
+        missing = self.policies.missing_overrides(policy)
         if missing:
             return Decision(
                 policy,
@@ -519,61 +390,16 @@ class SchedulerService(Service):
             policy.spec,
             self.snapshot(),
             previous_placement(current),
-            default_toleration_seconds=self.config.failover_toleration_seconds,
+            default_toleration_seconds=self.settings.failover_toleration_seconds,
         )
         if result.schedulable:
             return Decision(policy, result, REASON_SUCCESS, f"{claim.reason}; {result.reason}")
         message = f"{claim.reason}; unschedulable: {unschedulable_message(result)}"
         return Decision(policy, result, REASON_NO_CLUSTER_FIT, message)
 
-    def _claim(self, key: str | None, prepared: _Prepared, held: Identity | None) -> Claim:
-        """`claim_template` over the policies selecting the template's kind, remembered until
-        the template, its holder or any propagation policy changes."""
-        template = prepared.template
-        remembered = self._claims.get(key) if key is not None else None
-        if (
-            remembered is not None
-            and remembered[0] is template
-            and remembered[1] == self._policy_version
-            and (
-                remembered[2] == held
-                # Claimed with no holder, and now held by that very winner: the same answer.
-                or (
-                    remembered[2] is None
-                    and remembered[3].policy is not None
-                    and _identity(remembered[3].policy) == held
-                )
-            )
-        ):
-            return remembered[3]
-        if self._by_kind_version != self._policy_version:
-            by_kind: dict[tuple[str, str], list[AnyPropagationPolicy]] = {}
-            for policy in self.propagation.values():
-                for pair in {(s.api_version, s.kind) for s in policy.spec.resource_selectors}:
-                    by_kind.setdefault(pair, []).append(policy)
-            self._by_kind = by_kind
-            self._by_kind_version = self._policy_version
-        ref = prepared.ref
-        claim = claim_template(ref, self._by_kind.get((ref.api_version, ref.kind), ()), held)
-        if key is not None:
-            self._claims[key] = (template, self._policy_version, held, claim)
-        return claim
-
-    def _missing_overrides(self, policy: AnyPropagationPolicy) -> list[str]:
-        if not policy.spec.dependent_overrides:
-            return []
-        present = {
-            (o.namespace, o.name) for o in self.overrides.values() if o.kind == "OverridePolicy"
-        }
-        return sorted(
-            name
-            for name in policy.spec.dependent_overrides
-            if (policy.namespace, name) not in present
-        )
-
     def _index(self, key: str, decision: Decision, binding: ResourceBinding | None) -> None:
         if decision.policy is not None:
-            self._claimed_by[key] = _identity(decision.policy)
+            self._claimed_by[key] = identity(decision.policy)
         else:
             self._claimed_by.pop(key, None)
         if decision.reason == REASON_DEPENDENT_OVERRIDES:
@@ -595,15 +421,13 @@ class SchedulerService(Service):
 
     def _forget(self, key: str) -> None:
         self._claimed_by.pop(key, None)
-        self._claims.pop(key, None)
+        self.policies.forget(key)
         self._capacity_bound.discard(key)
         self._waiting_for_overrides.discard(key)
         for name in self._placed_on.pop(key, frozenset()):
             self._on_cluster.get(name, set()).discard(key)
         self._binding_key.pop(key, None)
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer[1].cancel()
+        self.queue.forget(key)
 
     def _requeue_later(self, key: str, decision: Decision, binding: ResourceBinding | None) -> None:
         """Come back when a tolerated taint runs out or a graceful eviction expires."""
@@ -615,19 +439,7 @@ class SchedulerService(Service):
         if not moments:
             return
         delay = max((min(moments) - utc_now()).total_seconds(), 0.0) + 0.01
-        loop = asyncio.get_running_loop()
-        when = loop.time() + delay
-        existing = self._timers.get(key)
-        if existing is not None:
-            if existing[0] <= when and not existing[1].cancelled():
-                return
-            existing[1].cancel()
-
-        def fire() -> None:
-            self._timers.pop(key, None)
-            self.queue.add(key)
-
-        self._timers[key] = (when, loop.call_at(when, fire))
+        self.queue.wake_after(key, delay)
 
     async def _delete_binding(self, binding_key: str) -> None:
         current = self._current_binding(binding_key)
@@ -642,7 +454,7 @@ class SchedulerService(Service):
 
     async def _collect_orphans(self) -> None:
         """After a restart: bindings whose template was deleted while we were away."""
-        await self._synced()
+        await self.synced()
         for entry in self._binding_informer.values():
             if entry.value is None:
                 continue

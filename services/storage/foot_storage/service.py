@@ -10,6 +10,7 @@ events go to `foot.events.storage.<namespace>.<name>`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import ClassVar
@@ -17,7 +18,9 @@ from typing import ClassVar
 import orjson
 from pydantic import Field
 
+from foot.backoff import Backoff
 from foot.bus import Informer, KvStore, ReconcileQueue
+from foot.bus.kv import Versioned
 from foot.catalog import BINDINGS, CLUSTERS, STORAGE_CLAIMS, STORAGE_PROVISIONING
 from foot.errors import ConflictError, FootError
 from foot.kinds import KINDS
@@ -74,17 +77,25 @@ class StorageSettings(ServiceSettings):
     """Longest backoff between attempts."""
 
 
-class StorageService(Service):
+def _decode_claim(data: bytes) -> StorageClaim:
+    return StorageClaim.model_validate_json(data, by_alias=True)
+
+
+class StorageService(Service[StorageSettings]):
     name = "storage"
     settings_model: ClassVar[type[ServiceSettings]] = StorageSettings
-    settings: StorageSettings
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        super().__init__(settings)
+        self.dashboard: Dashboard | None = None
+        """The Ceph dashboard's client, from setup() on."""
 
     async def setup(self) -> None:
         settings = self.settings
         password = ""
         if settings.ceph_dashboard_password_file is not None:
             password = settings.ceph_dashboard_password_file.read_text().strip()
-        self.dashboard = Dashboard(
+        dashboard = self.dashboard = Dashboard(
             settings.ceph_dashboard_url,
             settings.ceph_dashboard_user,
             password,
@@ -98,12 +109,12 @@ class StorageService(Service):
         )
         self.effects = Effects(
             bus=self.bus,
-            dashboard=self.dashboard,
+            dashboard=dashboard,
             cli=self.cli,
             box=SecretBox.from_file(settings.secret_key_file, create=True),
             rgw_endpoint=settings.rgw_endpoint,
         )
-        self.backoff = machine.Backoff(settings.retry_base_seconds, settings.retry_max_seconds)
+        self.backoff = Backoff(settings.retry_base_seconds, settings.retry_max_seconds)
         self.claims_kv: KvStore = await self.bus.kv(STORAGE_CLAIMS.name)
         self.records_kv: KvStore = await self.bus.kv(STORAGE_PROVISIONING.name)
         self.claims: Informer = await self.watch(STORAGE_CLAIMS.name)
@@ -118,7 +129,7 @@ class StorageService(Service):
 
     async def stop(self) -> None:
         await super().stop()
-        if hasattr(self, "dashboard"):
+        if self.dashboard is not None:
             await self.dashboard.close()
 
     def _requeue_all(self) -> None:
@@ -172,19 +183,20 @@ class StorageService(Service):
             storage_class=storage_class_name(record),
             rgw_endpoint=self.settings.rgw_endpoint,
         )
-        for _ in range(5):
-            entry = await self.claims_kv.get(key)
-            if entry is None or entry.value is None:
-                return
-            claim = StorageClaim.model_validate_json(entry.value, by_alias=True)
+
+        def with_status(current: Versioned[StorageClaim] | None) -> StorageClaim | None:
+            if current is None:
+                return None
+            claim = current.value
             if claim.metadata.uid != record.claim_uid or claim.status == status:
-                return
-            updated = claim.model_copy(update={"status": status})
-            try:
-                await self.claims_kv.update(key, updated.to_json(), entry.revision)
-            except ConflictError:
-                continue
-            return
+                return None
+            return claim.model_copy(update={"status": status})
+
+        # Still changing after every attempt: the next pass writes the status again.
+        with contextlib.suppress(ConflictError):
+            await self.claims_kv.update_with(
+                key, with_status, decode=_decode_claim, encode=StorageClaim.to_json
+            )
 
     async def _event(self, record: ProvisioningRecord, kind: str, **extra: object) -> None:
         event = {

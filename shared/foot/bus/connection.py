@@ -270,6 +270,26 @@ class Bus:
             await self.client.flush()
         return subscription
 
+    async def subscribe(
+        self,
+        subject: str,
+        handler: Callable[[Msg], Awaitable[None]],
+        *,
+        queue: str = "",
+    ) -> Subscription:
+        """Plain NATS messages on a subject (events published with `notify`; nothing is
+        acknowledged). Returns once the server has the subscription."""
+        return await self.serve(subject, handler, queue=queue)
+
+    async def notify(
+        self, subject: str, payload: bytes, *, headers: dict[str, str] | None = None
+    ) -> None:
+        """Publish on plain NATS (no stream, no acknowledgement): for events whose next
+        occurrence supersedes a lost one, such as a heartbeat."""
+        outgoing = inject_headers(dict(headers or {}))
+        with nats_errors(f"publish to {subject}"):
+            await self.client.publish(subject, payload, headers=outgoing or None)
+
     async def flush(self) -> None:
         with nats_errors("flush"):
             await self.client.flush()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -19,6 +20,25 @@ from foot.secrets import SecretBox
 
 WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 """JetStream's error codes for an expected-last-sequence mismatch."""
+UPDATE_ATTEMPTS = 5
+"""Writes `update_with` tries (reading again after each conflict) before it gives up."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned(Generic[T]):
+    """A decoded value and the bucket revision it was read (or written) at."""
+
+    value: T
+    revision: int
+
+
+class _Unread:
+    """`update_with` without a known current value: it reads one."""
+
+
+UNREAD = _Unread()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +120,53 @@ class KvStore:
                 return await self._kv.update(key, stored, last=revision)
             except nats.js.errors.KeyWrongLastSequenceError as exc:
                 raise ConflictError(self.name, key, revision) from exc
+
+    async def read(self, key: str, decode: Callable[[bytes], T]) -> Versioned[T] | None:
+        """The decoded value of `key` and its revision; None when there is none."""
+        entry = await self.get(key)
+        if entry is None or entry.value is None:
+            return None
+        return Versioned(decode(entry.value), entry.revision)
+
+    async def update_with(
+        self,
+        key: str,
+        change: Callable[[Versioned[T] | None], T | None],
+        *,
+        decode: Callable[[bytes], T],
+        encode: Callable[[T], bytes],
+        known: Versioned[T] | _Unread | None = UNREAD,
+        attempts: int = UPDATE_ATTEMPTS,
+        seal: bool = False,
+    ) -> Versioned[T] | None:
+        """Write `change(current)` at the revision `current` was read at; on a conflict read
+        again and apply `change` again, `attempts` times at most (then ConflictError).
+
+        `current` is None when the key does not exist (the write then creates it). `change`
+        returns None when nothing is to be written: the current version is returned as is.
+        `known`: a current version the caller already holds (a cache's), so the first try
+        needs no read. Returns the version written.
+        """
+        current = await self.read(key, decode) if isinstance(known, _Unread) else known
+        for attempt in range(1, attempts + 1):
+            changed = change(current)
+            if changed is None:
+                return current
+            body = encode(changed)
+            try:
+                if current is None:
+                    revision = await self.create(key, body, seal=seal)
+                else:
+                    revision = await self.update(key, body, current.revision, seal=seal)
+            except (ConflictError, AlreadyExistsError) as exc:
+                if attempt == attempts:
+                    if isinstance(exc, ConflictError):
+                        raise
+                    raise ConflictError(self.name, key, None) from exc
+                current = await self.read(key, decode)
+                continue
+            return Versioned(changed, revision)
+        raise ConflictError(self.name, key, None)  # attempts < 1
 
     async def put(self, key: str, value: bytes, *, seal: bool = False) -> int:
         """Unconditional write, for values only this process ever writes."""

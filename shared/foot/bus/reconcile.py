@@ -16,27 +16,32 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from foot.backoff import Backoff
 from foot.bus.kv import Entry, KvStore
 from foot.errors import FootError
+
+__all__ = ["Backoff", "Informer", "ReconcileQueue", "Reconciler", "TerminalError"]
+"""`Backoff` is re-exported: the dispatcher and the bus package import it from here."""
 
 log = logging.getLogger(__name__)
 
 Reconciler = Callable[[str], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Per-key exponential backoff for failed reconciles."""
+class TerminalError(FootError):
+    """Raised by a reconciler for a failure that retrying cannot mend: the key is not
+    retried (it comes back only when it is added again, e.g. by a change)."""
 
-    base_seconds: float = 0.05
-    max_seconds: float = 30.0
-
-    def delay(self, failures: int) -> float:
-        return float(min(self.base_seconds * 2 ** (failures - 1), self.max_seconds))
+    retryable = False
 
 
 class ReconcileQueue:
-    """A keyed work queue: deduplicating, one worker per key at a time, retry with backoff."""
+    """A keyed work queue: deduplicating, one worker per key at a time, retry with backoff.
+
+    Delayed adds keep the earliest time asked for. `add_after` is work still to do (it
+    counts for `len` and `wait_idle`); `wake_after` is a reminder to look again at a known
+    moment (a toleration running out) and does not count as pending work.
+    """
 
     def __init__(
         self,
@@ -57,7 +62,9 @@ class ReconcileQueue:
         self._processing: set[str] = set()
         self._dirty: set[str] = set()
         self._failures: dict[str, int] = {}
-        self._delayed: dict[str, asyncio.TimerHandle] = {}
+        self._delayed: dict[str, _Delayed] = {}
+        self._delayed_pending = 0
+        """How many of `_delayed` are pending work (kept, not counted, per reconcile)."""
         self._shutting_down = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -77,31 +84,65 @@ class ReconcileQueue:
         self._ready.put_nowait(key)
 
     def add_after(self, key: str, delay: float) -> None:
+        """Reconcile `key` in `delay` seconds, or earlier if an earlier time is pending."""
+        self._delay(key, delay, pending=True)
+
+    def wake_after(self, key: str, delay: float) -> None:
+        """Reconcile `key` again in `delay` seconds (the earliest such time wins), without
+        counting it as pending work meanwhile."""
+        self._delay(key, delay, pending=False)
+
+    def _delay(self, key: str, delay: float, *, pending: bool) -> None:
         if self._shutting_down:
             return
-        if key in self._delayed:
-            return
         loop = asyncio.get_running_loop()
-        self._delayed[key] = loop.call_later(delay, self._fire_delayed, key)
-        self._idle.clear()
+        when = loop.time() + delay
+        existing = self._delayed.get(key)
+        if existing is not None:
+            if existing.when <= when:
+                if pending and not existing.pending:
+                    existing.pending = True
+                    self._delayed_pending += 1
+                    self._idle.clear()
+                return
+            self._drop_delayed(key)
+            pending = pending or existing.pending
+        self._delayed[key] = _Delayed(when, loop.call_at(when, self._fire_delayed, key), pending)
+        if pending:
+            self._delayed_pending += 1
+            self._idle.clear()
+
+    def _drop_delayed(self, key: str) -> bool:
+        delayed = self._delayed.pop(key, None)
+        if delayed is None:
+            return False
+        delayed.handle.cancel()
+        if delayed.pending:
+            self._delayed_pending -= 1
+        return True
 
     def _fire_delayed(self, key: str) -> None:
-        self._delayed.pop(key, None)
+        self._drop_delayed(key)
         self.add(key)
+        self._update_idle()
+
+    def forget(self, key: str) -> None:
+        """Drop any delayed add of `key` (it is gone) and its count of failures."""
+        self._drop_delayed(key)
+        self._failures.pop(key, None)
         self._update_idle()
 
     def expedite(self) -> None:
         """Reconcile now every key waiting out its backoff, its failures forgotten (what
         they failed on is back)."""
-        for key, handle in list(self._delayed.items()):
+        for key in list(self._delayed):
             if key in self._failures:
-                handle.cancel()
-                del self._delayed[key]
+                self._drop_delayed(key)
                 del self._failures[key]
                 self.add(key)
 
     def __len__(self) -> int:
-        return len(self._queued) + len(self._delayed)
+        return len(self._queued) + self._delayed_pending
 
     async def run(self) -> None:
         """Run the workers until cancelled or `shut_down()`."""
@@ -123,22 +164,13 @@ class ReconcileQueue:
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every failure is retried with backoff
+            except TerminalError as exc:
                 outcome = "error"
-                failures = self._failures.get(key, 0) + 1
-                self._failures[key] = failures
-                delay = self._backoff.delay(failures)
-                level = logging.ERROR if isinstance(exc, FootError) and not exc.retryable else 30
-                log.log(
-                    level,
-                    "reconcile %s %s failed (%d in a row), again in %.2fs: %s",
-                    self.name,
-                    key,
-                    failures,
-                    delay,
-                    exc,
-                )
-                self.add_after(key, delay)
+                self._failures.pop(key, None)
+                log.error("reconcile %s %s failed, not retried: %s", self.name, key, exc)  # noqa: TRY400
+            except Exception as exc:  # noqa: BLE001 - every other failure is retried with backoff
+                outcome = "error"
+                self._retry_later(key, exc)
             finally:
                 self.reconciles += 1
                 self._processing.discard(key)
@@ -149,22 +181,47 @@ class ReconcileQueue:
                     self._on_outcome(outcome, time.perf_counter() - started)
                 self._update_idle()
 
+    def _retry_later(self, key: str, exc: Exception) -> None:
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = self._backoff.delay(failures)
+        level = logging.ERROR if isinstance(exc, FootError) and not exc.retryable else 30
+        log.log(
+            level,
+            "reconcile %s %s failed (%d in a row), again in %.2fs: %s",
+            self.name,
+            key,
+            failures,
+            delay,
+            exc,
+        )
+        self.add_after(key, delay)
+
     def _update_idle(self) -> None:
-        if not self._queued and not self._processing and not self._delayed:
+        if not self._queued and not self._processing and not self._delayed_pending:
             self._idle.set()
 
     async def wait_idle(self) -> None:
-        """Wait until nothing is queued, delayed or being reconciled."""
+        """Wait until nothing is queued, delayed by `add_after` or being reconciled."""
         await self._idle.wait()
 
     def shut_down(self) -> None:
         """Stop accepting keys; workers finish their current key and return."""
         self._shutting_down = True
-        for handle in self._delayed.values():
-            handle.cancel()
+        for delayed in self._delayed.values():
+            delayed.handle.cancel()
         self._delayed.clear()
+        self._delayed_pending = 0
         for _ in range(self._workers):
             self._ready.put_nowait("")
+
+
+@dataclass(slots=True)
+class _Delayed:
+    when: float
+    handle: asyncio.TimerHandle
+    pending: bool
+    """From `add_after` (work to do), not only `wake_after` (a reminder)."""
 
 
 class Informer:

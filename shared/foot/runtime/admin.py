@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
@@ -13,13 +12,12 @@ from foot.api import ApiError, ApiReply
 from foot.errors import FootError, InvalidObjectError, NotFoundError
 from foot.kinds import KINDS, KindInfo
 from foot.objects import load_documents
-from foot.runtime.metrics import CONTENT_TYPE
-
-if TYPE_CHECKING:
-    from foot.runtime.service import Service
+from foot.runtime.ingest import ApiIngest
+from foot.runtime.metrics import CONTENT_TYPE, ServiceMetrics
+from foot.runtime.wire import http_status
+from foot.store import ObjectStore
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-HTTP_STATUS = {"Invalid": 422, "NotFound": 404, "Conflict": 409, "Unavailable": 503}
 
 
 def json_response(body: object, status: int = 200) -> web.Response:
@@ -28,7 +26,7 @@ def json_response(body: object, status: int = 200) -> web.Response:
 
 def error_response(exc: FootError) -> web.Response:
     error = ApiError.from_exception(exc).model_dump(mode="json", by_alias=True)
-    return json_response({"error": error}, status=HTTP_STATUS.get(exc.code, 500))
+    return json_response({"error": error}, status=http_status(exc.code))
 
 
 def reply_response(reply: ApiReply) -> web.Response:
@@ -37,23 +35,42 @@ def reply_response(reply: ApiReply) -> web.Response:
 
 
 class AdminServer:
-    def __init__(self, service: Service, host: str, port: int, token: str | None) -> None:
-        self.service = service
+    """Health, readiness and metrics of one service; more routes with `add_route` (before
+    `start`), its objects and the API with `add_object_routes`."""
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        token: str | None,
+        *,
+        metrics: ServiceMetrics,
+        readiness_problems: Callable[[], list[str]],
+    ) -> None:
+        self.name = name
         self.host = host
         self.port = port
         self.token = token
+        self.metrics = metrics
+        self.readiness_problems = readiness_problems
         self.app = web.Application(middlewares=[self._auth])
-        routes = self.app.router
-        routes.add_get("/healthz", self._healthz)
-        routes.add_get("/readyz", self._readyz)
-        routes.add_get("/metrics", self._metrics)
-        routes.add_get("/admin/objects", self._kinds)
-        routes.add_get("/admin/objects/{kind}", self._list)
-        routes.add_get("/admin/objects/{kind}/{name}", self._get)
-        routes.add_delete("/admin/objects/{kind}/{name}", self._delete_one)
-        routes.add_post("/api/apply", self._apply)
-        routes.add_post("/api/delete", self._delete)
+        self.add_route("GET", "/healthz", self._healthz)
+        self.add_route("GET", "/readyz", self._readyz)
+        self.add_route("GET", "/metrics", self._metrics)
         self._runner: web.AppRunner | None = None
+
+    def add_route(self, method: str, path: str, handler: Handler) -> None:
+        """Serve `method path`; paths under /admin and /api need the bearer token."""
+        if method == "GET":
+            self.app.router.add_get(path, handler)  # HEAD as well
+        else:
+            self.app.router.add_route(method, path, handler)
+
+    def add_object_routes(self, store: ObjectStore, ingest: ApiIngest) -> None:
+        """/admin/objects (the kinds this service owns, read and deleted through `store`)
+        and /api/apply, /api/delete (handed to `ingest`)."""
+        ObjectRoutes(self.name, store, ingest).register(self)
 
     @property
     def url(self) -> str:
@@ -87,23 +104,38 @@ class AdminServer:
         return await handler(request)
 
     async def _healthz(self, _: web.Request) -> web.Response:
-        return json_response({"status": "ok", "service": self.service.name})
+        return json_response({"status": "ok", "service": self.name})
 
     async def _readyz(self, _: web.Request) -> web.Response:
-        problems = self.service.readiness_problems()
+        problems = self.readiness_problems()
         if problems:
             return json_response({"status": "not ready", "problems": problems}, status=503)
-        return json_response({"status": "ready", "service": self.service.name})
+        return json_response({"status": "ready", "service": self.name})
 
     async def _metrics(self, _: web.Request) -> web.Response:
-        self.service.metrics.ready.set(0 if self.service.readiness_problems() else 1)
-        return web.Response(
-            body=self.service.metrics.render(), headers={"Content-Type": CONTENT_TYPE}
-        )
+        self.metrics.ready.set(0 if self.readiness_problems() else 1)
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+class ObjectRoutes:
+    """The admin API on the objects one service owns."""
+
+    def __init__(self, owner: str, store: ObjectStore, ingest: ApiIngest) -> None:
+        self.owner = owner
+        self.store = store
+        self.ingest = ingest
+
+    def register(self, admin: AdminServer) -> None:
+        admin.add_route("GET", "/admin/objects", self._kinds)
+        admin.add_route("GET", "/admin/objects/{kind}", self._list)
+        admin.add_route("GET", "/admin/objects/{kind}/{name}", self._get)
+        admin.add_route("DELETE", "/admin/objects/{kind}/{name}", self._delete_one)
+        admin.add_route("POST", "/api/apply", self._apply)
+        admin.add_route("POST", "/api/delete", self._delete)
 
     def _owned_kind(self, request: web.Request) -> KindInfo:
         info = KINDS.resolve(request.match_info["kind"])
-        if info.owner != self.service.name:
+        if info.owner != self.owner:
             raise NotFoundError(f"{info.plural} are served by the {info.owner} service")
         return info
 
@@ -115,14 +147,14 @@ class AdminServer:
                 "plural": i.plural,
                 "namespaced": i.namespaced,
             }
-            for i in KINDS.owned_by(self.service.name)
+            for i in KINDS.owned_by(self.owner)
         ]
         return json_response({"kinds": kinds})
 
     async def _list(self, request: web.Request) -> web.Response:
         try:
             info = self._owned_kind(request)
-            objects = await self.service.store.list(info, request.query.get("namespace"))
+            objects = await self.store.list(info, request.query.get("namespace"))
         except FootError as exc:
             return error_response(exc)
         return json_response({"items": [o.to_dict() for o in objects]})
@@ -131,7 +163,7 @@ class AdminServer:
         try:
             info = self._owned_kind(request)
             namespace = request.query.get("namespace") or ("default" if info.namespaced else None)
-            found = await self.service.store.get(info, namespace, request.match_info["name"])
+            found = await self.store.get(info, namespace, request.match_info["name"])
             if found is None:
                 raise NotFoundError(f"{info.kind} {request.match_info['name']} not found")
         except FootError as exc:
@@ -146,14 +178,14 @@ class AdminServer:
             documents = await self._documents(request)
         except InvalidObjectError as exc:
             return error_response(exc)
-        return reply_response(await self.service.ingest.apply_documents(documents))
+        return reply_response(await self.ingest.apply_documents(documents))
 
     async def _delete(self, request: web.Request) -> web.Response:
         try:
             documents = await self._documents(request)
         except InvalidObjectError as exc:
             return error_response(exc)
-        return reply_response(await self.service.ingest.delete_documents(documents))
+        return reply_response(await self.ingest.delete_documents(documents))
 
     async def _delete_one(self, request: web.Request) -> web.Response:
         try:
@@ -168,4 +200,4 @@ class AdminServer:
                 "namespace": request.query.get("namespace"),
             },
         }
-        return reply_response(await self.service.ingest.delete_documents([ref]))
+        return reply_response(await self.ingest.delete_documents([ref]))

@@ -29,9 +29,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from opentelemetry import trace
 from pydantic import ValidationError
 
 from foot.api import ApiError, ApiReply, ApiRequest, ObjectRef, ObjectResult, Outcome, ref_of
@@ -47,8 +44,8 @@ from foot.errors import FieldProblem, FootError, InvalidObjectError, NotFoundErr
 from foot.kinds import KINDS, KindInfo
 from foot.objects import KubeObject
 from foot.runtime.metrics import ServiceMetrics
+from foot.runtime.requests import Responder
 from foot.store import ObjectStore
-from foot.telemetry import extract_context, tracer
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +53,14 @@ FRONT_DOOR_QUEUE = "foot-api"
 OWNER_REQUEST_SECONDS = 10.0
 APPLY_CONCURRENCY = 32
 """Stores of one request in flight at once."""
+
+
+def _encode(reply: ApiReply) -> bytes:
+    return orjson.dumps(reply.model_dump(mode="json", by_alias=True))
+
+
+def _error_reply(error: ApiError) -> bytes:
+    return _encode(ApiReply(error=error))
 
 
 def _rejected(document: dict[str, Any], exc: FootError) -> ObjectResult:
@@ -85,14 +90,22 @@ def _resolve_ref(document: dict[str, Any]) -> tuple[KindInfo, ObjectRef]:
 class ApiIngest:
     """Serves the owner subjects for the kinds `owner` owns, and the shared front door."""
 
-    def __init__(self, bus: Bus, owner: str, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, bus: Bus, owner: str, metrics: ServiceMetrics, responder: Responder | None = None
+    ) -> None:
         self.bus = bus
         self.owner = owner
         self.metrics = metrics
         self.store = ObjectStore(bus, owner)
         self.kinds = KINDS.owned_by(owner)
-        self._subscriptions: list[Subscription] = []
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self.responder = responder or Responder(bus)
+        """Shared with the service's own request subjects when it runs in one (`Service`)."""
+
+    async def stop_taking_requests(self) -> None:
+        await self.responder.stop_taking_requests()
+
+    async def drain(self, deadline_seconds: float) -> None:
+        await self.responder.drain(deadline_seconds)
 
     async def start(self) -> None:
         serve = self._serve
@@ -105,42 +118,17 @@ class ApiIngest:
     async def _serve(
         self, subject: str, handle: Callable[[ApiRequest], Awaitable[ApiReply]], *, queue: str
     ) -> None:
-        async def on_request(msg: Msg) -> None:
-            # Handled in a task of its own so that a slow owner does not hold up the
-            # subscription, and so that stop() can wait for requests in flight.
-            task = asyncio.create_task(self._answer(msg, handle), name=f"api:{subject}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-
-        self._subscriptions.append(await self.bus.serve(subject, on_request, queue=queue))
-
-    async def _answer(self, msg: Msg, handle: Callable[[ApiRequest], Awaitable[ApiReply]]) -> None:
-        with tracer().start_as_current_span(
-            f"api {msg.subject}",
-            context=extract_context(msg.headers),
-            kind=trace.SpanKind.SERVER,
-        ):
+        async def answer(data: bytes) -> bytes:
             try:
-                request = ApiRequest.model_validate_json(msg.data)
+                request = ApiRequest.model_validate_json(data)
             except ValidationError as exc:
-                reply = ApiReply(
-                    error=ApiError(code="Invalid", message=f"malformed API request: {exc}")
-                )
-            else:
-                try:
-                    reply = await handle(request)
-                except FootError as exc:
-                    reply = ApiReply(error=ApiError.from_exception(exc))
-            await msg.respond(orjson.dumps(reply.model_dump(mode="json", by_alias=True)))
+                malformed = ApiError(code="Invalid", message=f"malformed API request: {exc}")
+                return _encode(ApiReply(error=malformed))
+            return _encode(await handle(request))
 
-    async def stop_taking_requests(self) -> None:
-        for subscription in self._subscriptions:
-            await subscription.unsubscribe()
-        self._subscriptions.clear()
-
-    async def drain(self, deadline_seconds: float) -> None:
-        if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=deadline_seconds)
+        await self.responder.serve(
+            subject, answer, error_reply=_error_reply, queue=queue, span="api"
+        )
 
     # ---- the owner: validate again (never trust the front door alone) and store -----------
 

@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from foot.errors import FootError
 from foot.runtime.logs import configure_logging
@@ -22,7 +22,7 @@ EXIT_FAILED = 1
 EXIT_BAD_SETTINGS = 2
 
 
-def run_service(service_class: type[Service], argv: Sequence[str] | None = None) -> NoReturn:
+def run_service(service_class: type[Service[Any]], argv: Sequence[str] | None = None) -> NoReturn:
     """Run until SIGTERM/SIGINT, then stop in stages; exits with 0, 1 (failure) or 2 (settings)."""
     try:
         settings = service_class.settings_model.load(sys.argv[1:] if argv is None else argv)
@@ -38,7 +38,7 @@ def run_service(service_class: type[Service], argv: Sequence[str] | None = None)
     sys.exit(code)
 
 
-async def serve(service: Service) -> int:
+async def serve(service: Service[Any]) -> int:
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from foot.backoff import Backoff
 from foot.runtime.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -14,6 +15,7 @@ RESTART_FIRST_DELAY_SECONDS = 0.5
 RESTART_MAX_DELAY_SECONDS = 30.0
 HEALTHY_RUN_SECONDS = 60.0
 """A task that ran this long before crashing restarts from the first delay again."""
+RESTART_BACKOFF = Backoff(RESTART_FIRST_DELAY_SECONDS, RESTART_MAX_DELAY_SECONDS)
 CANCEL_DEADLINE_SECONDS = 5.0
 """How long `cancel_all` waits for cancelled tasks to end before giving up on them."""
 RECANCEL_INTERVAL_SECONDS = 0.1
@@ -47,7 +49,7 @@ class Supervisor:
     async def _supervise(
         self, name: str, factory: Callable[[], Awaitable[None]], *, restart: bool
     ) -> None:
-        delay = RESTART_FIRST_DELAY_SECONDS
+        delays = RESTART_BACKOFF.delays()
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
@@ -66,11 +68,11 @@ class Supervisor:
             else:
                 return
             if loop.time() - started > HEALTHY_RUN_SECONDS:
-                delay = RESTART_FIRST_DELAY_SECONDS
+                delays.reset()
+            delay = delays.next()
             self.metrics.task_restarts.labels(name).inc()
             log.warning("restarting task %s in %.1fs", name, delay, extra={"task": name})
             await asyncio.sleep(delay)
-            delay = min(delay * 2, RESTART_MAX_DELAY_SECONDS)
 
     async def cancel_all(self, deadline_seconds: float = CANCEL_DEADLINE_SECONDS) -> None:
         """Cancel every task and wait for them to end: cancelled again while they still run,

@@ -25,6 +25,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from foot.backoff import Backoff
 from foot.kinds.storage import (
     ClaimResources,
     StorageClaimSpec,
@@ -32,32 +33,9 @@ from foot.kinds.storage import (
     size_bytes,
 )
 from foot.objects import FrozenModel
+from foot_storage.core.actions import Action
 from foot_storage.core.names import CephNames
 
-Action = Literal[
-    "crush-rule",
-    "pool",
-    "pool-quota",
-    "image",
-    "subvolume-group",
-    "subvolume",
-    "rgw-user",
-    "bucket",
-    "bucket-quota",
-    "cephx-key",
-    "s3-key",
-    "deliver",
-    "revoke-key",
-    "withdraw",
-    "await-unreferenced",
-    "delete-image",
-    "delete-pool",
-    "delete-crush-rule",
-    "delete-subvolume",
-    "delete-bucket",
-    "delete-rgw-user",
-    "retain",
-]
 RecordPhase = Literal["Provisioning", "Ready", "Failed", "Deleting"]
 
 
@@ -89,15 +67,8 @@ class StepResult(FrozenModel):
     """CephFS subvolume path."""
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff for transient Ceph errors."""
-
-    base_seconds: float = 0.5
-    max_seconds: float = 10.0
-
-    def delay(self, attempts: int) -> float:
-        return float(min(self.base_seconds * 2 ** max(attempts - 1, 0), self.max_seconds))
+CEPH_BACKOFF = Backoff(base_seconds=0.5, max_seconds=10.0)
+"""Default wait between attempts after a transient Ceph error."""
 
 
 class ProvisioningRecord(FrozenModel):
@@ -444,7 +415,7 @@ def step_failed(
     (a failing deletion keeps being retried: giving up would leak Ceph objects)."""
     attempts = record.attempts + 1
     if retryable or record.deleting:
-        delay = (backoff or Backoff()).delay(attempts)
+        delay = (backoff or CEPH_BACKOFF).delay(attempts)
         return record.model_copy(
             update={
                 "step": step.id,
