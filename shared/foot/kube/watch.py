@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from foot.backoff import Backoff
 from foot.errors import RetryableError
 from foot.kube.client import KubeClient
 from foot.kube.errors import KubeApiError
@@ -46,7 +47,7 @@ async def watch_collection(
 ) -> None:
     """Report every object of the collection at `path`, then every change, forever."""
     params = {"labelSelector": label_selector} if label_selector else {}
-    backoff = first_backoff_seconds
+    delays = Backoff(first_backoff_seconds, max_backoff_seconds).delays()
     resource_version: str | None = None
     async with _stream_session(kube.target) as session:
         while True:
@@ -65,15 +66,15 @@ async def watch_collection(
                 resource_version = await _follow(
                     session, kube, path, params, resource_version, on_event
                 )
-                backoff = first_backoff_seconds
+                delays.reset()
             except _ExpiredError:
                 resource_version = None
             except (RetryableError, KubeApiError, aiohttp.ClientError, OSError) as exc:
+                delay = delays.next()
                 log.debug(
-                    "watch %s on %s: %s; again in %.1fs", path, kube.target.server, exc, backoff
+                    "watch %s on %s: %s; again in %.1fs", path, kube.target.server, exc, delay
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, max_backoff_seconds)
+                await asyncio.sleep(delay)
                 if isinstance(exc, KubeApiError) and exc.status == GONE:
                     resource_version = None
 
