@@ -167,7 +167,7 @@ class WorksCache:
 
     def on_entry(self, entry: Entry) -> None:
         """An entry of the works bucket's replay at start (what is already known is skipped;
-        an entry that does not parse is logged and skipped)."""
+        one that fails to decode is logged and skipped, by `decode_entry`)."""
         if not self.is_news(entry.key, entry.revision, deleted=entry.deleted):
             return
         if entry.deleted or entry.value is None:
