@@ -4,13 +4,19 @@ For unit tests of code written against (a Protocol subset of) `KvStore`, without
 follows JetStream's rules as `KvStore` exposes them: one revision sequence per bucket, a
 deletion is a marker with its own revision, `create` succeeds on a deleted key,
 `update(revision=0)` expects a key never written, `delete(revision=0 or None)` is
-unconditional. `seal=True` writes are stored as given and their keys noted in `sealed`.
+unconditional; `read` and `update_with` are `KvStore`'s own, over these. `seal=True` writes
+are stored as given and their keys noted in `sealed`.
 """
 
 from __future__ import annotations
 
-from foot.bus.kv import Entry
+from collections.abc import Callable
+from typing import TypeVar, cast
+
+from foot.bus.kv import UPDATE_ATTEMPTS, Entry, KvStore, Versioned
 from foot.errors import AlreadyExistsError, ConflictError
+
+T = TypeVar("T")
 
 
 def subject_matches(pattern: str, key: str) -> bool:
@@ -67,6 +73,32 @@ class MemoryKv:
         if self._last.get(key, 0) != revision:
             raise ConflictError(self.name, key, revision)
         return self._write(key, value, seal=seal)
+
+    async def read(self, key: str, decode: Callable[[bytes], T]) -> Versioned[T] | None:
+        return await KvStore.read(cast("KvStore", self), key, decode)
+
+    async def update_with(
+        self,
+        key: str,
+        change: Callable[[Versioned[T] | None], T | None],
+        *,
+        decode: Callable[[bytes], T],
+        encode: Callable[[T], bytes],
+        known: Versioned[T] | None,
+        attempts: int = UPDATE_ATTEMPTS,
+        seal: bool | Callable[[T], bool] = False,
+    ) -> Versioned[T] | None:
+        """`KvStore.update_with`'s own loop, run over this bucket's reads and writes."""
+        return await KvStore.update_with(
+            cast("KvStore", self),
+            key,
+            change,
+            decode=decode,
+            encode=encode,
+            known=known,
+            attempts=attempts,
+            seal=seal,
+        )
 
     async def put(self, key: str, value: bytes, *, seal: bool = False) -> int:
         return self._write(key, value, seal=seal)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from foot.bus.reconcile import Backoff
+from foot.backoff import Backoff
 from foot.credentials import CredentialStore
 from foot.errors import NotFoundError, RetryableError
 from foot.kube import KubeClient, KubeTarget

@@ -1,8 +1,10 @@
 """What the dispatcher mirrors of the buckets it reads, and what a change there sets going.
 
-The one place where bucket entries are decoded (the informers' `on_*_entry` callbacks, a
-value that does not parse is logged and ignored) and where the cluster mirror lives, with
-its health bookkeeping: which members the registry does not find Ready.
+Bindings, templates and override policies are typed mirrors (`foot.runtime.mirror.Mirror`:
+each entry decoded once, a bad one logged and skipped there), the member clusters a
+`ClusterMirror`; this module keeps what the dispatcher derives from them: which templates
+a binding depends on, and which members the registry does not find Ready (the Ready
+condition the cluster object records).
 """
 
 from __future__ import annotations
@@ -11,16 +13,15 @@ import logging
 from collections.abc import Callable, Iterable
 
 import orjson
-from pydantic import ValidationError
 
-from foot.bus import Entry, Informer
 from foot.errors import FootError
 from foot.kinds import KINDS
 from foot.kinds.bindings import ResourceBinding
 from foot.kinds.clusters import Cluster
 from foot.kinds.policies import AnyOverridePolicy, ClusterOverridePolicy, OverridePolicy
-from foot.kinds.works import Work
 from foot.objects import KubeObject
+from foot.runtime.clusters import ClusterMirror
+from foot.runtime.mirror import Mirror
 from foot_dispatcher.queues import DispatchQueues
 from foot_dispatcher.works import WorksCache, split_work_key
 
@@ -44,18 +45,23 @@ def template_key(binding: ResourceBinding) -> str | None:
 
 
 class Mirrors:
-    """Bindings, templates, override policies and clusters, parsed once per change."""
+    """Bindings, templates, override policies and clusters, parsed once per change.
+
+    The dicts are the mirrors' own (given to them as their `items`): bindings, templates
+    and policies by bucket key, clusters by name.
+    """
 
     def __init__(self, works: WorksCache, queues: DispatchQueues) -> None:
         self._works = works
         self._queues = queues
         self.bindings: dict[str, ResourceBinding] = {}
         self.templates: dict[str, KubeObject] = {}
+        self.policies: dict[str, KubeObject] = {}
+        """Every policy of the bucket (the override policies are also in `overrides`)."""
         self.overrides: dict[str, AnyOverridePolicy] = {}
         self.clusters: dict[str, Cluster] = {}
         self.unreachable: set[str] = set()
         """Clusters whose Ready condition is not True."""
-        self._cluster_keys: dict[str, str] = {}
         self._cluster_fingerprints: dict[str, bytes] = {}
         self._binding_of_template: dict[str, str] = {}
         self._dependents: dict[str, set[str]] = {}
@@ -66,124 +72,76 @@ class Mirrors:
     def listen(
         self,
         *,
-        works: Informer,
-        clusters: Informer,
-        policies: Informer,
-        templates: Informer,
-        bindings: Informer,
+        clusters: ClusterMirror,
+        policies: Mirror[KubeObject],
+        templates: Mirror[KubeObject],
+        bindings: Mirror[ResourceBinding],
     ) -> None:
-        """Follow the informers of the buckets mirrored here."""
-        works.listen(self._on_work_entry)
-        clusters.listen(self._on_cluster_entry)
-        policies.listen(self._on_policy_entry)
-        templates.listen(self._on_template_entry)
-        bindings.listen(self._on_binding_entry)
-        self._bindings_synced = bindings.synced.is_set
+        """Follow the mirrors (made with this object's dicts as their items)."""
+        clusters.on_cluster(self._on_cluster)
+        policies.on_change(self._on_policy)
+        templates.on_change(self._on_template)
+        bindings.on_change(self._on_binding)
+        self._bindings_synced = lambda: bindings.synced
 
     def note_dependencies(self, binding_key: str, keys: Iterable[str]) -> None:
         """The binding's workload references these templates: render it when they change."""
         for key in keys:
             self._dependents.setdefault(key, set()).add(binding_key)
 
-    # ---- informer callbacks --------------------------------------------------------------
+    # ---- what a change sets going --------------------------------------------------------
 
-    def _on_binding_entry(self, entry: Entry) -> None:
-        if entry.deleted or entry.value is None:
-            self.bindings.pop(entry.key, None)
-        else:
-            try:
-                binding = ResourceBinding.from_json(entry.value)
-            except ValidationError as exc:
-                log.error("binding %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
-                return
-            self.bindings[entry.key] = binding
-            key = template_key(binding)
-            if key is not None:
-                self._binding_of_template[key] = entry.key
-        self._queues.render.add(entry.key)
+    def _on_binding(
+        self, key: str, _before: ResourceBinding | None, binding: ResourceBinding | None
+    ) -> None:
+        if binding is not None:
+            template = template_key(binding)
+            if template is not None:
+                self._binding_of_template[template] = key
+        self._queues.render.add(key)
 
-    def _on_template_entry(self, entry: Entry) -> None:
-        if entry.deleted or entry.value is None:
-            self.templates.pop(entry.key, None)
-        else:
-            try:
-                self.templates[entry.key] = decode_object(entry.value)
-            except (ValidationError, FootError, KeyError, orjson.JSONDecodeError) as exc:
-                log.error("template %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
-                return
-        affected = set(self._dependents.get(entry.key, ()))
-        if entry.key in self._binding_of_template:
-            affected.add(self._binding_of_template[entry.key])
+    def _on_template(self, key: str, _before: KubeObject | None, _after: KubeObject | None) -> None:
+        affected = set(self._dependents.get(key, ()))
+        if key in self._binding_of_template:
+            affected.add(self._binding_of_template[key])
         for binding_key in sorted(affected):
             self._queues.render.add(binding_key)
 
-    def _on_policy_entry(self, entry: Entry) -> None:
-        before = self.overrides.pop(entry.key, None)
-        after: KubeObject | None = None
-        if not entry.deleted and entry.value is not None:
-            try:
-                after = decode_object(entry.value)
-            except (ValidationError, FootError, KeyError, orjson.JSONDecodeError) as exc:
-                log.error("policy %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
-                return
-            if isinstance(after, OverridePolicy | ClusterOverridePolicy):
-                self.overrides[entry.key] = after
-            else:
-                after = None
+    def _on_policy(self, key: str, _before: KubeObject | None, after: KubeObject | None) -> None:
+        before = self.overrides.pop(key, None)
+        override: AnyOverridePolicy | None = None
+        if isinstance(after, OverridePolicy | ClusterOverridePolicy):
+            override = self.overrides[key] = after
         namespaces: set[str | None] = set()
         everywhere = False
-        for policy in (before, after):
+        for policy in (before, override):
             if isinstance(policy, ClusterOverridePolicy):
                 everywhere = True
             elif isinstance(policy, OverridePolicy):
                 namespaces.add(policy.namespace)
         if not everywhere and not namespaces:
             return
-        for key, binding in self.bindings.items():
+        for binding_key, binding in self.bindings.items():
             if everywhere or binding.namespace in namespaces:
-                self._queues.render.add(key)
+                self._queues.render.add(binding_key)
 
-    def _on_work_entry(self, entry: Entry) -> None:
-        if not self._works.is_news(entry.key, entry.revision, deleted=entry.deleted):
-            return
-        if entry.deleted or entry.value is None:
-            self._works.forget(entry.key)
-            return
-        try:
-            work = Work.from_json(entry.value)
-        except ValidationError as exc:
-            log.error("work %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
-            return
-        self._works.remember(entry.key, work, entry.revision)
+    # ---- the member clusters -------------------------------------------------------------
 
-    # ---- the cluster mirror --------------------------------------------------------------
-
-    def _on_cluster_entry(self, entry: Entry) -> None:
-        if entry.deleted or entry.value is None:
-            name = self._cluster_keys.pop(entry.key, None)
-            if name is None:
-                return
-            self.clusters.pop(name, None)
+    def _on_cluster(self, name: str, _before: Cluster | None, cluster: Cluster | None) -> None:
+        if cluster is None:
             self._cluster_fingerprints.pop(name, None)
             self.unreachable.discard(name)
             self._cluster_changed(name)
             return
-        try:
-            cluster = Cluster.from_json(entry.value)
-        except ValidationError as exc:
-            log.error("cluster %s does not parse, ignored: %s", entry.key, exc)  # noqa: TRY400
-            return
-        self._cluster_keys[entry.key] = cluster.name
-        self.clusters[cluster.name] = cluster
         self._note_reachability(cluster)
         fingerprint = orjson.dumps(
             [cluster.metadata.labels, cluster.spec.model_dump(mode="json")],
             option=orjson.OPT_SORT_KEYS,
         )
-        if self._cluster_fingerprints.get(cluster.name) == fingerprint:
+        if self._cluster_fingerprints.get(name) == fingerprint:
             return  # status only (heartbeats, probes): nothing dispatching depends on
-        self._cluster_fingerprints[cluster.name] = fingerprint
-        self._cluster_changed(cluster.name)
+        self._cluster_fingerprints[name] = fingerprint
+        self._cluster_changed(name)
 
     def _note_reachability(self, cluster: Cluster) -> None:
         """A member whose Ready condition is not True (the registry's verdict) shows its

@@ -4,8 +4,9 @@ A pull work is stored before it is delivered: published to its cluster's agent, 
 every `pull_resend_seconds` until the agent reports that spec. An agent asks for all of its
 cluster's works when it (re)connects (`sync`), and reports each work's outcome (`status`).
 
-The one place where the dispatcher uses NATS core directly (`bus.client`): the deliveries it
-publishes and the two subjects agents send requests to.
+The one place where the dispatcher uses plain NATS: the deliveries it publishes
+(`Bus.notify`) and the two subjects agents send requests to (`Bus.subscribe`, with a queue
+group; the cluster is the subject's last token).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from foot.catalog import WORKS_PREFIX, work_deliver_subject
 from foot.errors import FootError
 from foot.kinds.works import Work, WorkDelivery, WorkStatusReport
 from foot.objects import utc_now
-from foot.telemetry import inject_headers
 from foot_dispatcher.core import workstatus
 from foot_dispatcher.core.lifecycle import work_applied
 from foot_dispatcher.queues import DispatchQueues
@@ -56,14 +56,12 @@ class PullDelivery:
     async def start(self) -> None:
         """Answer the agents' status reports and sync requests."""
         self._subscriptions.append(
-            await self._bus.client.subscribe(
-                f"{WORKS_PREFIX}.status.*", cb=self._on_status, queue=QUEUE_GROUP
+            await self._bus.subscribe(
+                f"{WORKS_PREFIX}.status.*", self._on_status, queue=QUEUE_GROUP
             )
         )
         self._subscriptions.append(
-            await self._bus.client.subscribe(
-                f"{WORKS_PREFIX}.sync.*", cb=self._on_sync, queue=QUEUE_GROUP
-            )
+            await self._bus.subscribe(f"{WORKS_PREFIX}.sync.*", self._on_sync, queue=QUEUE_GROUP)
         )
 
     async def stop(self) -> None:
@@ -92,11 +90,9 @@ class PullDelivery:
             return
         if not work.spec.deleting and work.status.applied_hash == work.spec.manifests_hash:
             return  # the agent reported this spec (applied, or a conflict/refusal it keeps)
-        headers = inject_headers({})
-        await self._bus.client.publish(
+        await self._bus.notify(
             work_deliver_subject(work.spec.cluster),
             self._delivery(key, work).model_dump_json(by_alias=True).encode(),
-            headers=headers,
         )
         # Not acknowledged yet: publish again later until the agent reports it.
         self._queues.lane(work.spec.cluster).add_after(key, self._resend_seconds)

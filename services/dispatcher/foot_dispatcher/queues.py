@@ -5,15 +5,10 @@
 * one `apply:<cluster>` lane per member cluster (`lanes`, `pull`), created on first use;
 * `status`, keyed by work: fold what a push member reports into the work (`lanes`);
 * `aggregate`, keyed by binding, added after a short delay (`aggregation`).
-
-`render_at` is the one hand-rolled timer: `ReconcileQueue.add_after` keeps the first delay
-asked for, while a binding's recheck (a graceful eviction's end) replaces the one asked
-before.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -28,7 +23,7 @@ RENDER_AT_SLACK_SECONDS = 0.05
 
 
 class DispatchQueues:
-    """The render, status and aggregate queues, the apply lanes, and the render timers."""
+    """The render, status and aggregate queues, and the apply lanes."""
 
     def __init__(
         self,
@@ -46,7 +41,6 @@ class DispatchQueues:
         self._aggregate_delay_seconds = aggregate_delay_seconds
         self.lanes: dict[str, ReconcileQueue] = {}
         """Cluster name -> its apply lane."""
-        self._timers: dict[str, asyncio.TimerHandle] = {}
 
     def lane(self, cluster: str) -> ReconcileQueue:
         """The apply lane of `cluster` (created, and run, on first use)."""
@@ -68,20 +62,7 @@ class DispatchQueues:
         self.aggregate.add_after(binding_key, self._aggregate_delay_seconds)
 
     def render_at(self, binding_key: str, when: datetime) -> None:
-        """Render the binding again at `when` (instead of the time asked before, if any)."""
-        old = self._timers.pop(binding_key, None)
-        if old is not None:
-            old.cancel()
+        """Render the binding again at `when` (or at an earlier time asked before): a
+        reminder, not pending work (`ReconcileQueue.wake_after`)."""
         delay = max((when - utc_now()).total_seconds(), 0.0) + RENDER_AT_SLACK_SECONDS
-        loop = asyncio.get_running_loop()
-
-        def fire() -> None:
-            self._timers.pop(binding_key, None)
-            self.render.add(binding_key)
-
-        self._timers[binding_key] = loop.call_later(delay, fire)
-
-    def cancel_timers(self) -> None:
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self.render.wake_after(binding_key, delay)

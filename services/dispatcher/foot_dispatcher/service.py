@@ -2,8 +2,8 @@
 
 The shell around the pure core (`foot_dispatcher.core`); this module only wires its parts:
 
-* `mirrors`: bindings, templates, override policies and clusters (informers, parsed once
-  per change), and what a change there sets going;
+* `mirrors`: bindings, templates, override policies and clusters (typed mirrors, parsed
+  once per change), and what a change there sets going;
 * `works`: the works cache (its own works, the staged ones, their indexes, revision-checked
   writes);
 * `rendering`: the `render` queue keyed by binding: render one work per target cluster,
@@ -38,8 +38,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from foot.backoff import Backoff
 from foot.bus import KvStore, ReconcileQueue
-from foot.bus.reconcile import Backoff
 from foot.catalog import (
     AGGREGATED_STATUS,
     BINDINGS,
@@ -51,16 +51,18 @@ from foot.catalog import (
     WORKS,
 )
 from foot.credentials import CredentialStore
+from foot.kinds.bindings import ResourceBinding
+from foot.runtime.clusters import ClusterMirror
 from foot.runtime.collector import LongLivedHeap
 from foot.runtime.service import Service
-from foot.runtime.settings import ServiceSettings, as_settings
+from foot.runtime.settings import ServiceSettings
 from foot.secrets import SecretBox
 from foot_dispatcher.aggregation import Aggregation
 from foot_dispatcher.core.lifecycle import work_applied
 from foot_dispatcher.intents import DispatchIntents
 from foot_dispatcher.lanes import ApplyLanes
 from foot_dispatcher.members import Members
-from foot_dispatcher.mirrors import Mirrors
+from foot_dispatcher.mirrors import Mirrors, decode_object
 from foot_dispatcher.pull import PullDelivery
 from foot_dispatcher.queues import DispatchQueues
 from foot_dispatcher.rendering import Renderer
@@ -109,25 +111,28 @@ class DispatcherSettings(ServiceSettings):
     cycles frozen since; a full collection pauses about 1 s per 30,000 works held."""
 
 
-class DispatcherService(Service):
+class DispatcherService(Service[DispatcherSettings]):
     name = "dispatcher"
     settings_model: ClassVar[type[ServiceSettings]] = DispatcherSettings
     tune_gc: ClassVar[bool] = False
     """Set by the process entry point: GC settings are the whole process's business."""
 
     def __init__(self, settings: ServiceSettings) -> None:
-        config = as_settings(DispatcherSettings, settings)
-        super().__init__(config)
-        self.config: DispatcherSettings = config
+        super().__init__(settings)
         self._heap: LongLivedHeap | None = None
+        self._members: Members | None = None
+        """Member connections, closed at stop (once set up)."""
+        self._pull: PullDelivery | None = None
+        """Pull delivery, which stops answering agents first at stop (once set up)."""
 
     @property
     def applies(self) -> int:
         """Works applied to members (push) or acknowledged by agents (pull), for benchmarks."""
-        return self.apply_lanes.applies + self.pull.applies
+        pulled = self._pull.applies if self._pull is not None else 0
+        return self.apply_lanes.applies + pulled
 
     async def setup(self) -> None:
-        config = self.config
+        settings = self.settings
         works_store: KvStore = await self.bus.kv(WORKS.name)
         aggregates_store: KvStore = await self.bus.declare_bucket(AGGREGATED_STATUS)
         intents_store: KvStore = await self.bus.declare_bucket(DISPATCH_INTENTS)
@@ -137,24 +142,22 @@ class DispatcherService(Service):
             status=self.reconcile("status", self._refresh_status),
             aggregate=self.reconcile("aggregate", self._aggregate),
             new_lane=self._new_lane,
-            aggregate_delay_seconds=config.aggregate_delay_seconds,
+            aggregate_delay_seconds=settings.aggregate_delay_seconds,
         )
-        self.members = Members(
+        members = self._members = Members(
             CredentialStore(await self.bus.kv(CLUSTER_CREDENTIALS.name), box),
-            timeout_seconds=config.member_timeout_seconds,
-            connect_timeout_seconds=config.member_connect_timeout_seconds,
-            rate=config.cluster_applies_per_second,
-            burst=config.cluster_apply_burst,
-            connection_limit=config.cluster_concurrency + 2,
-            breaker_base_seconds=config.member_breaker_seconds,
-            breaker_max_seconds=config.retry_max_seconds,
+            timeout_seconds=settings.member_timeout_seconds,
+            connect_timeout_seconds=settings.member_connect_timeout_seconds,
+            rate=settings.cluster_applies_per_second,
+            burst=settings.cluster_apply_burst,
+            connection_limit=settings.cluster_concurrency + 2,
+            breaker_base_seconds=settings.member_breaker_seconds,
+            breaker_max_seconds=settings.retry_max_seconds,
             on_answering_again=self.queues.answering_again,
         )
         self.works = WorksCache(works_store)
         self.mirrors = Mirrors(self.works, self.queues)
-        self.intents = DispatchIntents(
-            intents_store, self.works, self.mirrors.clusters, self.members
-        )
+        self.intents = DispatchIntents(intents_store, self.works, self.mirrors.clusters, members)
         # A previous life's intents, read before any render can store a new one.
         await self.intents.recover()
         self.renderer = Renderer(
@@ -162,19 +165,19 @@ class DispatcherService(Service):
             works=self.works,
             intents=self.intents,
             queues=self.queues,
-            synced=self._synced,
+            synced=self.synced,
         )
-        self.pull = PullDelivery(
-            self.bus, self.works, self.queues, resend_seconds=config.pull_resend_seconds
+        pull = self._pull = PullDelivery(
+            self.bus, self.works, self.queues, resend_seconds=settings.pull_resend_seconds
         )
         self.apply_lanes = ApplyLanes(
             works=self.works,
             clusters=self.mirrors.clusters,
-            members=self.members,
+            members=members,
             queues=self.queues,
-            pull=self.pull,
+            pull=pull,
             spawn=self.supervisor.spawn,
-            watch_member_status=config.watch_member_status,
+            watch_member_status=settings.watch_member_status,
         )
         self.aggregation = Aggregation(
             bucket=aggregates_store,
@@ -183,20 +186,33 @@ class DispatcherService(Service):
             intents=self.intents,
             render_errors=self.renderer.errors,
             queues=self.queues,
-            synced=self._synced,
+            synced=self.synced,
         )
+        await self._mirror_buckets()
+        await pull.start()
+        self.supervisor.spawn("resume", self._resume, restart=False)
+
+    async def _mirror_buckets(self) -> None:
+        """Read the works once; mirror clusters, policies, templates and bindings."""
         # The dispatcher is the works' only writer: it reads them once at start and keeps
         # its copy from its own writes (a write that finds another revision re-reads the
         # key), instead of receiving every one of its writes back.
-        self.mirrors.listen(
-            works=await self.watch(WORKS.name, mirror=False, follow=False),
-            clusters=await self.watch(CLUSTERS.name, mirror=False),
-            policies=await self.watch(POLICIES.name, mirror=False),
-            templates=await self.watch(TEMPLATES.name, mirror=False),
-            bindings=await self.watch(BINDINGS.name, mirror=False),
+        works = await self.watch(WORKS.name, mirror=False, follow=False)
+        works.listen(self.works.on_entry)
+        mirrors = self.mirrors
+        # Not `watch_clusters`: what the dispatcher goes by is the Ready condition recorded
+        # on the cluster (`Mirrors.unreachable`), not the registry's health events.
+        clusters = ClusterMirror(await self.watch(CLUSTERS.name, mirror=False), mirrors.clusters)
+        mirrors.listen(
+            clusters=clusters,
+            policies=await self.mirror(POLICIES.name, decode_object, "policy", mirrors.policies),
+            templates=await self.mirror(
+                TEMPLATES.name, decode_object, "template", mirrors.templates
+            ),
+            bindings=await self.mirror(
+                BINDINGS.name, ResourceBinding.from_json, "binding", mirrors.bindings
+            ),
         )
-        await self.pull.start()
-        self.supervisor.spawn("resume", self._resume, restart=False)
 
     # ---- the queues' reconcilers ---------------------------------------------------------
 
@@ -214,9 +230,9 @@ class DispatcherService(Service):
         lane = ReconcileQueue(
             f"apply:{cluster}",
             self.apply_lanes.apply,
-            workers=self.config.cluster_concurrency,
+            workers=self.settings.cluster_concurrency,
             backoff=Backoff(
-                base_seconds=APPLY_RETRY_BASE_SECONDS, max_seconds=self.config.retry_max_seconds
+                base_seconds=APPLY_RETRY_BASE_SECONDS, max_seconds=self.settings.retry_max_seconds
             ),
             on_outcome=self.metrics.reconcile_outcome("apply"),
         )
@@ -226,31 +242,25 @@ class DispatcherService(Service):
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    async def _synced(self) -> None:
-        for informer in self._informers:
-            await informer.synced.wait()
-
     async def stop(self) -> None:
-        if hasattr(self, "queues"):
-            self.queues.cancel_timers()
-        if hasattr(self, "pull"):
-            await self.pull.stop()
+        if self._pull is not None:
+            await self._pull.stop()
         await super().stop()
-        if hasattr(self, "members"):
-            await self.members.close()
+        if self._members is not None:
+            await self._members.close()
         if self._heap is not None:
             self._heap.uninstall()
 
     async def _resume(self) -> None:
         """After (re)start: finish what the works say is unfinished, drop orphans."""
-        await self._synced()
+        await self.synced()
         if self.tune_gc:
             # The caches hold long-lived objects (every work's manifests): keep the cyclic
             # collector from rescanning them (full collections show up as latency spikes).
             heap = LongLivedHeap(
                 GC_YOUNG_THRESHOLD,
-                self.config.full_gc_every_seconds,
-                self.config.gc_freeze_every_seconds,
+                self.settings.full_gc_every_seconds,
+                self.settings.gc_freeze_every_seconds,
             )
             heap.install(asyncio.get_running_loop())
             self._heap = heap
@@ -264,6 +274,6 @@ class DispatcherService(Service):
                 self.queues.render.add(binding_key)
             elif not work_applied(work) or work.spec.deleting:
                 self.queues.lane(work.spec.cluster).add(key)
-            elif self.config.watch_member_status:
+            elif self.settings.watch_member_status:
                 self.queues.lane(work.spec.cluster).add(key)  # re-establishes the status watches
         await self.aggregation.resume()

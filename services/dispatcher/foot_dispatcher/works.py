@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from foot.bus.kv import Entry
-from foot.errors import AlreadyExistsError, ConflictError
+from foot.bus.kv import Entry, Versioned
+from foot.errors import ConflictError
 from foot.kinds.works import Work
 from foot.manifests import identity
 from foot.runtime.locks import KeyedLocks
+from foot.runtime.mirror import decode_entry
 
 WRITE_ATTEMPTS = 8
 """Writes of one key that may find another revision before `put` gives up."""
@@ -37,11 +38,19 @@ class WorksBucket(Protocol):
 
     name: str
 
-    async def get(self, key: str) -> Entry | None: ...
+    async def read(self, key: str, decode: Callable[[bytes], Work]) -> Versioned[Work] | None: ...
 
-    async def create(self, key: str, value: bytes, *, seal: bool = False) -> int: ...
-
-    async def update(self, key: str, value: bytes, revision: int, *, seal: bool = False) -> int: ...
+    async def update_with(
+        self,
+        key: str,
+        change: Callable[[Versioned[Work] | None], Work | None],
+        *,
+        decode: Callable[[bytes], Work],
+        encode: Callable[[Work], bytes],
+        known: Versioned[Work] | None,
+        attempts: int,
+        seal: Callable[[Work], bool],
+    ) -> Versioned[Work] | None: ...
 
     async def delete(self, key: str, revision: int | None = None) -> None: ...
 
@@ -156,6 +165,18 @@ class WorksCache:
                 return True
         return False
 
+    def on_entry(self, entry: Entry) -> None:
+        """An entry of the works bucket's replay at start (what is already known is skipped;
+        one that fails to decode is logged and skipped, by `decode_entry`)."""
+        if not self.is_news(entry.key, entry.revision, deleted=entry.deleted):
+            return
+        if entry.deleted or entry.value is None:
+            self.forget(entry.key)
+            return
+        work = decode_entry(entry.key, entry.value, Work.from_json, "work")
+        if work is not None:
+            self.remember(entry.key, work, entry.revision)
+
     def is_news(self, key: str, revision: int, *, deleted: bool) -> bool:
         """Whether a bucket entry tells this cache something it does not know already."""
         if self._revisions.get(key, 0) >= revision:
@@ -229,36 +250,47 @@ class WorksCache:
 
     async def refresh(self, key: str) -> None:
         """Read `key` again from the bucket."""
-        entry = await self.bucket.get(key)
-        if entry is None or entry.value is None:
+        self._take(key, await self.bucket.read(key, Work.from_json))
+
+    def _take(self, key: str, version: Versioned[Work] | None) -> None:
+        """What the bucket holds under `key`, as read."""
+        if version is None:
             self.forget(key)
         else:
-            self.remember(key, Work.from_json(entry.value), entry.revision)
+            self.remember(key, version.value, version.revision)
 
     async def put(self, key: str, change: WorkChange) -> Work | None:
         """Store `change(current)` with optimistic concurrency (None from `change`: nothing
         to write); re-read and try again when someone (our other path) wrote in between."""
         async with self._locks.hold(key):
-            for _ in range(WRITE_ATTEMPTS):
-                current = self._works.get(key)
-                updated = change(current)
-                if updated is None:
-                    return current
-                body = encode_work(updated)
-                seal = carries_secret(updated)
-                try:
-                    if current is None:
-                        revision = await self.bucket.create(key, body, seal=seal)
-                    else:
-                        revision = await self.bucket.update(
-                            key, body, self._revisions.get(key, 0), seal=seal
-                        )
-                except (ConflictError, AlreadyExistsError):
-                    await self.refresh(key)
-                    continue
-                self.remember(key, updated, revision)
-                return updated
-        raise ConflictError(self.bucket.name, key, None)
+            current = self._works.get(key)
+            known = None if current is None else Versioned(current, self._revisions.get(key, 0))
+            seen = [known]  # the versions `change` was made over: the cache's, then each read
+
+            def change_over(version: Versioned[Work] | None) -> Work | None:
+                if version is not seen[-1]:  # read again after a conflict: cache it
+                    self._take(key, version)
+                    seen.append(version)
+                return change(None if version is None else version.value)
+
+            try:
+                written = await self.bucket.update_with(
+                    key,
+                    change_over,
+                    decode=Work.from_json,
+                    encode=encode_work,
+                    known=known,
+                    attempts=WRITE_ATTEMPTS,
+                    seal=carries_secret,
+                )
+            except ConflictError as exc:
+                await self.refresh(key)
+                raise ConflictError(self.bucket.name, key, None) from exc
+            if written is None:
+                return None
+            if written is not seen[-1]:  # a write, not the current version left as it is
+                self.remember(key, written.value, written.revision)
+            return written.value
 
     async def delete(self, key: str) -> None:
         """Delete the stored work of `key` at the revision known (ConflictError, after

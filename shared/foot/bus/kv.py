@@ -137,7 +137,7 @@ class KvStore:
         encode: Callable[[T], bytes],
         known: Versioned[T] | _Unread | None = UNREAD,
         attempts: int = UPDATE_ATTEMPTS,
-        seal: bool = False,
+        seal: bool | Callable[[T], bool] = False,
     ) -> Versioned[T] | None:
         """Write `change(current)` at the revision `current` was read at; on a conflict read
         again and apply `change` again, `attempts` times at most (then ConflictError).
@@ -145,7 +145,8 @@ class KvStore:
         `current` is None when the key does not exist (the write then creates it). `change`
         returns None when nothing is to be written: the current version is returned as is.
         `known`: a current version the caller already holds (a cache's), so the first try
-        needs no read. Returns the version written.
+        needs no read. `seal`: whether the value is stored sealed, or what decides it for each
+        value written (a work is sealed when it carries a Secret). Returns the version written.
         """
         current = await self.read(key, decode) if isinstance(known, _Unread) else known
         for attempt in range(1, attempts + 1):
@@ -153,11 +154,12 @@ class KvStore:
             if changed is None:
                 return current
             body = encode(changed)
+            sealed = seal(changed) if callable(seal) else seal
             try:
                 if current is None:
-                    revision = await self.create(key, body, seal=seal)
+                    revision = await self.create(key, body, seal=sealed)
                 else:
-                    revision = await self.update(key, body, current.revision, seal=seal)
+                    revision = await self.update(key, body, current.revision, seal=sealed)
             except (ConflictError, AlreadyExistsError) as exc:
                 if attempt == attempts:
                     if isinstance(exc, ConflictError):

@@ -26,6 +26,19 @@ DECODE_ERRORS = (ValidationError, FootError, KeyError, TypeError, orjson.JSONDec
 """What a decoder raises for an entry that is not a valid model."""
 
 
+def decode_entry(key: str, value: bytes, decode: Callable[[bytes], T], what: str) -> T | None:
+    """The model of one entry's value; None, logged here, when it does not decode. The one
+    place a bad entry is reported: `Mirror` uses it, and so does a bucket's only writer that
+    keeps its copy from its own writes (it needs each entry's revision, which a `Mirror`
+    does not keep)."""
+    try:
+        return decode(value)
+    except DECODE_ERRORS as exc:
+        # The validation message says it all: no traceback.
+        log.error("%s %s does not parse, ignored: %s", what, key, exc)  # noqa: TRY400
+        return None
+
+
 class Mirror(Generic[T]):
     """The models of a bucket's entries (see the module docstring)."""
 
@@ -71,12 +84,8 @@ class Mirror(Generic[T]):
             self.items.pop(entry.key, None)
             after = None
         else:
-            try:
-                after = self.decode(entry.value)
-            except DECODE_ERRORS as exc:
-                log.error(  # noqa: TRY400 - the validation message says it all
-                    "%s %s does not parse, ignored: %s", self.what, entry.key, exc
-                )
+            after = decode_entry(entry.key, entry.value, self.decode, self.what)
+            if after is None:
                 return
             self.items[entry.key] = after
         for callback in self._callbacks:

@@ -1,19 +1,22 @@
-"""What a change in a mirrored bucket sets going (`mirrors`), and the render timer (`queues`)."""
+"""What a change in a mirrored bucket sets going (`mirrors`), and the timed render (`queues`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
 
-from foot.bus import Entry, ReconcileQueue
+from foot.bus import Entry, Informer, KvStore, ReconcileQueue
+from foot.kinds.bindings import ResourceBinding
 from foot.kinds.works import Work
 from foot.objects import utc_now
-from foot_dispatcher.mirrors import Mirrors
+from foot.runtime.clusters import ClusterMirror
+from foot.runtime.mirror import Mirror
+from foot_dispatcher.mirrors import Mirrors, decode_object
 from foot_dispatcher.queues import DispatchQueues
 from foot_dispatcher.works import WorksCache
 from memory_kv import MemoryKv
@@ -42,20 +45,38 @@ class Setup:
             aggregate_delay_seconds=60.0,
         )
         self.works = WorksCache(MemoryKv("works"))
-        self.mirrors = Mirrors(self.works, self.queues)
-        self.mirrors._bindings_synced = lambda: True
+        self.mirrors = mirrors = Mirrors(self.works, self.queues)
+        self.informers = {
+            bucket: Informer(cast("KvStore", MemoryKv(bucket)), mirror=False)
+            for bucket in ("clusters", "policies", "templates", "bindings")
+        }
+        mirrors.listen(
+            clusters=ClusterMirror(self.informers["clusters"], mirrors.clusters),
+            policies=Mirror(self.informers["policies"], decode_object, "policy", mirrors.policies),
+            templates=Mirror(
+                self.informers["templates"], decode_object, "template", mirrors.templates
+            ),
+            bindings=Mirror(
+                self.informers["bindings"], ResourceBinding.from_json, "binding", mirrors.bindings
+            ),
+        )
+        self.informers["bindings"].synced.set()
         self.revision = 0
 
     def close(self) -> None:
-        """Cancel the delayed adds (aggregations) still waiting."""
+        """Cancel the delayed adds (aggregations, timed renders) still waiting."""
         for queue in (self.queues.render, self.queues.status, self.queues.aggregate):
             queue.shut_down()
-        self.queues.cancel_timers()
 
     def entry(self, key: str, document: dict[str, Any] | None) -> Entry:
         self.revision += 1
         value = None if document is None else orjson.dumps(document)
         return Entry(key=key, value=value, revision=self.revision)
+
+    def feed(self, bucket: str, entry: Entry) -> None:
+        """What the bucket's informer hands its listeners (the mirrors)."""
+        for listener in self.informers[bucket]._listeners:
+            listener(entry)
 
 
 def cluster(name: str, *, ready: str = "True", region: str = "eu", version: str = "1") -> Any:
@@ -126,20 +147,20 @@ async def test_a_cluster_change_renders_what_it_holds_but_a_status_change_does_n
     setup: Setup,
 ) -> None:
     mirrors, queues = setup.mirrors, setup.queues
-    mirrors._on_binding_entry(setup.entry(BINDING, binding("web-deployment", "shop", ["m1"])))
+    setup.feed("bindings", setup.entry(BINDING, binding("web-deployment", "shop", ["m1"])))
     setup.works.remember(f"m1.{BINDING}", work("m1"), 1)
     queues.render._queued.clear()
-    mirrors._on_cluster_entry(setup.entry("m1", cluster("m1")))
+    setup.feed("clusters", setup.entry("m1", cluster("m1")))
     assert mirrors.clusters["m1"].metadata.labels == {"region": "eu"}
     assert queued(queues.render) == {BINDING}
     assert queued(setup.lanes["m1"]) == {f"m1.{BINDING}"}
     queues.render._queued.clear()
-    mirrors._on_cluster_entry(setup.entry("m1", cluster("m1", version="2")))
+    setup.feed("clusters", setup.entry("m1", cluster("m1", version="2")))
     assert queued(queues.render) == set(), "status only: nothing dispatching depends on"
-    mirrors._on_cluster_entry(setup.entry("m1", cluster("m1", region="us")))
+    setup.feed("clusters", setup.entry("m1", cluster("m1", region="us")))
     assert queued(queues.render) == {BINDING}
     queues.render._queued.clear()
-    mirrors._on_cluster_entry(setup.entry("m1", None))
+    setup.feed("clusters", setup.entry("m1", None))
     assert "m1" not in mirrors.clusters
     assert queued(queues.render) == {BINDING}
 
@@ -147,13 +168,13 @@ async def test_a_cluster_change_renders_what_it_holds_but_a_status_change_does_n
 async def test_a_member_not_ready_is_unreachable_and_its_bindings_aggregated(setup: Setup) -> None:
     mirrors, queues = setup.mirrors, setup.queues
     setup.works.remember(f"m1.{BINDING}", work("m1"), 1)
-    mirrors._on_cluster_entry(setup.entry("m1", cluster("m1")))
+    setup.feed("clusters", setup.entry("m1", cluster("m1")))
     assert mirrors.unreachable == set()
     assert queued(queues.aggregate) == set()
-    mirrors._on_cluster_entry(setup.entry("m1", cluster("m1", ready="False")))
+    setup.feed("clusters", setup.entry("m1", cluster("m1", ready="False")))
     assert mirrors.unreachable == {"m1"}
     assert queued(queues.aggregate) == {BINDING}
-    mirrors._on_cluster_entry(setup.entry("m1", None))
+    setup.feed("clusters", setup.entry("m1", None))
     assert mirrors.unreachable == set()
 
 
@@ -162,11 +183,11 @@ async def test_an_entry_that_does_not_parse_is_ignored(
 ) -> None:
     mirrors = setup.mirrors
     broken = Entry(key="m1", value=b'{"kind": "Cluster"}', revision=1)
-    mirrors._on_cluster_entry(broken)
-    mirrors._on_binding_entry(Entry(key=BINDING, value=b"{}", revision=2))
-    mirrors._on_template_entry(Entry(key="t", value=b"not json", revision=3))
-    mirrors._on_policy_entry(Entry(key="p", value=b'{"apiVersion": "x/v1"}', revision=4))
-    mirrors._on_work_entry(Entry(key=f"m1.{BINDING}", value=b"{}", revision=5))
+    setup.feed("clusters", broken)
+    setup.feed("bindings", Entry(key=BINDING, value=b"{}", revision=2))
+    setup.feed("templates", Entry(key="t", value=b"not json", revision=3))
+    setup.feed("policies", Entry(key="p", value=b'{"apiVersion": "x/v1"}', revision=4))
+    setup.works.on_entry(Entry(key=f"m1.{BINDING}", value=b"{}", revision=5))
     assert (mirrors.clusters, mirrors.bindings, mirrors.templates, mirrors.overrides) == (
         {},
         {},
@@ -182,42 +203,30 @@ async def test_a_policy_renders_the_bindings_it_may_concern(setup: Setup) -> Non
     mirrors, queues = setup.mirrors, setup.queues
     shop = "work.foot.dev.ResourceBinding.shop.a"
     other = "work.foot.dev.ResourceBinding.other.b"
-    mirrors._on_binding_entry(setup.entry(shop, binding("a", "shop", ["m1"])))
-    mirrors._on_binding_entry(setup.entry(other, binding("b", "other", ["m1"])))
+    setup.feed("bindings", setup.entry(shop, binding("a", "shop", ["m1"])))
+    setup.feed("bindings", setup.entry(other, binding("b", "other", ["m1"])))
     queues.render._queued.clear()
-    mirrors._on_policy_entry(setup.entry("op", policy("OverridePolicy", "shop")))
+    setup.feed("policies", setup.entry("op", policy("OverridePolicy", "shop")))
     assert queued(queues.render) == {shop}
     assert "op" in mirrors.overrides
     queues.render._queued.clear()
-    mirrors._on_policy_entry(setup.entry("op", None))
+    setup.feed("policies", setup.entry("op", None))
     assert queued(queues.render) == {shop}, "its removal too"
     assert "op" not in mirrors.overrides
     queues.render._queued.clear()
-    mirrors._on_policy_entry(setup.entry("cop", policy("ClusterOverridePolicy")))
+    setup.feed("policies", setup.entry("cop", policy("ClusterOverridePolicy")))
     assert queued(queues.render) == {shop, other}
 
 
-async def test_the_works_informer_skips_our_own_writes(setup: Setup) -> None:
-    key = f"m1.{BINDING}"
-    body = work("m1").model_dump_json(by_alias=True).encode()
-    setup.mirrors._on_work_entry(Entry(key=key, value=body, revision=3))
-    assert setup.works.revision(key) == 3
-    setup.works.forget(key)
-    setup.works.remember(key, work("m1"), 7)
-    setup.mirrors._on_work_entry(Entry(key=key, value=None, revision=7))
-    assert setup.works.get(key) is not None, "already known"
-    setup.mirrors._on_work_entry(Entry(key=key, value=None, revision=8))
-    assert setup.works.get(key) is None
-
-
-async def test_a_timed_render_replaces_the_one_asked_before(setup: Setup) -> None:
+async def test_a_timed_render_comes_at_the_earliest_time_asked(setup: Setup) -> None:
     queues = setup.queues
     queues.render_at(BINDING, utc_now() + timedelta(hours=1))
     queues.render_at(BINDING, utc_now())
     await asyncio.sleep(0.2)
     assert queued(queues.render) == {BINDING}
+    assert len(queues.render) == 1, "a reminder does not count as pending work"
     queues.render._queued.clear()
     queues.render_at(BINDING, utc_now() + timedelta(seconds=0.1))
-    queues.cancel_timers()
+    queues.render.shut_down()
     await asyncio.sleep(0.3)
     assert queued(queues.render) == set(), "cancelled at stop"

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from foot.bus.kv import Entry
 from foot.errors import ConflictError
 from foot.kinds.works import Work
 from foot_dispatcher.works import (
@@ -379,6 +380,19 @@ async def test_an_entry_is_news_unless_it_is_our_own_write(cache: WorksCache) ->
     assert not cache.is_news(key("m1"), revision - 1, deleted=True), "older than ours"
     assert cache.is_news(key("m1"), revision + 1, deleted=False)
     assert cache.is_news(key("m2"), 1, deleted=False), "never seen"
+
+
+def test_the_works_replay_skips_our_own_writes(cache: WorksCache) -> None:
+    cache.on_entry(Entry(key=key("m1"), value=encode_work(work("m1", "a")), revision=3))
+    assert cache.get(key("m1")) == work("m1", "a")
+    assert cache.revision(key("m1")) == 3
+    cache.forget(key("m1"))
+    cache.remember(key("m1"), work("m1", "a"), 7)
+    cache.on_entry(Entry(key=key("m1"), value=None, revision=7))
+    assert cache.get(key("m1")) is not None, "already known"
+    cache.on_entry(Entry(key=key("m1"), value=None, revision=8))
+    assert cache.get(key("m1")) is None
+    assert cache.works_with("m1", ident("a")) == set()
 
 
 async def test_an_entry_for_a_key_being_written_waits_for_that_write() -> None:
