@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from foot.bus.reconcile import Backoff, ReconcileQueue
+from foot.backoff import Backoff
+from foot.bus.reconcile import ReconcileQueue
 from foot.errors import RetryableError
 from foot.redaction import redact
 from foot.runtime.locks import KeyedLocks

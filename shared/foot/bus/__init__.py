@@ -3,11 +3,10 @@
 from foot.bus.connection import Bus
 from foot.bus.consumer import Consumer, ConsumerSpec, Delivery
 from foot.bus.kv import Entry, KvStore
-from foot.bus.reconcile import Backoff, Informer, ReconcileQueue
+from foot.bus.reconcile import Informer, ReconcileQueue
 from foot.catalog import BucketSpec, StreamSpec
 
 __all__ = [
-    "Backoff",
     "BucketSpec",
     "Bus",
     "Consumer",

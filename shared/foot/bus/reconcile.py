@@ -20,8 +20,7 @@ from foot.backoff import Backoff
 from foot.bus.kv import Entry, KvStore
 from foot.errors import FootError
 
-__all__ = ["Backoff", "Informer", "ReconcileQueue", "Reconciler", "TerminalError"]
-"""`Backoff` is re-exported: the dispatcher and the bus package import it from here."""
+__all__ = ["Informer", "ReconcileQueue", "Reconciler", "TerminalError"]
 
 log = logging.getLogger(__name__)
 
