@@ -1,24 +1,20 @@
-"""The registry's clusters: the mirror of the clusters bucket with each one's health, and
-the writes to that bucket (created once, then changed with the revision read)."""
+"""The registry's clusters: what the mirror of the clusters bucket holds, by name, with each
+one's health, and the writes to that bucket (created once, then changed with the revision
+read). The registry is the bucket's one writer: it takes its own writes in at once, before
+the mirror hears them back."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 
-from pydantic import ValidationError
-
-from foot.bus import Entry, KvStore
-from foot.catalog import CLUSTERS
-from foot.errors import ConflictError
+from foot.bus import KvStore
+from foot.bus.kv import Versioned
 from foot.kinds import KINDS
 from foot.kinds.clusters import CLUSTER_API_VERSION, Cluster
 from foot.objects import utc_now
 from foot_registry.core.health import Health, tracked_health
 from foot_registry.core.onboarding import stamped
-
-log = logging.getLogger(__name__)
 
 CLUSTER_KIND = KINDS.lookup(CLUSTER_API_VERSION, "Cluster")
 WRITE_ATTEMPTS = 8
@@ -37,19 +33,15 @@ class Roster:
         self.changed = asyncio.Event()
         """Set whenever a cluster comes or goes (the probe loop resyncs its probes)."""
 
-    def apply(self, entry: Entry) -> str | None:
-        """Take in one change of the bucket; returns the name of a cluster that is gone."""
-        name = entry.key.rsplit(".", 1)[-1]
-        if entry.deleted or entry.value is None:
+    def take(self, key: str, cluster: Cluster | None) -> str | None:
+        """Take in one change of the bucket as the mirror decoded it (`cluster` None: the key
+        was deleted); returns the name of a cluster that is gone."""
+        name = key.rsplit(".", 1)[-1]
+        if cluster is None:
             self.clusters.pop(name, None)
             self.health.pop(name, None)
             self.changed.set()
             return name
-        try:
-            cluster = Cluster.from_json(entry.value)
-        except ValidationError as exc:
-            log.warning("unreadable cluster %s in the bucket: %s", name, exc)
-            return None
         self.clusters[name] = cluster
         self.health[name] = tracked_health(self.health.get(name), cluster)
         self.changed.set()
@@ -77,10 +69,8 @@ class ClusterStore:
         return entry is not None and not entry.deleted
 
     async def read(self, name: str) -> Cluster | None:
-        entry = await self.kv.get(cluster_key(name))
-        if entry is None or entry.value is None:
-            return None
-        return Cluster.from_json(entry.value)
+        found = await self.kv.read(cluster_key(name), Cluster.from_json)
+        return None if found is None else found.value
 
     async def create(self, cluster: Cluster) -> Cluster:
         """Store a new cluster (AlreadyExists when the name is taken)."""
@@ -90,22 +80,23 @@ class ClusterStore:
         return first
 
     async def update(self, name: str, change: Callable[[Cluster], Cluster]) -> Cluster | None:
-        """Read, change, write with the revision read; again on a conflict. None: gone."""
-        key = cluster_key(name)
-        for _ in range(WRITE_ATTEMPTS):
-            entry = await self.kv.get(key)
-            if entry is None or entry.value is None:
+        """Read, change, write with the revision read; again on a conflict. None: gone (a
+        cluster is never created here)."""
+
+        def changed(current: Versioned[Cluster] | None) -> Cluster | None:
+            if current is None:
                 return None
-            current = Cluster.from_json(entry.value)
-            changed = change(current)
-            if changed == current:
-                return current
-            try:
-                await self.kv.update(key, changed.to_json(), entry.revision)
-            except ConflictError:
-                continue
-            return changed
-        raise ConflictError(CLUSTERS.name, key, None)
+            new = change(current.value)
+            return None if new == current.value else new
+
+        written = await self.kv.update_with(
+            cluster_key(name),
+            changed,
+            decode=Cluster.from_json,
+            encode=Cluster.to_json,
+            attempts=WRITE_ATTEMPTS,
+        )
+        return None if written is None else written.value
 
     async def delete(self, name: str) -> None:
         await self.kv.delete(cluster_key(name))

@@ -74,7 +74,7 @@ class HealthMonitor:
         credentials: CredentialStore,
         agents_kv: KvStore,
         box: SecretBox,
-        config: RegistrySettings,
+        settings: RegistrySettings,
         make_kube: KubeFactory,
         on_agent_status: StatusSink,
     ) -> None:
@@ -84,10 +84,10 @@ class HealthMonitor:
         self.credentials = credentials
         self.agents_kv = agents_kv
         self.box = box
-        self.config = config
+        self.settings = settings
         self.make_kube = make_kube
         self.on_agent_status = on_agent_status
-        self.thresholds = Thresholds(config.failure_threshold, config.success_threshold)
+        self.thresholds = Thresholds(settings.failure_threshold, settings.success_threshold)
         self._observations: dict[str, int] = {}
         self._locks = KeyedLocks()
         self._last_heartbeat: dict[str, float] = {}
@@ -180,13 +180,13 @@ class HealthMonitor:
             credential = await self.credentials.get(name)
         except FootError as exc:
             log.warning("cannot probe %s: %s", name, exc.message, extra={"cluster": name})
-            await asyncio.sleep(self.config.probe_period_seconds * 4)
+            await asyncio.sleep(self.settings.probe_period_seconds * 4)
             return
-        period = self.config.probe_period_seconds
+        period = self.settings.probe_period_seconds
         loop = asyncio.get_running_loop()
         async with (
             self.make_kube(
-                KubeTarget.from_credential(credential), self.config.probe_timeout_seconds
+                KubeTarget.from_credential(credential), self.settings.probe_timeout_seconds
             ) as kube,
             asyncio.TaskGroup() as probes,
         ):
@@ -200,7 +200,7 @@ class HealthMonitor:
     async def _probe_once(self, name: str, kube: KubeClient, number: int) -> None:
         message = ""
         try:
-            await kube.readyz(timeout_seconds=self.config.probe_timeout_seconds)
+            await kube.readyz(timeout_seconds=self.settings.probe_timeout_seconds)
             outcome = Outcome.OK
         except KubeUnavailableError as exc:
             outcome, message = failed_probe(answered=exc.status is not None), exc.message
@@ -235,7 +235,7 @@ class HealthMonitor:
                 signed=key is not None and hello.verify(key),
                 sent_at=hello.sent_at,
                 now=utc_now(),
-                max_skew_seconds=self.config.heartbeat_max_skew_seconds,
+                max_skew_seconds=self.settings.heartbeat_max_skew_seconds,
             )
             welcome = self._welcome(verdict, name, hello)
         except (ValidationError, FootError) as exc:
@@ -260,8 +260,8 @@ class HealthMonitor:
         )
         return AgentWelcome(
             accepted=True,
-            heartbeat_period_seconds=self.config.heartbeat_period_seconds,
-            status_period_seconds=self.config.status_period_seconds,
+            heartbeat_period_seconds=self.settings.heartbeat_period_seconds,
+            status_period_seconds=self.settings.status_period_seconds,
         )
 
     async def on_heartbeat(self, msg: Msg) -> None:
@@ -278,7 +278,7 @@ class HealthMonitor:
             last_sent=self._last_heartbeat_sent.get(name),
             known=name in self.roster.clusters,
             now=utc_now(),
-            max_skew_seconds=self.config.heartbeat_max_skew_seconds,
+            max_skew_seconds=self.settings.heartbeat_max_skew_seconds,
         )
         if verdict is HeartbeatVerdict.BAD_SIGNATURE:
             log.warning(
@@ -304,10 +304,10 @@ class HealthMonitor:
 
     async def run_leases(self) -> None:
         loop = asyncio.get_running_loop()
-        lease = self.config.heartbeat_lease_seconds
+        lease = self.settings.heartbeat_lease_seconds
         once = lease_thresholds(self.thresholds)
         while True:
-            await asyncio.sleep(self.config.lease_check_seconds)
+            await asyncio.sleep(self.settings.lease_check_seconds)
             now = loop.time()
             for name, cluster in list(self.roster.clusters.items()):
                 if cluster.spec.sync_mode != "Pull":

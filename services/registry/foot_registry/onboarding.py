@@ -83,7 +83,7 @@ class Onboarding:
         credentials: CredentialStore,
         agents_kv: KvStore,
         box: SecretBox,
-        config: RegistrySettings,
+        settings: RegistrySettings,
         make_kube: KubeFactory,
         monitor: HealthMonitor,
     ) -> None:
@@ -92,7 +92,7 @@ class Onboarding:
         self.credentials = credentials
         self.agents_kv = agents_kv
         self.box = box
-        self.config = config
+        self.settings = settings
         self.make_kube = make_kube
         self.monitor = monitor
         self._busy: set[str] = set()
@@ -125,7 +125,7 @@ class Onboarding:
                 labels=request.labels,
                 annotations=push_annotations(
                     use_given_credential=request.use_given_credential,
-                    member_namespace=self.config.member_namespace,
+                    member_namespace=self.settings.member_namespace,
                 ),
             )
             if request.use_given_credential:
@@ -156,13 +156,13 @@ class Onboarding:
 
     async def _join_with_service_account(self, cluster: Cluster, target: KubeTarget) -> Cluster:
         """Set FOOT up in the member with the admin credential, then keep only FOOT's own."""
-        name, namespace = cluster.name, self.config.member_namespace
-        async with self.make_kube(target, self.config.join_timeout_seconds) as admin:
+        name, namespace = cluster.name, self.settings.member_namespace
+        async with self.make_kube(target, self.settings.join_timeout_seconds) as admin:
             setup = MemberSetup(admin, namespace, name)
             try:
                 await setup.preflight()
                 await setup.create_all()
-                token = await setup.mint_token(self.config.token_expiration_seconds)
+                token = await setup.mint_token(self.settings.token_expiration_seconds)
                 credential = self._credential(
                     name, target, SecretStr(token), f"{namespace}/{SERVICE_ACCOUNT}"
                 )
@@ -184,7 +184,7 @@ class Onboarding:
 
     async def _verify_credential(self, credential: ClusterCredential) -> None:
         async with self.make_kube(
-            KubeTarget.from_credential(credential), self.config.join_timeout_seconds
+            KubeTarget.from_credential(credential), self.settings.join_timeout_seconds
         ) as own:
             try:
                 await check_token_works(own)
@@ -248,7 +248,7 @@ class Onboarding:
                 return await self._remove_with_admin(cluster.name, admin, namespace)
             credential = await self.credentials.get(cluster.name)
             async with self.make_kube(
-                KubeTarget.from_credential(credential), self.config.join_timeout_seconds
+                KubeTarget.from_credential(credential), self.settings.join_timeout_seconds
             ) as own:
                 await delete_namespace(own, namespace)
         except (KubeUnavailableError, KubeApiError, NotFoundError) as exc:
@@ -265,7 +265,7 @@ class Onboarding:
         )
 
     async def _remove_with_admin(self, name: str, target: KubeTarget, namespace: str) -> str:
-        async with self.make_kube(target, self.config.join_timeout_seconds) as admin:
+        async with self.make_kube(target, self.settings.join_timeout_seconds) as admin:
             left = await MemberSetup(admin, namespace, name).remove_all()
         if left:
             raise PermanentError(f"could not remove {', '.join(left)} from the member")
@@ -276,8 +276,8 @@ class Onboarding:
     async def register(self, request: RegisterRequest) -> tuple[Cluster, str, str]:
         """Pull registration: the cluster, the agent's manifests and its bootstrap token."""
         name = request.name
-        nats_url = request.hub_nats_url or self.config.agent_nats_url or self.config.nats_url
-        ca_file = self.config.agent_nats_ca_file
+        nats_url = request.hub_nats_url or self.settings.agent_nats_url or self.settings.nats_url
+        ca_file = self.settings.agent_nats_ca_file
         check_agent_nats_url(nats_url, ca_given=ca_file is not None)
         try:
             ca_pem = await asyncio.to_thread(ca_file.read_text) if ca_file is not None else None

@@ -1,10 +1,11 @@
-"""The registry's request transport, in one place: requests over NATS (request-reply) and
-the admin HTTP API, the agents' subjects, and the tasks answering them.
+"""The registry's requests on the wire: one handler per verb, answered on NATS
+(request-reply through the runtime's `Service.serve`) and on the admin HTTP API (a route
+added with `AdminServer.add_route`), and the agents' subjects.
 
-Every NATS subscription of the registry is made here (`serve`, `serve_messages`, and
-the one raw `subscribe`, for heartbeats, which need no reply), so a later pass can move
-them onto the runtime's request serving in one go. A request's handler takes the
-decoded JSON object and returns the reply; a `FootError` becomes the reply's error.
+A request's handler takes the decoded JSON object and returns the reply; a `FootError` it
+raises becomes the reply's error, whose HTTP status is the one of `foot.runtime.wire`. The
+agents' hellos and heartbeats are handed their NATS message as it comes (the hello's
+answer and the heartbeat's check need the cluster named by the subject).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+import nats.errors
 import orjson
 from aiohttp import web
 from nats.aio.msg import Msg
@@ -23,9 +25,13 @@ from pydantic import BaseModel, ValidationError
 
 from foot.api import ApiError
 from foot.bus import Bus
-from foot.errors import FootError, InvalidObjectError
+from foot.catalog import AGENT_PREFIX
+from foot.errors import FootError, InvalidObjectError, PermanentError
 from foot.objects import problems_from_validation
 from foot.registry_api import RegistryReply
+from foot.runtime.admin import Handler
+from foot.runtime.requests import RequestHandler
+from foot.runtime.wire import http_status
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +40,9 @@ DocumentHandler = Callable[[dict[str, Any]], Awaitable[RegistryReply]]
 """Answers one request: its JSON object in, the reply out."""
 MessageHandler = Callable[[Msg], Awaitable[None]]
 Track = Callable[[Coroutine[Any, Any, None], str], None]
-"""Runs some work in a task of its own that the shutdown waits for (`RequestRouting.track`)."""
-HTTP_STATUS = {"Invalid": 422, "NotFound": 404, "Conflict": 409, "AlreadyExists": 409}
-"""HTTP status of a failed request by its error code (any other: 503)."""
+"""Runs some work in a task of its own that the shutdown waits for (`InFlight.track`)."""
+NOT_AN_OBJECT_REQUEST = "the request must be an object"
+NOT_AN_OBJECT_BODY = "the body must be a JSON object"
 
 
 def parse(model: type[M], document: dict[str, Any], what: str) -> M:
@@ -47,104 +53,87 @@ def parse(model: type[M], document: dict[str, Any], what: str) -> M:
         raise InvalidObjectError(what, problems_from_validation(exc)) from None
 
 
-def http_status(error: ApiError | None) -> int:
-    return HTTP_STATUS.get(error.code if error else "", 503)
-
-
-async def handle(handler: DocumentHandler, document: dict[str, Any]) -> RegistryReply:
+def request_document(body: bytes, *, not_an_object: str) -> dict[str, Any]:
+    """The JSON object a request carries; Invalid (saying `not_an_object` for any other
+    JSON value, `null` included) when it is not one."""
     try:
-        return await handler(document)
-    except FootError as exc:
-        return RegistryReply(error=ApiError.from_exception(exc))
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PermanentError(f"malformed JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise PermanentError(not_an_object)
+    return document
 
 
-class RequestRouting:
-    """The registry's subscriptions, HTTP routes and in-flight answers."""
+def error_reply(error: ApiError) -> bytes:
+    """A failed request's reply body (the NATS error envelope of `Service.serve`)."""
+    return RegistryReply(error=error).to_json()
 
-    def __init__(self, routes: web.UrlDispatcher, shutdown_deadline_seconds: float) -> None:
-        self.routes = routes
-        self.shutdown_deadline_seconds = shutdown_deadline_seconds
+
+def over_nats(handler: DocumentHandler) -> RequestHandler:
+    """`handler` as a request-reply handler (`Service.serve`, answered with `error_reply`)."""
+
+    async def answer(body: bytes) -> bytes:
+        document = request_document(body, not_an_object=NOT_AN_OBJECT_REQUEST)
+        return (await handler(document)).to_json()
+
+    return answer
+
+
+def over_http(handler: DocumentHandler) -> Handler:
+    """`handler` as an admin API route: POST with the request's object, the reply back with
+    the HTTP status of its error's code."""
+
+    async def route(request: web.Request) -> web.Response:
+        try:
+            document = request_document(await request.read(), not_an_object=NOT_AN_OBJECT_BODY)
+            reply = await handler(document)
+        except FootError as exc:
+            reply = RegistryReply(error=ApiError.from_exception(exc))
+        status = 200 if reply.error is None else http_status(reply.error.code)
+        return web.Response(body=reply.to_json(), status=status, content_type="application/json")
+
+    return route
+
+
+class AgentSubjects:
+    """The pull agents' subjects: hellos (request-reply, answered by their handler) and
+    heartbeats (plain messages); closed before the runtime's own stop."""
+
+    def __init__(self) -> None:
         self._subscriptions: list[Subscription] = []
-        self._in_flight: set[asyncio.Task[None]] = set()
 
-    def track(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        """Run `work` as a task of its own; the shutdown waits for it (up to its deadline)."""
-        task = asyncio.create_task(work, name=name)
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+    async def open(
+        self, bus: Bus, *, on_heartbeat: MessageHandler, on_hello: MessageHandler, queue: str
+    ) -> None:
+        self._subscriptions.append(
+            await bus.subscribe(f"{AGENT_PREFIX}.heartbeat.*", on_heartbeat, queue=queue)
+        )
+        self._subscriptions.append(
+            await bus.serve(f"{AGENT_PREFIX}.register.*", on_hello, queue=queue)
+        )
 
     async def close(self) -> None:
-        """Stop taking requests; give those under way until the shutdown deadline."""
         for subscription in self._subscriptions:
-            with contextlib.suppress(FootError, Exception):
+            # The connection may be closing already: nothing is left to unsubscribe then.
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await subscription.unsubscribe()
         self._subscriptions.clear()
-        if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=self.shutdown_deadline_seconds)
 
-    # ---- NATS ----------------------------------------------------------------------------
 
-    async def serve(self, bus: Bus, subject: str, handler: DocumentHandler, *, queue: str) -> None:
-        """Answer requests on `subject`, each in a task of its own."""
+class InFlight:
+    """Work started on behalf of an agent's message (a status write) that the shutdown
+    waits for, up to its deadline."""
 
-        async def on_request(msg: Msg) -> None:
-            self.track(self._answer(msg, handler), name=f"request:{subject}")
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
 
-        self._subscriptions.append(await bus.serve(subject, on_request, queue=queue))
+    def track(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` as a task of its own; `drain` waits for it."""
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _answer(self, msg: Msg, handler: DocumentHandler) -> None:
-        try:
-            document = orjson.loads(msg.data)
-        except orjson.JSONDecodeError as exc:
-            document = f"malformed JSON: {exc}"
-        if isinstance(document, dict):
-            reply = await handle(handler, document)
-        else:
-            message = document if isinstance(document, str) else "the request must be an object"
-            reply = RegistryReply(error=ApiError(code="Invalid", message=message))
-        with contextlib.suppress(Exception):
-            await msg.respond(reply.to_json())
-
-    async def serve_messages(
-        self, bus: Bus, subject: str, handler: MessageHandler, *, queue: str
-    ) -> None:
-        """Requests on `subject` given to `handler` as they come (it responds itself)."""
-        self._subscriptions.append(await bus.serve(subject, handler, queue=queue))
-
-    async def subscribe(
-        self, bus: Bus, subject: str, handler: MessageHandler, *, queue: str
-    ) -> None:
-        """Messages on `subject` that want no answer (the registry's one raw subscription)."""
-        self._subscriptions.append(await bus.client.subscribe(subject, queue=queue, cb=handler))
-
-    # ---- HTTP ----------------------------------------------------------------------------
-
-    def post(self, path: str, handler: DocumentHandler) -> None:
-        """The same handler on the admin API: POST `path` with the request's object."""
-        self.routes.add_post(path, self._http(handler))
-
-    def get(self, path: str, handler: Callable[[web.Request], Awaitable[web.Response]]) -> None:
-        self.routes.add_get(path, handler)
-
-    @staticmethod
-    def _http(handler: DocumentHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def route(request: web.Request) -> web.Response:
-            try:
-                document = orjson.loads(await request.read())
-            except orjson.JSONDecodeError as exc:
-                document = None
-                reply = RegistryReply(
-                    error=ApiError(code="Invalid", message=f"malformed JSON: {exc}")
-                )
-            if isinstance(document, dict):
-                reply = await handle(handler, document)
-            elif document is not None:
-                reply = RegistryReply(
-                    error=ApiError(code="Invalid", message="the body must be a JSON object")
-                )
-            status = 200 if reply.ok else http_status(reply.error)
-            return web.Response(
-                body=reply.to_json(), status=status, content_type="application/json"
-            )
-
-        return route
+    async def drain(self, deadline_seconds: float) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=deadline_seconds)

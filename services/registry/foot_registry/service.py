@@ -2,17 +2,17 @@
 
 The wiring of its parts, each a module of its own over the pure core (`core`):
 
-* `routing`: requests `foot.registry.{join,unjoin,register,collect}` (request-reply)
-  and the same on the admin HTTP API (`/api/clusters/...`, behind the admin bearer
-  token), and the agents' subjects;
+* `routing`: requests `foot.registry.{join,unjoin,register,collect}` (request-reply,
+  served by the runtime) and the same on the admin HTTP API (`/api/clusters/...`,
+  behind the admin bearer token), and the agents' subjects;
 * `onboarding`: push joins (`member` sets FOOT up in the member), pull registrations,
   unjoins;
 * `health_monitor`: probes of push clusters (`health:probes`), heartbeats and leases
   of pull clusters (`health:leases`), each Ready transition published and recorded;
 * `status_collector`: status of Ready push clusters every status period
   (`status:collect`) and on demand; agents send theirs in heartbeats;
-* `clusters`: the mirror of the clusters bucket with each cluster's health, and the
-  writes to it.
+* `clusters`: the clusters by name as the bucket's mirror (`Service.mirror`) and this
+  registry's own writes leave them, with each cluster's health, and the writes.
 """
 
 from __future__ import annotations
@@ -23,14 +23,7 @@ import orjson
 from aiohttp import web
 from pydantic import SecretStr
 
-from foot.bus import Entry
-from foot.catalog import (
-    AGENT_PREFIX,
-    CLUSTER_AGENTS,
-    CLUSTER_CREDENTIALS,
-    CLUSTERS,
-    registry_subject,
-)
+from foot.catalog import CLUSTER_AGENTS, CLUSTER_CREDENTIALS, CLUSTERS, registry_subject
 from foot.credentials import CredentialStore
 from foot.kinds.clusters import Cluster
 from foot.kube import KubeClient, KubeTarget
@@ -42,14 +35,22 @@ from foot.registry_api import (
     UnjoinRequest,
 )
 from foot.runtime.service import Service
-from foot.runtime.settings import ServiceSettings, as_settings
+from foot.runtime.settings import ServiceSettings
 from foot.secrets import SecretBox
 from foot_registry.clusters import ClusterStore, Roster
 from foot_registry.core.health import Health
 from foot_registry.health_monitor import HealthMonitor
 from foot_registry.member import KubeFactory
 from foot_registry.onboarding import Onboarding
-from foot_registry.routing import DocumentHandler, RequestRouting, parse
+from foot_registry.routing import (
+    AgentSubjects,
+    DocumentHandler,
+    InFlight,
+    error_reply,
+    over_http,
+    over_nats,
+    parse,
+)
 from foot_registry.settings import RegistrySettings
 from foot_registry.status_collector import StatusCollector
 
@@ -61,18 +62,18 @@ def default_kube_factory(target: KubeTarget, timeout_seconds: float) -> KubeClie
     return KubeClient(target, timeout_seconds=timeout_seconds, user_agent="foot-registry")
 
 
-class RegistryService(Service):
+class RegistryService(Service[RegistrySettings]):
     name = "registry"
     settings_model: ClassVar[type[ServiceSettings]] = RegistrySettings
 
     def __init__(self, settings: ServiceSettings) -> None:
-        config = as_settings(RegistrySettings, settings)
-        super().__init__(config)
-        self.config: RegistrySettings = config
+        super().__init__(settings)
         self.kube_factory: KubeFactory = default_kube_factory
         """How member clients are made (tests wrap it to inject failures)."""
         self.roster = Roster()
-        self.routing = RequestRouting(self.admin.app.router, config.shutdown_deadline_seconds)
+        self.agent_subjects = AgentSubjects()
+        self.status_writes = InFlight()
+        """The agents' status writes under way (the shutdown waits for them)."""
 
     @property
     def clusters(self) -> dict[str, Cluster]:
@@ -89,8 +90,8 @@ class RegistryService(Service):
     # ---- wiring ----------------------------------------------------------------------------
 
     async def setup(self) -> None:
-        config = self.config
-        self.box = SecretBox.from_file(config.secret_key_file, create=True)
+        settings = self.settings
+        self.box = SecretBox.from_file(settings.secret_key_file, create=True)
         self.credentials = CredentialStore(await self.bus.kv(CLUSTER_CREDENTIALS.name), self.box)
         self.agents_kv = await self.bus.kv(CLUSTER_AGENTS.name)
         self.clusters_kv = await self.bus.kv(CLUSTERS.name)
@@ -99,9 +100,9 @@ class RegistryService(Service):
             roster=self.roster,
             store=self.cluster_store,
             credentials=self.credentials,
-            config=config,
+            settings=settings,
             make_kube=self._make_kube,
-            track=self.routing.track,
+            track=self.status_writes.track,
         )
         self.monitor = HealthMonitor(
             bus=self.bus,
@@ -110,7 +111,7 @@ class RegistryService(Service):
             credentials=self.credentials,
             agents_kv=self.agents_kv,
             box=self.box,
-            config=config,
+            settings=settings,
             make_kube=self._make_kube,
             on_agent_status=self.status.take_from_agent,
         )
@@ -120,12 +121,12 @@ class RegistryService(Service):
             credentials=self.credentials,
             agents_kv=self.agents_kv,
             box=self.box,
-            config=config,
+            settings=settings,
             make_kube=self._make_kube,
             monitor=self.monitor,
         )
-        informer = await self.watch(CLUSTERS.name)
-        informer.listen(self._on_cluster_entry)
+        clusters = await self.mirror(CLUSTERS.name, Cluster.from_json, "cluster")
+        clusters.on_change(self._on_cluster_change)
         await self._route()
         self.supervisor.spawn("health:probes", self.monitor.run_probes)
         self.supervisor.spawn("health:leases", self.monitor.run_leases)
@@ -138,25 +139,29 @@ class RegistryService(Service):
             "register": self._register_document,
             "collect": self._collect_document,
         }
-        routing = self.routing
         for verb, handler in handlers.items():
-            await routing.serve(self.bus, registry_subject(verb), handler, queue=QUEUE)
-        await routing.subscribe(
-            self.bus, f"{AGENT_PREFIX}.heartbeat.*", self.monitor.on_heartbeat, queue=QUEUE
-        )
-        await routing.serve_messages(
-            self.bus, f"{AGENT_PREFIX}.register.*", self.monitor.on_hello, queue=QUEUE
+            await self.serve(
+                registry_subject(verb), over_nats(handler), error_reply=error_reply, queue=QUEUE
+            )
+        await self.agent_subjects.open(
+            self.bus,
+            on_heartbeat=self.monitor.on_heartbeat,
+            on_hello=self.monitor.on_hello,
+            queue=QUEUE,
         )
         for verb, handler in handlers.items():
-            routing.post(f"/api/clusters/{verb}", handler)
-        routing.get("/api/clusters", self._http_list)
+            self.admin.add_route("POST", f"/api/clusters/{verb}", over_http(handler))
+        self.admin.add_route("GET", "/api/clusters", self._http_list)
 
     async def stop(self) -> None:
-        await self.routing.close()
+        # No more agents' messages, and the status writes they started finish, before the
+        # runtime's staged stop closes the request subjects, drains them and disconnects.
+        await self.agent_subjects.close()
+        await self.status_writes.drain(self.settings.shutdown_deadline_seconds)
         await super().stop()
 
-    def _on_cluster_entry(self, entry: Entry) -> None:
-        gone = self.roster.apply(entry)
+    def _on_cluster_change(self, key: str, _before: Cluster | None, after: Cluster | None) -> None:
+        gone = self.roster.take(key, after)
         if gone is not None:
             self.monitor.forget(gone)
 

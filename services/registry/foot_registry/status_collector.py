@@ -36,14 +36,14 @@ class StatusCollector:
         roster: Roster,
         store: ClusterStore,
         credentials: CredentialStore,
-        config: RegistrySettings,
+        settings: RegistrySettings,
         make_kube: KubeFactory,
         track: Track,
     ) -> None:
         self.roster = roster
         self.store = store
         self.credentials = credentials
-        self.config = config
+        self.settings = settings
         self.make_kube = make_kube
         self.track = track
 
@@ -62,7 +62,7 @@ class StatusCollector:
 
     async def _collect(self, name: str) -> Cluster | None:
         credential = await self.credentials.get(name)
-        timeout = self.config.status_timeout_seconds
+        timeout = self.settings.status_timeout_seconds
         async with (
             asyncio.timeout(timeout),
             self.make_kube(KubeTarget.from_credential(credential), timeout) as kube,
@@ -88,7 +88,7 @@ class StatusCollector:
         return collected
 
     async def run(self) -> None:
-        gate = asyncio.Semaphore(self.config.status_concurrency)
+        gate = asyncio.Semaphore(self.settings.status_concurrency)
         in_flight: set[str] = set()
 
         async def one(name: str) -> None:
@@ -105,4 +105,4 @@ class StatusCollector:
                 for name in due_for_status(self.roster.clusters, self.roster.health, in_flight):
                     in_flight.add(name)
                     group.create_task(one(name), name=f"registry:collect:{name}")
-                await asyncio.sleep(self.config.status_period_seconds)
+                await asyncio.sleep(self.settings.status_period_seconds)

@@ -118,7 +118,7 @@ async def test_agent_registers_heartbeats_and_its_absence_is_detected(
         await eventually(lambda: events[-1][1].ready == "Unknown", within=15)
         detected_at, event = events[-1]
         assert event.reason == "HeartbeatMissed"
-        lease = registry.config.heartbeat_lease_seconds
+        lease = registry.settings.heartbeat_lease_seconds
         assert event.last_success_at is not None
         assert (event.observed_at - event.last_success_at).total_seconds() >= lease
         print(f"agent killed -> Unknown event: {detected_at - killed_at:.2f}s (lease {lease}s)")  # noqa: T201
