@@ -15,7 +15,7 @@ from foot.api import ApiReply, ApiRequest, ObjectResult
 from foot.catalog import API_APPLY, API_DELETE
 from foot.errors import FootError, InvalidObjectError
 from foot.kinds import KINDS
-from foot.objects import load_documents
+from foot.yamlsafe import load_documents
 from foot_cli.cluster import add_commands as add_cluster_commands
 from foot_cli.cluster import exec_agent
 from foot_cli.connection import connect
