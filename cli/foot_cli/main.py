@@ -27,8 +27,9 @@ from foot_cli.get import cmd_get
 def read_files(paths: Sequence[str]) -> list[dict[str, Any]]:
     documents = []
     for path in paths:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-        documents += load_documents(text, source="stdin" if path == "-" else path)
+        # Bytes: the loader itself refuses what is not UTF-8, with a clear error.
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        documents += load_documents(data, source="stdin" if path == "-" else path)
     return documents
 
 
