@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 from yaml.composer import Composer
@@ -57,7 +57,7 @@ class _Refused(Exception):  # noqa: N818 - internal signal, turned into InvalidO
 class _StrictResolver(Resolver):
     """YAML 1.1's implicit types without timestamps (Kubernetes keeps dates as strings)."""
 
-    yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = {
+    yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML's own class-level table
         first: [(tag, regexp) for tag, regexp in resolvers if not tag.endswith(":timestamp")]
         for first, resolvers in Resolver.yaml_implicit_resolvers.items()
     }
@@ -68,7 +68,7 @@ class _BoundedComposer(Composer):
     any Python value is constructed."""
 
     def compose_document(self) -> Node | None:
-        node: Node | None = super().compose_document()  # type: ignore[no-untyped-call]
+        node: Node | None = super().compose_document()
         if node is not None:
             _check_graph(node)
         return node
@@ -122,12 +122,12 @@ def _check_unique_keys(node: MappingNode) -> None:
 
 class _BoundedLoader(Reader, Scanner, Parser, _BoundedComposer, SafeConstructor, _StrictResolver):
     def __init__(self, stream: str) -> None:
-        Reader.__init__(self, stream)  # type: ignore[no-untyped-call]
-        Scanner.__init__(self)  # type: ignore[no-untyped-call]
-        Parser.__init__(self)  # type: ignore[no-untyped-call]
-        Composer.__init__(self)  # type: ignore[no-untyped-call]
-        SafeConstructor.__init__(self)  # type: ignore[no-untyped-call]
-        Resolver.__init__(self)  # type: ignore[no-untyped-call]
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
 
 
 def _text(data: str | bytes, source: str) -> str:
@@ -201,7 +201,7 @@ def _load_yaml(text: str, source: str) -> list[Any]:
     try:
         documents = []
         while loader.check_data():  # type: ignore[no-untyped-call]
-            documents.append(loader.get_data())  # type: ignore[no-untyped-call]
+            documents.append(loader.get_data())
     except _Refused as exc:
         raise _problem(source, str(exc)) from None
     except yaml.MarkedYAMLError as exc:
@@ -217,7 +217,7 @@ def _load_yaml(text: str, source: str) -> list[Any]:
     except ValueError as exc:  # an integer of more than 4300 digits
         raise _problem(source, f"does not parse: {exc}") from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     return documents
 
 

@@ -163,6 +163,7 @@ async def assert_nothing_stored(nats_server: EmbeddedNats, name: str) -> None:
     [pytest.param(d, e, id=i) for i, d, e in DOCUMENT_CASES],
 )
 async def test_a_bad_template_is_refused_with_every_problem(
+    *,
     scheduler: SchedulerService,
     bus: Bus,
     nats_server: EmbeddedNats,
@@ -211,6 +212,7 @@ BODY_CASES: list[tuple[str, str, bytes, str, str]] = [
     [pytest.param(t, b, p, f, id=i) for i, t, b, p, f in BODY_CASES],
 )
 async def test_a_bad_request_body_gets_one_clear_error(
+    *,
     scheduler: SchedulerService,
     bus: Bus,
     nats_server: EmbeddedNats,

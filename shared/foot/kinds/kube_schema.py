@@ -54,7 +54,7 @@ def _schema_folder() -> Any:
 @functools.cache
 def _registry() -> Registry[Any]:
     definitions = json.loads((_schema_folder() / "_definitions.json").read_bytes())
-    return Resource.from_contents(definitions) @ Registry()  # type: ignore[return-value]
+    return Resource.from_contents(definitions) @ Registry()
 
 
 @functools.cache
@@ -90,7 +90,7 @@ def _describe(error: ValidationError) -> Iterator[FieldProblem]:
     at = list(error.absolute_path)
     keyword = error.validator
     if keyword == "additionalProperties" and isinstance(error.instance, Mapping):
-        known = error.schema.get("properties", {})
+        known = error.schema.get("properties", {}) if isinstance(error.schema, Mapping) else {}
         for name in error.instance:
             if name not in known:
                 yield FieldProblem(_path([*at, name]), "unknown field")
@@ -104,21 +104,22 @@ def _describe(error: ValidationError) -> Iterator[FieldProblem]:
 
 def _reason(error: ValidationError) -> str:
     keyword = error.validator
-    if keyword == "format" and error.validator_value in _INT_BOUNDS:
-        low, high = _INT_BOUNDS[str(error.validator_value)]
-        bits = str(error.validator_value).removeprefix("int")
+    value: Any = error.validator_value
+    if keyword == "format" and value in _INT_BOUNDS:
+        low, high = _INT_BOUNDS[str(value)]
+        bits = str(value).removeprefix("int")
         return f"must be a {bits}-bit integer (from {low} to {high}), got {error.instance!r}"
     if keyword == "type":
-        wanted = error.validator_value
+        wanted = value
         names = [wanted] if isinstance(wanted, str) else [t for t in wanted if t != "null"]
         return (
             f"must be {' or '.join(_article(n) for n in names)}, got {_json_type(error.instance)}"
         )
     if keyword == "enum":
-        choices = ", ".join(repr(c) for c in error.validator_value if c is not None)
+        choices = ", ".join(repr(c) for c in value if c is not None)
         return f"must be one of {choices}, got {error.instance!r}"
     if keyword == "oneOf":
-        types = [t for option in error.validator_value for t in _types(option) if t != "null"]
+        types = [t for option in value for t in _types(option) if t != "null"]
         if types:
             wanted = " or ".join(_article(t) for t in types)
             return f"must be {wanted}, got {_json_type(error.instance)}"

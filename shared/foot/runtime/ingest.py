@@ -91,7 +91,7 @@ def parse_request(data: bytes) -> ApiRequest:
         ]
     if problems:
         raise InvalidObjectError("request", problems)
-    return ApiRequest(objects=objects)
+    return ApiRequest.model_validate({"objects": objects})
 
 
 def _unregistered(document: dict[str, Any]) -> bool:
