@@ -15,7 +15,7 @@ from foot.api import ApiReply, ApiRequest, ObjectResult
 from foot.catalog import API_APPLY, API_DELETE
 from foot.errors import FootError, InvalidObjectError
 from foot.kinds import KINDS
-from foot.objects import load_documents
+from foot.yamlsafe import load_documents
 from foot_cli.cluster import add_commands as add_cluster_commands
 from foot_cli.cluster import exec_agent
 from foot_cli.connection import connect
@@ -27,8 +27,9 @@ from foot_cli.get import cmd_get
 def read_files(paths: Sequence[str]) -> list[dict[str, Any]]:
     documents = []
     for path in paths:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-        documents += load_documents(text, source="stdin" if path == "-" else path)
+        # Bytes: the loader itself refuses what is not UTF-8, with a clear error.
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        documents += load_documents(data, source="stdin" if path == "-" else path)
     return documents
 
 

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 import orjson
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from foot.errors import FieldProblem, InvalidObjectError
+from foot.errors import FieldProblem
+from foot.yamlsafe import load_documents as load_documents  # noqa: PLC0414 - re-exported for callers of foot.objects
 
 # The one spelling of Kubernetes' DNS-1123 names in the tree (k8s.io/apimachinery's
 # validation): kinds, settings and the simulator all build on these fragments.
@@ -138,32 +138,6 @@ def problems_from_validation(error: ValidationError) -> list[FieldProblem]:
         reason = str(item["msg"]).removeprefix("Value error, ")
         problems.append(FieldProblem(path=path, reason=reason))
     return problems
-
-
-def load_documents(text: str | bytes, source: str = "input") -> list[dict[str, Any]]:
-    """Parse JSON (an object, or a list of objects) or multi-document YAML.
-
-    Raises InvalidObjectError naming the document when the text does not parse
-    or a document is not a mapping.
-    """
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    stripped = text.lstrip()
-    try:
-        if stripped.startswith(("{", "[")):
-            parsed: Any = orjson.loads(stripped)
-            documents = parsed if isinstance(parsed, list) else [parsed]
-        else:
-            documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InvalidObjectError(source, [FieldProblem("", f"does not parse: {exc}")]) from exc
-    for index, document in enumerate(documents):
-        if not isinstance(document, Mapping):
-            raise InvalidObjectError(
-                f"{source} document {index + 1}",
-                [FieldProblem("", f"must be a mapping, got {type(document).__name__}")],
-            )
-    return [dict(d) for d in documents]
 
 
 def iter_lines(documents: Iterable[Mapping[str, Any]]) -> Iterator[str]:

@@ -253,7 +253,7 @@ async def test_cli_apply_get_delete(
     assert "deployment.apps/web created" in applied.stdout
     assert "configmap/web-settings created" in applied.stdout
     assert "metadata.name: must be a lowercase RFC 1123 subdomain" in applied.stderr
-    assert "data.retries: Input should be a valid string" in applied.stderr
+    assert "data.retries: must be a string, got the number 3" in applied.stderr
 
     listed = await run(foot_cli, nats_server, "get", "deployments", "-n", "shop")
     assert listed.returncode == 0

@@ -48,7 +48,10 @@ def test_a_valid_deployment_keeps_every_field_and_defaults_its_namespace() -> No
 
 def test_every_problem_is_reported_at_once_with_its_path() -> None:
     found = problems(
-        deployment(replicas=-1, template={"spec": {"containers": []}})
+        deployment(
+            replicas=-1,
+            template={"metadata": {"labels": {"app": "web"}}, "spec": {"containers": []}},
+        )
         | {"metadata": {"name": "Web!"}}
     )
     assert set(found) == {"metadata.name", "spec.replicas", "spec.template.spec.containers"}
@@ -57,7 +60,8 @@ def test_every_problem_is_reported_at_once_with_its_path() -> None:
 
 def test_duplicate_container_names_are_refused() -> None:
     containers = [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]
-    found = problems(deployment(template={"spec": {"containers": containers}}))
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": containers}}
+    found = problems(deployment(template=template))
     assert "repeated: a" in found["spec.template.spec.containers"]
 
 

@@ -16,6 +16,9 @@ from pydantic import ValidationError
 from foot.errors import FieldProblem, InvalidObjectError, NotFoundError
 from foot.objects import KubeObject, problems_from_validation
 
+DocumentCheck = Callable[[Mapping[str, Any]], list[FieldProblem]]
+"""Every problem of a raw document, as field paths and reasons (empty: none)."""
+
 
 @dataclass(frozen=True, slots=True)
 class KindInfo:
@@ -33,6 +36,9 @@ class KindInfo:
     short_names: tuple[str, ...] = ()
     sensitive: bool = False
     """Objects carry secrets (a Secret's data): stored sealed, never in plain text."""
+    check: DocumentCheck | None = None
+    """Checks of the raw document beyond the model (a template's Kubernetes schema); every
+    problem it finds is reported together with the model's."""
 
     @property
     def group(self) -> str:
@@ -101,8 +107,19 @@ class KindRegistry:
     def spellings(self) -> str:
         return ", ".join(sorted(info.plural for info in self))
 
-    def parse(self, document: Mapping[str, Any], source: str = "object") -> KubeObject:
-        """Validate a raw document into its model; every problem is reported at once."""
+    def parse(
+        self,
+        document: Mapping[str, Any],
+        source: str = "object",
+        *,
+        custom: Mapping[tuple[str, str], DocumentCheck] | None = None,
+    ) -> KubeObject:
+        """Validate a raw document into its model; every problem is reported at once.
+
+        `custom` holds the checks of the custom resource kinds registered by a stored
+        CustomResourceDefinition (`foot.kinds.custom`); any other kind Kubernetes does not
+        serve is refused.
+        """
         api_version = document.get("apiVersion")
         kind = document.get("kind")
         problems = []
@@ -116,10 +133,15 @@ class KindRegistry:
         assert isinstance(kind, str)  # noqa: S101
         info = self.lookup(api_version, kind)
         name = describe(document, kind)
+        check = (custom or {}).get((api_version, kind)) or info.check
+        problems = check(document) if check is not None else []
         try:
             parsed = info.model.model_validate(document, by_alias=True)
         except ValidationError as exc:
-            raise InvalidObjectError(name, problems_from_validation(exc)) from None
+            reported = {p.path for p in problems}
+            problems += [p for p in problems_from_validation(exc) if p.path not in reported]
+        if problems:
+            raise InvalidObjectError(name, problems)
         if info.namespaced and parsed.metadata.namespace is None:
             parsed = parsed.model_copy(
                 update={"metadata": parsed.metadata.model_copy(update={"namespace": "default"})}

@@ -3,8 +3,11 @@
 The scheduler owns them. A template keeps every field the user wrote (they
 are applied to member clusters as they are), so models allow unknown fields;
 the fields FOOT itself relies on (names, replicas, selectors, pod templates,
-ports, data maps) are checked so that a broken template is refused at the door
-instead of failing later in every member cluster.
+ports, data maps) are modelled. Every template is also checked against the
+Kubernetes schemas of the pinned release (`foot.kinds.kube_schema`): a template
+Kubernetes would refuse is refused at the door instead of failing later in every
+member cluster, and a kind Kubernetes does not serve is refused unless a stored
+CustomResourceDefinition registers it (`foot.kinds.custom`).
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ import base64
 import binascii
 import functools
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 from foot.catalog import TEMPLATES
+from foot.errors import FieldProblem
 from foot.kinds import KindInfo
+from foot.kinds.kube_schema import KUBERNETES_RELEASE, kubernetes_problems, kubernetes_validator
 from foot.objects import DNS1123_SUBDOMAIN, FrozenModel, KubeObject
 
 
@@ -206,6 +212,41 @@ _TEMPLATES: tuple[tuple[str, type[TemplateObject], str, tuple[str, ...]], ...] =
 )
 
 
+_FOOT_METADATA = frozenset({"revision", "traceparent"})
+"""FOOT's own metadata fields (where it stored the object), which Kubernetes has not."""
+
+
+class KubernetesCheck:
+    """The Kubernetes API server's checks of one kind; the schema is loaded on first use."""
+
+    def __init__(self, api_version: str, kind: str) -> None:
+        self.api_version = api_version
+        self.kind = kind
+
+    def __call__(self, document: Mapping[str, Any]) -> list[FieldProblem]:
+        validator = kubernetes_validator(self.api_version, self.kind)
+        if validator is None:
+            return [_not_served(self.api_version, self.kind)]
+        metadata = document.get("metadata")
+        if isinstance(metadata, Mapping) and _FOOT_METADATA & metadata.keys():
+            stripped = {k: v for k, v in metadata.items() if k not in _FOOT_METADATA}
+            document = {**document, "metadata": stripped}
+        return kubernetes_problems(validator, document)
+
+
+def _not_served(api_version: str, kind: str) -> FieldProblem:
+    return FieldProblem(
+        "kind",
+        f"{kind} {api_version} is not served by Kubernetes {KUBERNETES_RELEASE} and no "
+        "CustomResourceDefinition applied to FOOT registers it (apply the CRD first, "
+        "then its resources)",
+    )
+
+
+def refuse_unregistered(document: Mapping[str, Any]) -> list[FieldProblem]:
+    return [_not_served(str(document.get("apiVersion")), str(document.get("kind")))]
+
+
 def template_kinds() -> list[KindInfo]:
     infos = []
     for api_version, model, plural, short_names in _TEMPLATES:
@@ -221,6 +262,7 @@ def template_kinds() -> list[KindInfo]:
                 namespaced=model.namespaced,
                 short_names=short_names,
                 sensitive=model is Secret,
+                check=KubernetesCheck(api_version, kind),
             )
         )
     return infos
@@ -249,8 +291,9 @@ convention of ClusterIssuer, ClusterSecretStore, ...) is taken as cluster-scoped
 
 
 class GenericTemplate(TemplateObject):
-    """Any other Kubernetes object (a custom resource, a kind FOOT does not model): kept whole,
-    placed by policy like every template; only apiVersion, kind and metadata are checked."""
+    """Any other Kubernetes object (a kind FOOT does not model, a custom resource): kept whole,
+    placed by policy like every template; checked against the Kubernetes schema of its kind
+    or the schema of the CustomResourceDefinition that registers it."""
 
 
 def _plural(kind: str) -> str:
@@ -276,6 +319,7 @@ def generic_template_kind(api_version: str, kind: str) -> KindInfo | None:
     cluster_scoped = kind in _CLUSTER_SCOPED_KINDS or (
         kind.startswith("Cluster") and group not in _BUILTIN_GROUPS
     )
+    served = kubernetes_validator(api_version, kind) is not None
     return KindInfo(
         api_version=api_version,
         kind=kind,
@@ -284,6 +328,7 @@ def generic_template_kind(api_version: str, kind: str) -> KindInfo | None:
         bucket=TEMPLATES.name,
         plural=_plural(kind),
         namespaced=not cluster_scoped,
+        check=KubernetesCheck(api_version, kind) if served else refuse_unregistered,
     )
 
 

@@ -29,7 +29,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from foot.api import ApiError, ApiReply, ApiRequest, ObjectRef, ObjectResult, Outcome, ref_of
 from foot.bus.connection import Bus
@@ -41,11 +40,14 @@ from foot.catalog import (
     owner_delete_subject,
 )
 from foot.errors import FieldProblem, FootError, InvalidObjectError, NotFoundError, TransportError
-from foot.kinds import KINDS, KindInfo
+from foot.kinds import KINDS, DocumentCheck, KindInfo
+from foot.kinds.custom import CRD_API_VERSION, CRD_KIND, custom_kind_checks
+from foot.kinds.templates import refuse_unregistered
 from foot.objects import KubeObject
 from foot.runtime.metrics import ServiceMetrics
 from foot.runtime.requests import Responder
 from foot.store import ObjectStore
+from foot.yamlsafe import NO_OBJECTS, load_json
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,39 @@ def _rejected(document: dict[str, Any], exc: FootError) -> ObjectResult:
     return ObjectResult(
         ref=ref_of(document), outcome="rejected", error=ApiError.from_exception(exc)
     )
+
+
+def parse_request(data: bytes) -> ApiRequest:
+    """A request body read with the same limits as every other input (foot.yamlsafe), its
+    problems reported as field paths; a request without objects is refused."""
+    body = load_json(data, source="request")
+    if not isinstance(body, dict):
+        raise InvalidObjectError("request", [FieldProblem("", "must be a JSON object")])
+    objects = body.get("objects")
+    problems = [FieldProblem(key, "unknown field") for key in body if key != "objects"]
+    if not isinstance(objects, list):
+        problems.append(FieldProblem("objects", "is required, a list of objects"))
+    elif not objects:
+        problems.append(FieldProblem("objects", NO_OBJECTS))
+    else:
+        problems += [
+            FieldProblem(f"objects.{index}", "must be a mapping")
+            for index, document in enumerate(objects)
+            if not isinstance(document, dict)
+        ]
+    if problems:
+        raise InvalidObjectError("request", problems)
+    return ApiRequest.model_validate({"objects": objects})
+
+
+def _unregistered(document: dict[str, Any]) -> bool:
+    api_version, kind = document.get("apiVersion"), document.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        return False
+    try:
+        return KINDS.lookup(api_version, kind).check is refuse_unregistered
+    except InvalidObjectError:
+        return False
 
 
 def _resolve_ref(document: dict[str, Any]) -> tuple[KindInfo, ObjectRef]:
@@ -120,10 +155,9 @@ class ApiIngest:
     ) -> None:
         async def answer(data: bytes) -> bytes:
             try:
-                request = ApiRequest.model_validate_json(data)
-            except ValidationError as exc:
-                malformed = ApiError(code="Invalid", message=f"malformed API request: {exc}")
-                return _encode(ApiReply(error=malformed))
+                request = parse_request(data)
+            except InvalidObjectError as exc:
+                return _encode(ApiReply(error=ApiError.from_exception(exc)))
             return _encode(await handle(request))
 
         await self.responder.serve(
@@ -136,10 +170,11 @@ class ApiIngest:
         """Validate every document, then store the valid ones (concurrently); one result per
         document, in order."""
         documents = list(documents)
+        custom = await self.custom_kinds(documents)
         checked: list[KubeObject | FootError] = []
         for document in documents:
             try:
-                checked.append(self._parse_owned(document))
+                checked.append(self._parse_owned(document, custom))
             except FootError as exc:
                 checked.append(exc)
         return ApiReply(results=await self._apply_checked(documents, checked))
@@ -172,8 +207,20 @@ class ApiIngest:
                 group.create_task(lane(indexes), name="api-apply")
         return [r for r in results if r is not None]
 
-    def _parse_owned(self, document: dict[str, Any]) -> KubeObject:
-        parsed = KINDS.parse(document)
+    async def custom_kinds(
+        self, documents: list[dict[str, Any]]
+    ) -> dict[tuple[str, str], DocumentCheck] | None:
+        """The custom resource kinds registered by the stored CRDs, read only when a document
+        needs them (read at every such request: every instance sees the same CRDs)."""
+        if not any(_unregistered(d) for d in documents):
+            return None
+        definitions = await self.store.list(KINDS.lookup(CRD_API_VERSION, CRD_KIND))
+        return custom_kind_checks(d.to_dict() for d in definitions)
+
+    def _parse_owned(
+        self, document: dict[str, Any], custom: dict[tuple[str, str], DocumentCheck] | None
+    ) -> KubeObject:
+        parsed = KINDS.parse(document, custom=custom)
         self._check_owned(document, parsed)
         return parsed
 
@@ -245,9 +292,10 @@ class ApiIngest:
         results: list[ObjectResult | None] = [None] * len(request.objects)
         by_owner: dict[str, list[int]] = {}
         mine: list[tuple[int, KubeObject]] = []
+        custom = await self.custom_kinds(request.objects)
         for index, document in enumerate(request.objects):
             try:
-                parsed = KINDS.parse(document)
+                parsed = KINDS.parse(document, custom=custom)
             except InvalidObjectError as exc:
                 await self._publish_rejection(document, exc)
                 results[index] = _rejected(document, exc)

@@ -273,6 +273,37 @@ async def test_unclaimed_templates_say_so_and_custom_resources_are_placed(
         "metadata": {"name": "widgets"},
         "spec": {"resourceSelectors": [{"apiVersion": "example.com/v1", "kind": "Widget"}]},
     }
+    widget_definition = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {"size": {"type": "integer"}},
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    # As with kubectl, a custom resource is accepted once its CRD is (an earlier request).
+    registered = await api(bus, API_APPLY, widget_definition)
+    assert registered.ok, registered
     reply = await api(bus, API_APPLY, config, widget, widgets)
     assert reply.ok, reply
     unplaced = await bindings.wait("settings-configmap", lambda b: b.status.conditions)

@@ -20,7 +20,10 @@ TEMPLATE = KINDS.parse(
         "spec": {
             "replicas": 4,
             "selector": {"matchLabels": {"app": "web"}},
-            "template": {"spec": {"containers": [{"name": "web", "image": "nginx"}]}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+            },
         },
     }
 )

@@ -1,4 +1,5 @@
-"""Custom resources (and any kind FOOT does not model) are accepted as resource templates."""
+"""Custom resources (registered by their CRD) and Kubernetes kinds FOOT does not model are
+accepted as resource templates."""
 
 from __future__ import annotations
 
@@ -6,8 +7,46 @@ import pytest
 
 from foot.errors import InvalidObjectError
 from foot.kinds import KINDS
+from foot.kinds.custom import custom_kind_checks
 from foot.kinds.templates import GenericTemplate
 from foot_scheduler.core import workload_from_template
+
+
+def definition(group: str, kind: str, scope: str = "Namespaced") -> dict[str, object]:
+    """A CRD registering `<group>/v1` `<kind>` with an open spec."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{kind.lower()}s.{group}"},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {"kind": kind, "plural": f"{kind.lower()}s"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "x-kubernetes-preserve-unknown-fields": True,
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+CUSTOM = custom_kind_checks(
+    [definition("example.com", "Widget"), definition("cert-manager.io", "ClusterIssuer", "Cluster")]
+)
 
 
 def test_a_custom_resource_is_a_namespaced_template_owned_by_the_scheduler() -> None:
@@ -17,7 +56,7 @@ def test_a_custom_resource_is_a_namespaced_template_owned_by_the_scheduler() -> 
         "metadata": {"name": "w1", "labels": {"app": "w"}},
         "spec": {"size": 3, "nested": {"anything": [1, 2]}},
     }
-    parsed = KINDS.parse(document)
+    parsed = KINDS.parse(document, custom=CUSTOM)
     assert isinstance(parsed, GenericTemplate)
     assert parsed.namespace == "default"
     assert parsed.to_dict()["spec"] == document["spec"]
@@ -31,7 +70,8 @@ def test_a_custom_resource_is_a_namespaced_template_owned_by_the_scheduler() -> 
 
 def test_cluster_scoped_kinds_are_recognised() -> None:
     issuer = KINDS.parse(
-        {"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": "ca"}}
+        {"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": "ca"}},
+        custom=CUSTOM,
     )
     assert issuer.namespace is None
     role = KINDS.lookup("rbac.authorization.k8s.io/v1", "ClusterRole")
@@ -42,6 +82,7 @@ def test_cluster_scoped_kinds_are_recognised() -> None:
                 "apiVersion": "storage.k8s.io/v1",
                 "kind": "StorageClass",
                 "metadata": {"name": "fast", "namespace": "default"},
+                "provisioner": "csi.example.com",
             }
         )
     assert raised.value.problems[0].path == "metadata.namespace"
@@ -62,3 +103,34 @@ def test_malformed_or_reserved_kinds_are_still_refused(api_version: str, kind: s
     with pytest.raises(InvalidObjectError) as raised:
         KINDS.parse({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}})
     assert raised.value.problems[0].path == "kind"
+
+
+def test_a_custom_resource_without_its_definition_is_refused_saying_how_to_register_it() -> None:
+    document = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}}
+    with pytest.raises(InvalidObjectError) as raised:
+        KINDS.parse(document)
+    assert [p.path for p in raised.value.problems] == ["kind"]
+    assert "CustomResourceDefinition" in raised.value.problems[0].reason
+
+
+def test_a_custom_resource_is_checked_against_its_definition_schema() -> None:
+    crd = definition("example.com", "Gadget")
+    version = crd["spec"]["versions"][0]  # type: ignore[index]
+    version["schema"]["openAPIV3Schema"]["properties"]["spec"] = {
+        "type": "object",
+        "properties": {"size": {"type": "integer", "format": "int32"}, "color": {"type": "string"}},
+        "required": ["size"],
+    }
+    custom = custom_kind_checks([crd])
+    document = {
+        "apiVersion": "example.com/v1",
+        "kind": "Gadget",
+        "metadata": {"name": "g", "labels": {"bad key": "x"}},
+        "spec": {"size": 2**31, "colour": "red"},
+    }
+    with pytest.raises(InvalidObjectError) as raised:
+        KINDS.parse(document, custom=custom)
+    found = {p.path: p.reason for p in raised.value.problems}
+    assert set(found) == {"spec.size", "spec.colour", "metadata.labels"}
+    assert "32-bit" in found["spec.size"]
+    assert found["spec.colour"] == "unknown field"

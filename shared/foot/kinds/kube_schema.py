@@ -1,0 +1,319 @@
+"""Resource templates checked as the Kubernetes API server would, before anything is stored.
+
+The schemas are the OpenAPI schemas of a pinned Kubernetes release as shipped by the
+`kubernetes-validate` package (strict: unknown fields refused). Each kind's validator is
+built once per process, on first use, and reports every problem at once with its path.
+On top of the schemas, the checks the API server makes in code and the schemas cannot
+express: int32/int64 bounds, label and annotation syntax, and a workload's selector
+matching its pod template's labels.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
+from referencing import Registry, Resource
+
+from foot.errors import FieldProblem
+from foot.objects import DNS1123_LABEL_MAX, DNS1123_SUBDOMAIN_MAX
+
+KUBERNETES_RELEASE = "1.36"
+"""The release the test environment builds (kube-apiserver v1.36.x)."""
+_SCHEMA_FOLDER = f"v{KUBERNETES_RELEASE}.0-local-strict"
+_DEFINITIONS_URI = "https://kubernetes.io/api/_definitions.json"
+
+_INT_BOUNDS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+FORMATS = FormatChecker(formats=())
+
+
+def _in_bounds(name: str, value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return True  # not a number: the `type` check reports it
+    if isinstance(value, float) and not value.is_integer():
+        return True
+    low, high = _INT_BOUNDS[name]
+    return low <= value <= high
+
+
+for _name in _INT_BOUNDS:
+    FORMATS.checks(_name)(functools.partial(_in_bounds, _name))
+
+
+def _schema_folder() -> Any:
+    return resources.files("kubernetes_validate") / "kubernetes-json-schema" / _SCHEMA_FOLDER
+
+
+@functools.cache
+def _registry() -> Registry[Any]:
+    definitions = json.loads((_schema_folder() / "_definitions.json").read_bytes())
+    return Resource.from_contents(definitions) @ Registry()
+
+
+@functools.cache
+def kubernetes_validator(api_version: str, kind: str) -> Draft202012Validator | None:
+    """The validator of a kind the pinned Kubernetes release serves; None for any other."""
+    group, _, version = api_version.rpartition("/")
+    # The package names files `<kind>-<first label of the group>-<version>.json`.
+    stem = "-".join(part for part in (kind.lower(), group.partition(".")[0], version) if part)
+    path = _schema_folder() / f"{stem}.json"
+    if not re.fullmatch(r"[a-z0-9-]+", stem) or not path.is_file():
+        return None
+    schema = json.loads(path.read_bytes())
+    served = schema.get("x-kubernetes-group-version-kind", [])
+    if {"group": group, "kind": kind, "version": version} not in served:
+        return None  # `apps.example.com/v1` names the same file as `apps/v1`
+    registry = Resource.from_contents(schema) @ _registry()
+    return Draft202012Validator(schema, registry=registry, format_checker=FORMATS)
+
+
+def schema_problems(validator: Validator, document: Any) -> list[FieldProblem]:
+    """Every schema violation of a document, as dotted paths and readable reasons."""
+    problems: list[FieldProblem] = []
+    for error in validator.iter_errors(document):
+        problems.extend(_describe(error))
+    return problems
+
+
+def _path(parts: Iterable[Any]) -> str:
+    return ".".join(str(part) for part in parts)
+
+
+def _describe(error: ValidationError) -> Iterator[FieldProblem]:
+    at = list(error.absolute_path)
+    keyword = error.validator
+    if keyword == "additionalProperties" and isinstance(error.instance, Mapping):
+        known = error.schema.get("properties", {}) if isinstance(error.schema, Mapping) else {}
+        for name in error.instance:
+            if name not in known:
+                yield FieldProblem(_path([*at, name]), "unknown field")
+        return
+    if keyword == "required" and isinstance(error.validator_value, list):
+        missing = error.message.split("'")[1] if "'" in error.message else ""
+        yield FieldProblem(_path([*at, missing]), "is required")
+        return
+    yield FieldProblem(_path(at), _reason(error))
+
+
+def _reason(error: ValidationError) -> str:
+    keyword = error.validator
+    value: Any = error.validator_value
+    if keyword == "format" and value in _INT_BOUNDS:
+        low, high = _INT_BOUNDS[str(value)]
+        bits = str(value).removeprefix("int")
+        return f"must be a {bits}-bit integer (from {low} to {high}), got {error.instance!r}"
+    if keyword == "type":
+        wanted = value
+        names = [wanted] if isinstance(wanted, str) else [t for t in wanted if t != "null"]
+        return (
+            f"must be {' or '.join(_article(n) for n in names)}, got {_json_type(error.instance)}"
+        )
+    if keyword == "enum":
+        choices = ", ".join(repr(c) for c in value if c is not None)
+        return f"must be one of {choices}, got {error.instance!r}"
+    if keyword == "oneOf":
+        types = [t for option in value for t in _types(option) if t != "null"]
+        if types:
+            wanted = " or ".join(_article(t) for t in types)
+            return f"must be {wanted}, got {_json_type(error.instance)}"
+    return error.message
+
+
+def _types(option: Mapping[str, Any]) -> list[str]:
+    wanted = option.get("type", [])
+    return [wanted] if isinstance(wanted, str) else list(wanted)
+
+
+def _article(type_name: str) -> str:
+    return {"object": "a mapping", "array": "a list", "integer": "an integer"}.get(
+        type_name, f"a {type_name}"
+    )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return "a list" if isinstance(value, list) else "a mapping"
+
+
+# ---- what the API server checks in code -------------------------------------------------------
+
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_ANNOTATIONS_MAX_BYTES = 256 * 1024
+_WORKLOADS_WITH_SELECTOR = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"})
+
+
+def key_problem(key: str) -> str | None:
+    """Why a label or annotation key is not a Kubernetes qualified name (None when it is)."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and (
+        not prefix or len(prefix) > DNS1123_SUBDOMAIN_MAX or not _DNS1123_SUBDOMAIN.match(prefix)
+    ):
+        return "prefix must be a lowercase DNS subdomain of at most 253 characters"
+    if not name or len(name) > DNS1123_LABEL_MAX or not _QUALIFIED_NAME.match(name):
+        return (
+            "name part must be at most 63 characters of letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit, with an optional DNS subdomain prefix "
+            "and '/' (e.g. 'example.com/my-name')"
+        )
+    return None
+
+
+def label_value_problem(value: str) -> str | None:
+    if len(value) > DNS1123_LABEL_MAX or not _LABEL_VALUE.match(value):
+        return (
+            "must be empty or at most 63 characters of letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+    return None
+
+
+def metadata_problems(metadata: Any, at: str) -> list[FieldProblem]:
+    """Label and annotation syntax of one `metadata` mapping (the object's or a pod template's)."""
+    if not isinstance(metadata, Mapping):
+        return []
+    problems = []
+    labels = metadata.get("labels")
+    if isinstance(labels, Mapping):
+        for key, value in labels.items():
+            key_reason = key_problem(str(key))
+            if key_reason is not None:
+                problems.append(FieldProblem(f"{at}.labels", f"key {key!r}: {key_reason}"))
+            value_reason = label_value_problem(value) if isinstance(value, str) else None
+            if value_reason is not None:
+                problems.append(FieldProblem(f"{at}.labels.{key}", value_reason))
+    annotations = metadata.get("annotations")
+    if isinstance(annotations, Mapping):
+        problems.extend(
+            FieldProblem(f"{at}.annotations", f"key {key!r}: {reason}")
+            for key in annotations
+            if (reason := key_problem(str(key))) is not None
+        )
+        size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
+        if size > _ANNOTATIONS_MAX_BYTES:
+            reason = f"may hold at most {_ANNOTATIONS_MAX_BYTES} bytes, holds {size}"
+            problems.append(FieldProblem(f"{at}.annotations", reason))
+    return problems
+
+
+def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
+    """Kubernetes' LabelSelector semantics: every matchLabels pair and every expression hold."""
+    match_labels = selector.get("matchLabels") or {}
+    if any(labels.get(key) != value for key, value in match_labels.items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key = expression.get("key")
+        values = expression.get("values") or []
+        operator = expression.get("operator")
+        present = key in labels
+        holds = {
+            "In": present and labels.get(key) in values,
+            "NotIn": not present or labels.get(key) not in values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }.get(str(operator), False)
+        if not holds:
+            return False
+    return True
+
+
+def workload_problems(kind: str, document: Mapping[str, Any]) -> list[FieldProblem]:
+    """A workload's selector must be set (apps/v1) and select its own pods."""
+    spec = document.get("spec")
+    if not isinstance(spec, Mapping):
+        return []
+    selector = spec.get("selector")
+    template = spec.get("template")
+    metadata = template.get("metadata") if isinstance(template, Mapping) else None
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    if not isinstance(selector, Mapping) or not isinstance(labels or {}, Mapping):
+        return []
+    if kind in _WORKLOADS_WITH_SELECTOR and not (
+        selector.get("matchLabels") or selector.get("matchExpressions")
+    ):
+        return [FieldProblem("spec.selector", f"empty selector is invalid for a {kind}")]
+    if kind in _WORKLOADS_WITH_SELECTOR or kind == "Job":
+        try:
+            matches = selector_matches(selector, labels or {})
+        except (AttributeError, TypeError):
+            return []  # malformed selector parts: the schema check reports them
+        if not matches:
+            reason = "`selector` does not match template `labels`"
+            return [FieldProblem("spec.template.metadata.labels", reason)]
+    return []
+
+
+_PORT_RANGE = range(1, 65536)
+_PROTOCOLS = ("TCP", "UDP", "SCTP")
+
+
+def _pod_spec(document: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
+    spec = document.get("spec")
+    if not isinstance(spec, Mapping):
+        return None
+    if document.get("kind") == "Pod":
+        return "spec", spec
+    template = spec.get("template")
+    pod = template.get("spec") if isinstance(template, Mapping) else None
+    return ("spec.template.spec", pod) if isinstance(pod, Mapping) else None
+
+
+def port_problems(document: Mapping[str, Any]) -> list[FieldProblem]:
+    """Container ports: numbers in 1-65535 and a known protocol (checked in code by the API
+    server, not by its schema)."""
+    found = _pod_spec(document)
+    if found is None:
+        return []
+    at, pod = found
+    problems = []
+    for group in ("initContainers", "containers"):
+        containers = pod.get(group)
+        for index, container in enumerate(containers if isinstance(containers, list) else []):
+            ports = container.get("ports") if isinstance(container, Mapping) else None
+            for number, port in enumerate(ports if isinstance(ports, list) else []):
+                if not isinstance(port, Mapping):
+                    continue
+                where = f"{at}.{group}.{index}.ports.{number}"
+                for field in ("containerPort", "hostPort"):
+                    value = port.get(field)
+                    if isinstance(value, int) and value not in _PORT_RANGE:
+                        reason = f"must be a port number from 1 to 65535, got {value}"
+                        problems.append(FieldProblem(f"{where}.{field}", reason))
+                protocol = port.get("protocol")
+                if isinstance(protocol, str) and protocol not in _PROTOCOLS:
+                    reason = f"must be one of {', '.join(_PROTOCOLS)}, got {protocol!r}"
+                    problems.append(FieldProblem(f"{where}.protocol", reason))
+    return problems
+
+
+def kubernetes_problems(
+    validator: Draft202012Validator, document: Mapping[str, Any]
+) -> list[FieldProblem]:
+    """Everything the API server would refuse in a document of a kind it serves."""
+    kind = str(document.get("kind"))
+    problems = schema_problems(validator, document)
+    problems += metadata_problems(document.get("metadata"), "metadata")
+    spec = document.get("spec")
+    template = spec.get("template") if isinstance(spec, Mapping) else None
+    if isinstance(template, Mapping):
+        problems += metadata_problems(template.get("metadata"), "spec.template.metadata")
+    problems += workload_problems(kind, document)
+    problems += port_problems(document)
+    return problems
