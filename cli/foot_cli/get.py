@@ -14,6 +14,7 @@ from rich.table import Table
 from foot.kinds import KINDS
 from foot.kinds.clusters import Cluster
 from foot.objects import KubeObject
+from foot.runtime.wire import redact_secrets
 from foot_cli.connection import connect
 from foot_cli.console import age, err, out
 
@@ -58,14 +59,14 @@ async def cmd_get(args: argparse.Namespace) -> int:
 def render(
     objects: list[KubeObject], plural: str, output: str, *, single: bool, show_namespace: bool
 ) -> None:
+    # Secret values are shown as the admin API's reads show them: redacted, keys kept.
+    documents = [redact_secrets(o.to_dict()) for o in objects]
     if output == "json":
-        items = [o.to_dict() for o in objects]
-        body: Any = items[0] if single else {"items": items}
+        body: Any = documents[0] if single else {"items": documents}
         out.print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode(), markup=False)
         return
     if output == "yaml":
-        docs = [o.to_dict() for o in objects]
-        out.print(yaml.safe_dump_all(docs, sort_keys=False).rstrip(), markup=False)
+        out.print(yaml.safe_dump_all(documents, sort_keys=False).rstrip(), markup=False)
         return
     if not objects:
         err.print(f"no {plural} found")
