@@ -227,7 +227,9 @@ def print_summary(stack: Stack, nats_url: str, tokens: TokenFiles, seconds: floa
         table.add_row(service.name, service.admin_url, str(service.log_path))
     out.print(table)
     out.print(f"NATS: {redact(nats_url)}")
-    out.print(f"admin token: {tokens.admin} (read-only: {tokens.read})", highlight=False)
+    # Where the tokens are, never what they are.
+    out.print(f"admin token file: {tokens.admin}", highlight=False, soft_wrap=True)
+    out.print(f"read-only token file: {tokens.read}", highlight=False, soft_wrap=True)
     out.print("Press Ctrl-C to stop.", highlight=False)
     sys.stdout.flush()
 
