@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from admin_support import AdminCredentials, make_admin_credentials
 
 from foot.bus import Bus
 from foot_cli.natsserver import EmbeddedNats
@@ -47,6 +48,13 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*leaked, return_exceptions=True)
         pytest.fail(f"test leaked {len(leaked)} asyncio task(s): {names}")
+
+
+@pytest.fixture(scope="session")
+def admin_credentials(tmp_path_factory: pytest.TempPathFactory) -> AdminCredentials:
+    """Admin and read-only token files for the services a test starts (one pair per session,
+    as `foot up` makes one pair per home)."""
+    return make_admin_credentials(tmp_path_factory.mktemp("admin-tokens"))
 
 
 @pytest.fixture

@@ -1,13 +1,17 @@
-"""Which NATS the CLI talks to, and the connection to it."""
+"""Which NATS the CLI talks to, and the connection to it; which admin API, with what token."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
 from foot.bus import Bus
+from foot.errors import PermanentError
+from foot.runtime.settings import read_token_file
 
 
 def nats_url_from(args: argparse.Namespace) -> str:
@@ -26,3 +30,36 @@ def nats_url_from(args: argparse.Namespace) -> str:
 
 async def connect(args: argparse.Namespace) -> Bus:
     return await Bus.connect(nats_url_from(args), "foot-cli", connect_timeout=3)
+
+
+@dataclass(frozen=True)
+class AdminEndpoint:
+    """One service's admin HTTP API and the read-only token for it."""
+
+    url: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def admin_endpoint(service: str) -> AdminEndpoint:
+    """`service`'s admin API as the running `foot up` of FOOT_HOME recorded it, with the read
+    token of that home (the CLI reads; it never needs more)."""
+    from foot_cli.up import READ_TOKEN_FILE, STATE_FILE, foot_home
+
+    home = foot_home()
+    state_path = home / STATE_FILE
+    if not state_path.exists():
+        raise PermanentError(
+            f"this is read through the {service}'s admin API, and no `foot up` runs with "
+            f"home {home} (set FOOT_HOME to its home)"
+        )
+    state = orjson.loads(state_path.read_bytes())
+    token_file = Path(state.get("read_token_file") or home / READ_TOKEN_FILE)
+    try:
+        token = read_token_file(token_file, "read_token_file")
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from None
+    return AdminEndpoint(url=str(state["services"][service]["admin_url"]), token=token)

@@ -13,7 +13,10 @@ out = Console(highlight=False, soft_wrap=True)
 
 
 def age(obj: KubeObject) -> str:
-    created = obj.metadata.creation_timestamp
+    return age_since(obj.metadata.creation_timestamp)
+
+
+def age_since(created: datetime | None) -> str:
     if created is None:
         return "-"
     seconds = int((datetime.now(UTC) - created).total_seconds())

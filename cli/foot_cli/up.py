@@ -1,9 +1,16 @@
-"""`foot up`: embedded NATS and the five services as separate processes, stopped cleanly."""
+"""`foot up`: embedded NATS and the five services as separate processes, stopped cleanly.
+
+The admin HTTP servers are closed without a token, so `foot up` makes two into its home
+(kept across runs): `admin.token` (everything) and `read.token` (GET and HEAD only), files
+of mode 600 in a home of mode 700, handed to the services as files. Only their paths are
+printed and recorded in the state file.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -26,6 +33,8 @@ from foot_cli.processes import free_port, port_open, spawn, stop, wait_until
 
 SERVICES = ("registry", "scheduler", "dispatcher", "gateway-sync", "storage")
 STATE_FILE = "up.json"
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name
+READ_TOKEN_FILE = "read.token"  # noqa: S105 - a file name
 HEALTH_TIMEOUT_SECONDS = 10.0
 STOP_GRACE_SECONDS = 4.0
 """Each service gets this long after SIGTERM; their own in-flight deadline is shorter."""
@@ -34,6 +43,31 @@ SERVICE_SHUTDOWN_DEADLINE_SECONDS = 2.5
 
 def foot_home() -> Path:
     return default_home()
+
+
+@dataclass(frozen=True)
+class TokenFiles:
+    admin: Path
+    read: Path
+
+
+def write_token_file(path: Path, token: str) -> None:
+    """Create or replace `path` holding `token`, readable by its owner only."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token + "\n")
+    path.chmod(0o600)  # an existing file keeps its mode through os.open
+
+
+def ensure_token_files(home: Path) -> TokenFiles:
+    """The admin and read tokens of `home`, made on first use (a home of mode 700)."""
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)
+    files = TokenFiles(admin=home / ADMIN_TOKEN_FILE, read=home / READ_TOKEN_FILE)
+    for path in (files.admin, files.read):
+        if not path.exists():
+            write_token_file(path, secrets.token_urlsafe(32))
+    return files
 
 
 @dataclass
@@ -86,6 +120,7 @@ def run_up(
     simulated_clusters: int,
 ) -> int:
     console = Console(stderr=True)
+    tokens = ensure_token_files(home)
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(console)
@@ -100,12 +135,14 @@ def run_up(
     started = time.monotonic()
     try:
         nats_url = nats_url or start_nats(stack, home, nats_port, logs)
-        start_services(stack, nats_url, admin_port_base, log_level, logs)
+        start_services(
+            stack, nats_url, admin_port_base, log_level=log_level, logs=logs, tokens=tokens
+        )
         wait_healthy(stack)
         if simulated_clusters:
             start_simulator(stack, simulated_clusters, home, logs, console)
-        write_state(home, nats_url, stack)
-        print_summary(stack, nats_url, time.monotonic() - started)
+        write_state(home, nats_url, stack, tokens)
+        print_summary(stack, nats_url, tokens, time.monotonic() - started)
         while not stopping:
             crashed = next((s for s in stack.services if s.process.poll() is not None), None)
             if crashed is not None:
@@ -138,7 +175,13 @@ def start_nats(stack: Stack, home: Path, port: int, logs: Path) -> str:
 
 
 def start_services(
-    stack: Stack, nats_url: str, admin_port_base: int, log_level: str, logs: Path
+    stack: Stack,
+    nats_url: str,
+    admin_port_base: int,
+    *,
+    log_level: str,
+    logs: Path,
+    tokens: TokenFiles,
 ) -> None:
     secret_key_file = logs.parent / "secret.key"
     SecretBox.from_file(secret_key_file, create=True)  # one key for every service, made once
@@ -155,6 +198,7 @@ def start_services(
         argv += ["--log-level", log_level]
         argv += ["--shutdown-deadline-seconds", str(SERVICE_SHUTDOWN_DEADLINE_SECONDS)]
         argv += ["--secret-key-file", str(secret_key_file)]
+        argv += ["--admin-token-file", str(tokens.admin), "--read-token-file", str(tokens.read)]
         process = spawn(argv, log_path=log_path, new_session=True)
         stack.services.append(RunningService(name, f"http://127.0.0.1:{port}", process, log_path))
 
@@ -173,7 +217,7 @@ def wait_healthy(stack: Stack) -> None:
             wait_until(healthy, timeout_seconds=HEALTH_TIMEOUT_SECONDS, what=service.name)
 
 
-def print_summary(stack: Stack, nats_url: str, seconds: float) -> None:
+def print_summary(stack: Stack, nats_url: str, tokens: TokenFiles, seconds: float) -> None:
     out = Console()
     table = Table(title=f"FOOT is up ({seconds:.1f}s)")
     table.add_column("service")
@@ -183,6 +227,9 @@ def print_summary(stack: Stack, nats_url: str, seconds: float) -> None:
         table.add_row(service.name, service.admin_url, str(service.log_path))
     out.print(table)
     out.print(f"NATS: {redact(nats_url)}")
+    # Where the tokens are, never what they are.
+    out.print(f"admin token file: {tokens.admin}", highlight=False, soft_wrap=True)
+    out.print(f"read-only token file: {tokens.read}", highlight=False, soft_wrap=True)
     out.print("Press Ctrl-C to stop.", highlight=False)
     sys.stdout.flush()
 
@@ -215,7 +262,7 @@ def start_simulator(stack: Stack, clusters: int, home: Path, logs: Path, console
         console.print(f"  {name} at {server}  KUBECONFIG={path}", highlight=False, soft_wrap=True)
 
 
-def write_state(home: Path, nats_url: str, stack: Stack) -> None:
+def write_state(home: Path, nats_url: str, stack: Stack, tokens: TokenFiles) -> None:
     state = {
         "nats_url": nats_url,
         "pid": os.getpid(),
@@ -225,6 +272,8 @@ def write_state(home: Path, nats_url: str, stack: Stack) -> None:
         "nats_pid": stack.nats.process.pid if stack.nats and stack.nats.process else None,
         "extra_pids": {name: p.pid for name, p in stack.extras},
         "kubeconfigs": [str(path) for path in stack.kubeconfigs],
+        "admin_token_file": str(tokens.admin),
+        "read_token_file": str(tokens.read),
     }
     path = home / STATE_FILE
     path.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+from admin_support import AdminCredentials
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
@@ -64,10 +65,12 @@ def settings(nats: EmbeddedNats, **overrides: object) -> ServiceSettings:
 
 
 @pytest.fixture
-async def scheduler(nats_server: EmbeddedNats) -> AsyncIterator[SchedulerService]:
+async def scheduler(
+    nats_server: EmbeddedNats, admin_credentials: AdminCredentials
+) -> AsyncIterator[SchedulerService]:
     # A second service answers the front door too, so forwarding to the owner is exercised.
     async with (
-        SchedulerService(settings(nats_server, admin_token="t" * 32)) as owner,
+        SchedulerService(settings(nats_server, **admin_credentials.settings())) as owner,
         RegistryService(settings(nats_server)),
     ):
         yield owner
@@ -191,13 +194,18 @@ async def test_delete_over_the_bus(scheduler: SchedulerService, bus: Bus) -> Non
     assert await ObjectStore(bus, owner="test").get(CONFIGMAPS, "shop", "web-settings") is None
 
 
-async def test_apply_and_read_over_http(scheduler: SchedulerService, bus: Bus) -> None:
+async def test_apply_and_read_over_http(
+    scheduler: SchedulerService, bus: Bus, admin_credentials: AdminCredentials
+) -> None:
     url = scheduler.admin.url
-    auth = {"Authorization": f"Bearer {'t' * 32}"}
+    auth = admin_credentials.admin_headers()
+    yaml_body = admin_credentials.admin_headers("application/yaml")
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{url}/api/apply", data=APP) as unauthenticated:
+        async with http.post(
+            f"{url}/api/apply", data=APP, headers={"Content-Type": "application/yaml"}
+        ) as unauthenticated:
             assert unauthenticated.status == 401
-        async with http.post(f"{url}/api/apply", data=APP, headers=auth) as response:
+        async with http.post(f"{url}/api/apply", data=APP, headers=yaml_body) as response:
             assert response.status == 422  # one document was invalid
             reply = ApiReply.model_validate(await response.json())
         assert [r.outcome for r in reply.results] == ["created", "rejected", "created"]
@@ -218,7 +226,7 @@ async def test_apply_and_read_over_http(scheduler: SchedulerService, bus: Bus) -
         ) as gone:
             assert gone.status == 404
             assert (await gone.json())["error"]["code"] == "NotFound"
-        async with http.post(f"{url}/api/apply", data="{not yaml: [", headers=auth) as broken:
+        async with http.post(f"{url}/api/apply", data="{not yaml: [", headers=yaml_body) as broken:
             assert broken.status == 422
         async with http.get(f"{url}/readyz") as ready:
             assert ready.status == 200

@@ -24,6 +24,7 @@ from foot.runtime.admin import AdminServer, error_response
 from foot.runtime.clusters import ClusterMirror
 from foot.runtime.metrics import ServiceMetrics
 from foot.runtime.mirror import Mirror
+from foot.runtime.settings import AdminTokens
 from foot.runtime.wire import http_status
 from foot_testenv.gateway_objects import cluster
 from support import eventually
@@ -197,13 +198,13 @@ async def test_update_with_starts_from_a_known_version_without_reading() -> None
     assert await store.update_with("k", _add_one, known=Versioned(1, 1), **codec) == Versioned(2, 2)
 
 
-async def test_the_admin_server_takes_routes_and_guards_admin_paths() -> None:
+async def test_the_admin_server_takes_routes_and_guards_every_path_but_the_probes() -> None:
     problems: list[str] = []
     admin = AdminServer(
         "unit",
         "127.0.0.1",
         0,
-        "a-token-long-enough",
+        AdminTokens(admin="a-token-long-enough"),
         metrics=ServiceMetrics("unit-admin"),
         readiness_problems=lambda: list(problems),
     )
@@ -215,17 +216,18 @@ async def test_the_admin_server_takes_routes_and_guards_admin_paths() -> None:
         return error_response(NotFoundError("nothing here"))
 
     admin.add_route("GET", "/admin/hello", hello)
-    admin.add_route("POST", "/open/missing", missing)
+    admin.add_route("POST", "/other/missing", missing)
+    auth = {"Authorization": "Bearer a-token-long-enough"}
     async with TestClient(TestServer(admin.app)) as http:
         assert (await http.get("/readyz")).status == 200
         problems.append("not synced")
         assert (await http.get("/readyz")).status == 503
         assert (await http.get("/admin/hello")).status == 401
-        allowed = await http.get(
-            "/admin/hello", headers={"Authorization": "Bearer a-token-long-enough"}
-        )
+        allowed = await http.get("/admin/hello", headers=auth)
         assert await allowed.json() == {"hello": True}
-        assert (await http.post("/open/missing")).status == 404
+        # A route outside /admin and /api is guarded as well: only the probes are open.
+        assert (await http.post("/other/missing")).status == 401
+        assert (await http.post("/other/missing", headers=auth)).status == 404
 
 
 def _informer() -> Informer:

@@ -1,4 +1,12 @@
-"""The admin HTTP server every service runs: health, readiness, metrics, its objects, the API."""
+"""The admin HTTP server every service runs: health, readiness, metrics, its objects, the API.
+
+Secure by default: one middleware (`AdminGuard`) stands before every route, those services
+add themselves included. Only /healthz, /readyz and /metrics are open (probes, Prometheus);
+everything else wants the admin token, or the read token for GET and HEAD, and with no
+admin token configured it is closed. Requests a web page could send from another origin
+(a foreign `Origin`, `Sec-Fetch-Site` other than same-origin) are refused, and so are
+bodies that are neither JSON nor YAML (a page can send `text/plain` without asking).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
+from yarl import URL
 
 from foot.api import ApiError, ApiReply
 from foot.errors import FootError, InvalidObjectError, NotFoundError
@@ -14,10 +23,41 @@ from foot.kinds import KINDS, KindInfo
 from foot.objects import load_documents
 from foot.runtime.ingest import ApiIngest
 from foot.runtime.metrics import CONTENT_TYPE, ServiceMetrics
-from foot.runtime.wire import http_status
+from foot.runtime.settings import AdminTokens
+from foot.runtime.wire import http_status, redact_secrets
 from foot.store import ObjectStore
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Served without a token: probes and Prometheus scrapes carry none."""
+READ_METHODS = frozenset({"GET", "HEAD"})
+"""What the read token may do."""
+BODY_TYPES = frozenset({"application/json", "application/yaml", "application/x-yaml"})
+"""Media types (parameters such as charset aside) a request body may have."""
+OWN_FETCH_SITES = frozenset({"same-origin", "none"})
+"""`Sec-Fetch-Site` values of requests a browser did not send on behalf of another site
+("none": typed by the user). same-site is refused too: another port of localhost is
+another origin, and exactly where a hostile local page would be."""
+BEARER_CHALLENGE = 'Bearer realm="foot"'
+
+
+class UnauthorizedError(FootError):
+    """No token, a wrong one, or none configured to compare with."""
+
+    code = "Unauthorized"
+
+
+class ForbiddenError(FootError):
+    """A known token or an origin that may not do this."""
+
+    code = "Forbidden"
+
+
+class UnsupportedMediaTypeError(FootError):
+    """A body that is neither JSON nor YAML."""
+
+    code = "UnsupportedMediaType"
 
 
 def json_response(body: object, status: int = 200) -> web.Response:
@@ -29,6 +69,70 @@ def error_response(exc: FootError) -> web.Response:
     return json_response({"error": error}, status=http_status(exc.code))
 
 
+class AdminGuard:
+    """Who may send what to the admin HTTP server (see the module docstring)."""
+
+    def __init__(self, tokens: AdminTokens) -> None:
+        self._admin = None if tokens.admin is None else tokens.admin.encode()
+        self._read = None if tokens.read is None else tokens.read.encode()
+
+    def check(self, request: web.Request) -> None:
+        """Raise UnauthorizedError, ForbiddenError or UnsupportedMediaTypeError unless
+        `request` may go on to its route."""
+        self._check_origin(request)
+        if request.path not in OPEN_PATHS:
+            self._check_token(request)
+        if request.body_exists:
+            self._check_body_type(request)
+
+    @staticmethod
+    def _check_origin(request: web.Request) -> None:
+        site = request.headers.get("Sec-Fetch-Site")
+        if site is not None and site.lower() not in OWN_FETCH_SITES:
+            raise ForbiddenError(f"cross-origin requests are refused (Sec-Fetch-Site: {site})")
+        origin = request.headers.get("Origin")
+        if origin is not None and not _same_origin(origin, request):
+            raise ForbiddenError("requests from another origin are refused")
+
+    def _check_token(self, request: web.Request) -> None:
+        if self._admin is None:
+            raise UnauthorizedError(
+                "the admin API is closed: this service has no admin token configured "
+                "(admin_token_file)"
+            )
+        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            raise UnauthorizedError("a bearer token is required (Authorization: Bearer ...)")
+        supplied = credential.strip().encode("utf-8", errors="replace")
+        # Both compared every time, in constant time: the answer's timing tells nothing.
+        is_admin = hmac.compare_digest(supplied, self._admin)
+        is_reader = self._read is not None and hmac.compare_digest(supplied, self._read)
+        if is_admin:
+            return
+        if not is_reader:
+            raise UnauthorizedError("the bearer token is not valid")
+        if request.method not in READ_METHODS:
+            raise ForbiddenError(f"the read-only token may not {request.method} {request.path}")
+
+    @staticmethod
+    def _check_body_type(request: web.Request) -> None:
+        if request.content_type not in BODY_TYPES:
+            given = request.headers.get("Content-Type", "none")
+            raise UnsupportedMediaTypeError(
+                f"the body must be application/json or application/yaml, not {given}"
+            )
+
+
+def _same_origin(origin: str, request: web.Request) -> bool:
+    """Whether `origin` (an Origin header) is this server as the request addressed it."""
+    try:
+        theirs = str(URL(origin).origin())
+        ours = str(URL(f"{request.scheme}://{request.host}").origin())
+    except ValueError:  # "null" (a sandboxed page, a file) or garbage: not us
+        return False
+    return theirs.lower() == ours.lower()
+
+
 def reply_response(reply: ApiReply) -> web.Response:
     status = 200 if reply.ok else 422
     return json_response(reply.model_dump(mode="json", by_alias=True, exclude_none=True), status)
@@ -36,14 +140,15 @@ def reply_response(reply: ApiReply) -> web.Response:
 
 class AdminServer:
     """Health, readiness and metrics of one service; more routes with `add_route` (before
-    `start`), its objects and the API with `add_object_routes`."""
+    `start`), its objects and the API with `add_object_routes`; every route behind the
+    `AdminGuard` of `tokens`."""
 
     def __init__(
         self,
         name: str,
         host: str,
         port: int,
-        token: str | None,
+        tokens: AdminTokens,
         *,
         metrics: ServiceMetrics,
         readiness_problems: Callable[[], list[str]],
@@ -51,17 +156,17 @@ class AdminServer:
         self.name = name
         self.host = host
         self.port = port
-        self.token = token
+        self.guard = AdminGuard(tokens)
         self.metrics = metrics
         self.readiness_problems = readiness_problems
-        self.app = web.Application(middlewares=[self._auth])
+        self.app = web.Application(middlewares=[self._guard])
         self.add_route("GET", "/healthz", self._healthz)
         self.add_route("GET", "/readyz", self._readyz)
         self.add_route("GET", "/metrics", self._metrics)
         self._runner: web.AppRunner | None = None
 
     def add_route(self, method: str, path: str, handler: Handler) -> None:
-        """Serve `method path`; paths under /admin and /api need the bearer token."""
+        """Serve `method path`, behind the guard (a token needed, the read token for GET)."""
         if method == "GET":
             self.app.router.add_get(path, handler)  # HEAD as well
         else:
@@ -92,15 +197,14 @@ class AdminServer:
             self._runner = None
 
     @web.middleware
-    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        guarded = request.path.startswith(("/admin", "/api"))
-        if guarded and self.token is not None:
-            supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(supplied.encode(), self.token.encode()):
-                body = {
-                    "error": {"code": "Unauthorized", "message": "a valid bearer token is required"}
-                }
-                return json_response(body, status=401)
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            self.guard.check(request)
+        except FootError as exc:
+            refused = error_response(exc)
+            if isinstance(exc, UnauthorizedError):
+                refused.headers["WWW-Authenticate"] = BEARER_CHALLENGE
+            return refused
         return await handler(request)
 
     async def _healthz(self, _: web.Request) -> web.Response:
@@ -157,7 +261,7 @@ class ObjectRoutes:
             objects = await self.store.list(info, request.query.get("namespace"))
         except FootError as exc:
             return error_response(exc)
-        return json_response({"items": [o.to_dict() for o in objects]})
+        return json_response({"items": [redact_secrets(o.to_dict()) for o in objects]})
 
     async def _get(self, request: web.Request) -> web.Response:
         try:
@@ -168,7 +272,7 @@ class ObjectRoutes:
                 raise NotFoundError(f"{info.kind} {request.match_info['name']} not found")
         except FootError as exc:
             return error_response(exc)
-        return json_response(found.to_dict())
+        return json_response(redact_secrets(found.to_dict()))
 
     async def _documents(self, request: web.Request) -> list[dict[str, object]]:
         return load_documents(await request.read(), source="request body")

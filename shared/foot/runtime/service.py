@@ -77,7 +77,7 @@ class Service(Generic[SettingsT]):
             self.name,
             self.settings.admin_host,
             self.settings.admin_port,
-            self.settings.admin_token,
+            self.settings.admin_tokens,
             metrics=self.metrics,
             readiness_problems=self.readiness_problems,
         )

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Self, TypeVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from foot.errors import FieldProblem, PermanentError
@@ -22,6 +30,42 @@ ENV_PREFIX = "FOOT_"
 def default_home() -> Path:
     """FOOT's data folder: FOOT_HOME, or ~/.foot."""
     return Path(os.environ.get("FOOT_HOME") or Path.home() / ".foot")
+
+
+TOKEN_MIN_LENGTH = 16
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class AdminTokens:
+    """The bearer tokens of the admin HTTP API: `admin` may do everything, `read` only GET and
+    HEAD. No admin token closes /admin and /api altogether (secure by default)."""
+
+    admin: str | None = None
+    read: str | None = None
+
+    def __repr__(self) -> str:
+        # Never the tokens themselves: settings and their parts end up in logs.
+        admin = "set" if self.admin else "unset"
+        read = "set" if self.read else "unset"
+        return f"AdminTokens(admin={admin}, read={read})"
+
+
+def read_token_file(path: Path, field: str) -> str:
+    """The token in `path`: a file only its owner may read (mode 600), at least 16 characters
+    long once surrounding whitespace is stripped."""
+    try:
+        mode = path.stat().st_mode
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"{field} {path}: {reason}") from None
+    if mode & 0o077:
+        raise ValueError(
+            f"{field} {path} is open to other users (mode {mode & 0o777:o}); chmod 600 it"
+        )
+    if len(token) < TOKEN_MIN_LENGTH:
+        raise ValueError(f"{field} {path} must hold at least {TOKEN_MIN_LENGTH} characters")
+    return token
 
 
 class SettingsError(PermanentError):
@@ -54,8 +98,16 @@ class ServiceSettings(BaseSettings):
     """Interface the admin HTTP server (/healthz, /readyz, /metrics, /admin) binds to."""
     admin_port: int = Field(default=0, ge=0, le=65535)
     """Port of the admin HTTP server; 0 picks a free one (printed at start)."""
-    admin_token: str | None = Field(default=None, min_length=16)
-    """Bearer token required by /admin and /api endpoints; unset leaves them open on loopback."""
+    admin_token_file: Path | None = None
+    """File (mode 600) holding the bearer token that may do everything on /admin and /api.
+    With no admin token at all, every request but /healthz, /readyz and /metrics is refused."""
+    admin_token: SecretStr | None = None
+    """The admin token itself (at least 16 characters); prefer admin_token_file, which keeps
+    it off command lines and out of environment dumps."""
+    read_token_file: Path | None = None
+    """File (mode 600) holding a bearer token that may only read (GET, HEAD) /admin and /api."""
+    read_token: SecretStr | None = None
+    """The read-only token itself; prefer read_token_file."""
     shutdown_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
     """On SIGTERM: how long in-flight work may run on before it is cancelled."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -70,10 +122,35 @@ class ServiceSettings(BaseSettings):
     """File holding the base64 AES-256 key that seals stored credentials (mode 600; created
     on first use). Every service of one installation must use the same file."""
 
+    _admin_tokens: AdminTokens = PrivateAttr(default_factory=AdminTokens)
+
+    @field_validator("admin_token", "read_token")
+    @classmethod
+    def _token_long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < TOKEN_MIN_LENGTH:
+            raise ValueError(f"must be at least {TOKEN_MIN_LENGTH} characters")
+        return token
+
     @model_validator(mode="after")
     def _ca_only_with_tls(self) -> Self:
         check_nats_ca(self.nats_url, self.nats_ca_file)
         return self
+
+    @model_validator(mode="after")
+    def _tokens_readable(self) -> Self:
+        admin = _one_token(self.admin_token, self.admin_token_file, "admin_token")
+        read = _one_token(self.read_token, self.read_token_file, "read_token")
+        if read is not None and admin is None:
+            raise ValueError("a read token is given but no admin token: set admin_token_file")
+        if read is not None and read == admin:
+            raise ValueError("the read token must differ from the admin token")
+        self._admin_tokens = AdminTokens(admin=admin, read=read)
+        return self
+
+    @property
+    def admin_tokens(self) -> AdminTokens:
+        """The admin HTTP API's tokens, read from their files at load."""
+        return self._admin_tokens
 
     @classmethod
     def load(cls, argv: Sequence[str] | None = None) -> Self:
@@ -115,6 +192,14 @@ def check_nats_ca(
         raise ValueError(f"{ca_field} is given, so {url_field} must be a tls:// URL")
     if not ca_file.is_file():
         raise ValueError(f"{ca_field} {ca_file} is not a readable file")
+
+
+def _one_token(token: SecretStr | None, path: Path | None, field: str) -> str | None:
+    if token is not None and path is not None:
+        raise ValueError(f"give {field} or {field}_file, not both")
+    if path is not None:
+        return read_token_file(path, f"{field}_file")
+    return None if token is None else token.get_secret_value()
 
 
 def _problems(cls: type[ServiceSettings], error: ValidationError) -> list[FieldProblem]:

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from admin_support import AdminCredentials
 from registry_support import registry_settings
 
 from foot.bus import Bus
@@ -26,8 +27,6 @@ from foot_sim.background import BackgroundSimulator
 from foot_sim.faults import FaultMode
 from foot_sim.simulator import Simulator
 from support import eventually
-
-ADMIN_TOKEN = "registry-admin-token-0123456789"
 
 
 @pytest.fixture
@@ -47,7 +46,11 @@ async def foot(nats: EmbeddedNats, tmp_path: Path, *args: str) -> subprocess.Com
 
 
 async def test_join_table_partition_and_unjoin_through_the_cli(
-    sim: BackgroundSimulator, nats_server: EmbeddedNats, bus: Bus, tmp_path: Path
+    sim: BackgroundSimulator,
+    nats_server: EmbeddedNats,
+    bus: Bus,
+    tmp_path: Path,
+    admin_credentials: AdminCredentials,
 ) -> None:
     events: list[ClusterHealthEvent] = []
 
@@ -55,7 +58,7 @@ async def test_join_table_partition_and_unjoin_through_the_cli(
         events.append(ClusterHealthEvent.model_validate_json(msg.data))
 
     await bus.client.subscribe(f"{HEALTH_PREFIX}.>", cb=on_event)
-    settings = registry_settings(nats_server, tmp_path, admin_token=ADMIN_TOKEN)
+    settings = registry_settings(nats_server, tmp_path, **admin_credentials.settings())
     async with RegistryService(settings) as registry:
         endpoint = sim.endpoints[0]
         joined = await foot(
@@ -105,7 +108,7 @@ async def test_join_table_partition_and_unjoin_through_the_cli(
         async with aiohttp.ClientSession() as http:
             async with http.post(url, json={"name": "pull-one"}) as response:
                 assert response.status == 401
-            headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            headers = admin_credentials.admin_headers()
             async with http.post(url, json={"name": "pull-one"}, headers=headers) as response:
                 assert response.status == 200
                 body = await response.json()
