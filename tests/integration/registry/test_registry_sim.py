@@ -117,7 +117,8 @@ async def test_join_table_partition_and_unjoin_through_the_cli(
                 assert response.status == 422
                 body = await response.json()
                 assert body["error"]["fields"][0]["path"] == "name"
-            async with http.post(url, data=b"null", headers=headers) as response:
+            json_body = {**headers, "Content-Type": "application/json"}
+            async with http.post(url, data=b"null", headers=json_body) as response:
                 assert response.status == 422
                 body = await response.json()
                 assert body["error"]["message"] == "the body must be a JSON object"
