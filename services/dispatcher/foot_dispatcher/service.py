@@ -61,7 +61,7 @@ from foot_dispatcher.aggregation import Aggregation
 from foot_dispatcher.core.lifecycle import work_applied
 from foot_dispatcher.intents import DispatchIntents
 from foot_dispatcher.lanes import ApplyLanes
-from foot_dispatcher.members import Members
+from foot_dispatcher.members import MemberLimits, Members
 from foot_dispatcher.mirrors import Mirrors, decode_object
 from foot_dispatcher.parts import DispatchParts
 from foot_dispatcher.pull import PullDelivery
@@ -147,13 +147,15 @@ class DispatcherService(Service[DispatcherSettings]):
         )
         members = self._members = Members(
             CredentialStore(await self.bus.kv(CLUSTER_CREDENTIALS.name), box),
-            timeout_seconds=settings.member_timeout_seconds,
-            connect_timeout_seconds=settings.member_connect_timeout_seconds,
-            rate=settings.cluster_applies_per_second,
-            burst=settings.cluster_apply_burst,
-            connection_limit=settings.cluster_concurrency + 2,
-            breaker_base_seconds=settings.member_breaker_seconds,
-            breaker_max_seconds=settings.retry_max_seconds,
+            MemberLimits(
+                timeout_seconds=settings.member_timeout_seconds,
+                connect_timeout_seconds=settings.member_connect_timeout_seconds,
+                rate=settings.cluster_applies_per_second,
+                burst=settings.cluster_apply_burst,
+                connection_limit=settings.cluster_concurrency + 2,
+                breaker_base_seconds=settings.member_breaker_seconds,
+                breaker_max_seconds=settings.retry_max_seconds,
+            ),
             on_answering_again=self.queues.answering_again,
         )
         self.works = WorksCache(works_store)
