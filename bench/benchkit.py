@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -131,6 +132,21 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
 
 
 # ---- waiting -----------------------------------------------------------------------------
+
+
+async def spawn_simulator(
+    clusters: int, directory: Path, *options: str
+) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader]:
+    """`python -m foot_sim` serving `clusters` clusters, their kubeconfigs written to
+    `directory`: the process and its stdout, on which it prints a line per cluster."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "foot_sim", "--clusters", str(clusters),
+        "--kubeconfig-dir", str(directory), *options,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    if process.stdout is None:
+        raise RuntimeError("the simulator's stdout is not piped")
+    return process, process.stdout
 
 
 async def wait_for(check: Callable[[], bool], within: float, interval: float = 0.002) -> None:

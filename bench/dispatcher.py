@@ -50,7 +50,7 @@ import aiohttp
 import orjson
 import yaml
 
-from benchkit import Figure, cpu_seconds, percentile, report
+from benchkit import Figure, cpu_seconds, percentile, report, spawn_simulator
 from foot.bus import Bus
 from foot.catalog import BINDINGS, CLUSTER_CREDENTIALS, CLUSTERS, TEMPLATES, WORKS
 from foot.cluster_credential import ClusterCredential
@@ -145,17 +145,13 @@ async def follow_works(bus: Bus, watch: AppliedWatch) -> None:
 async def start_simulator(
     clusters: int, directory: Path
 ) -> tuple[asyncio.subprocess.Process, list[SimCluster], str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "foot_sim", "--clusters", str(clusters),
-        "--kubeconfig-dir", str(directory), "--nodes", "1", "--admin-port", "0",
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    if process.stdout is None:
-        raise RuntimeError("the simulator's stdout is not piped")
+    process, stdout = await spawn_simulator(
+        clusters, directory, "--nodes", "1", "--admin-port", "0"
+    )
     members: list[SimCluster] = []
     async with asyncio.timeout(START_TIMEOUT_SECONDS):
         while True:
-            line = (await process.stdout.readline()).decode().rstrip("\n")
+            line = (await stdout.readline()).decode().rstrip("\n")
             name, url, path = line.split("\t")
             text = await asyncio.to_thread(Path(path).read_text)
             if name == "admin":

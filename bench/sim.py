@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import random
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -28,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from benchkit import Figure, percentile, report, rss_mb
+from benchkit import Figure, percentile, report, rss_mb, spawn_simulator
 from foot_sim import ClusterEndpoint
 from foot_sim.client import KubeHttpClient, KubeResponse
 
@@ -43,17 +42,13 @@ GET_P99_GOAL_MS = 20.0
 async def start_simulator(
     clusters: int, directory: Path
 ) -> tuple[asyncio.subprocess.Process, list[ClusterEndpoint]]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "foot_sim", "--clusters", str(clusters),
-        "--kubeconfig-dir", str(directory), "--nodes", "3", "--ready-delay", "0.5",
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    if process.stdout is None:
-        raise RuntimeError("the simulator's stdout is not piped")
+    process, stdout = await spawn_simulator(
+        clusters, directory, "--nodes", "3", "--ready-delay", "0.5"
+    )
     endpoints: list[ClusterEndpoint] = []
     async with asyncio.timeout(START_TIMEOUT_SECONDS):
         while len(endpoints) < clusters:
-            line = (await process.stdout.readline()).decode().rstrip("\n")
+            line = (await stdout.readline()).decode().rstrip("\n")
             endpoints.append(endpoint_from(line, directory / "ca.crt"))
     return process, endpoints
 

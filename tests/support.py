@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import pytest
+
 from foot.bus import Bus
+from foot.errors import InvalidObjectError
+from foot.kinds import KINDS
 
 
 async def eventually(check: Callable[[], bool], *, within: float = 10.0) -> None:
@@ -55,3 +59,10 @@ def deployment_template(namespace: str, name: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def problems(document: Mapping[str, Any]) -> dict[str, str]:
+    """Field path -> reason of each problem that makes the kinds refuse `document`."""
+    with pytest.raises(InvalidObjectError) as refused:
+        KINDS.parse(document)
+    return {p.path: p.reason for p in refused.value.problems}

@@ -16,7 +16,6 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Self
 
 from pydantic import SecretStr
 
@@ -25,6 +24,7 @@ from foot.bus import Bus
 from foot.errors import FootError, TransportError
 from foot.kube import KubeClient, KubeTarget
 from foot.registry_api import agent_key
+from foot.runtime.lifecycle import StartStop
 from foot.runtime.metrics import ServiceMetrics
 from foot.runtime.supervisor import Supervisor
 from foot_agent.connected import Connected
@@ -55,7 +55,7 @@ def in_cluster_target() -> KubeTarget:
     )
 
 
-class Agent:
+class Agent(StartStop):
     name = "agent"
 
     def __init__(self, settings: AgentSettings) -> None:
@@ -149,14 +149,3 @@ class Agent:
             if self.bus is not None:
                 await self.bus.close()
             log.info("agent of cluster %s stopped", self.cluster, extra={"cluster": self.cluster})
-
-    async def __aenter__(self) -> Self:
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.stop()

@@ -55,39 +55,32 @@ def _resource_details(resource: ResourceType, name: str) -> JSON:
 
 
 def not_found(resource: ResourceType, name: str) -> ApiError:
-    return ApiError(
-        404,
-        "NotFound",
-        f'{resource.group_resource} "{name}" not found',
-        _resource_details(resource, name),
-    )
+    return _about(resource, name, 404, "NotFound", f'{resource.group_resource} "{name}" not found')
 
 
 def already_exists(resource: ResourceType, name: str) -> ApiError:
-    return ApiError(
-        409,
-        "AlreadyExists",
-        f'{resource.group_resource} "{name}" already exists',
-        _resource_details(resource, name),
-    )
+    message = f'{resource.group_resource} "{name}" already exists'
+    return _about(resource, name, 409, "AlreadyExists", message)
+
+
+def _about(resource: ResourceType, name: str, code: int, reason: str, message: str) -> ApiError:
+    """An error about one object, with the details the real server gives for it."""
+    return ApiError(code, reason, message, _resource_details(resource, name))
 
 
 def conflict(resource: ResourceType, name: str, why: str) -> ApiError:
-    return ApiError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {resource.group_resource} "{name}": {why}',
-        _resource_details(resource, name),
-    )
+    return _cannot_fulfil(resource.group_resource, name, why, _resource_details(resource, name))
 
 
 def precondition_failed(resource: ResourceType, name: str, why: str) -> ApiError:
     """A delete precondition that does not hold; the real server names the kind here."""
+    return _cannot_fulfil(resource.kind, name, why, {"name": name, "kind": resource.kind})
+
+
+def _cannot_fulfil(on: str, name: str, why: str, details: JSON) -> ApiError:
+    """A 409 Conflict the way the real server words it."""
     return ApiError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {resource.kind} "{name}": {why}',
-        {"name": name, "kind": resource.kind},
+        409, "Conflict", f'Operation cannot be fulfilled on {on} "{name}": {why}', details
     )
 
 

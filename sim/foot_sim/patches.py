@@ -63,22 +63,17 @@ def _resolve_parent(doc: Any, pointer: str, op: str) -> tuple[Any, str]:
     segments = _pointer_tokens(pointer)
     if not segments:
         raise PatchError(f"{op} operation does not apply: cannot operate on the document root")
-    node = doc
-    for segment in segments[:-1]:
-        if isinstance(node, dict) and segment in node:
-            node = node[segment]
-        elif isinstance(node, list):
-            node = node[_list_index(node, segment, pointer, for_insert=False)]
-        else:
-            raise PatchError(
-                f"{op} operation does not apply: doc is missing path: {pointer}: missing value"
-            )
-    return node, segments[-1]
+    return _walk(doc, segments[:-1], pointer, op), segments[-1]
 
 
 def _get(doc: Any, pointer: str, op: str) -> Any:
+    return _walk(doc, _pointer_tokens(pointer), pointer, op)
+
+
+def _walk(doc: Any, segments: list[str], pointer: str, op: str) -> Any:
+    """The node `segments` (of `pointer`) lead to from `doc`; each must exist."""
     node = doc
-    for segment in _pointer_tokens(pointer):
+    for segment in segments:
         if isinstance(node, dict) and segment in node:
             node = node[segment]
         elif isinstance(node, list):

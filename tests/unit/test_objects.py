@@ -3,14 +3,13 @@ YAML/JSON, frozen; without any server."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pytest
 
 from foot.errors import InvalidObjectError
 from foot.kinds import KINDS
 from foot.kinds.templates import Deployment
 from foot.objects import load_documents
+from support import problems
 
 
 def deployment(**spec_overrides: object) -> dict[str, object]:
@@ -28,12 +27,6 @@ def deployment(**spec_overrides: object) -> dict[str, object]:
         "metadata": {"name": "web"},
         "spec": spec | spec_overrides,
     }
-
-
-def problems(document: Mapping[str, object]) -> dict[str, str]:
-    with pytest.raises(InvalidObjectError) as refused:
-        KINDS.parse(document)
-    return {p.path: p.reason for p in refused.value.problems}
 
 
 def test_a_valid_deployment_keeps_every_field_and_defaults_its_namespace() -> None:

@@ -9,7 +9,7 @@ where a binding's intent is dropped once nothing it names waits to be stored.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 from pydantic import ValidationError
 
@@ -18,10 +18,8 @@ from foot.kinds.works import AggregatedStatus, ClusterWorkSummary
 from foot.objects import utc_now
 from foot_dispatcher.core.lifecycle import aggregate
 from foot_dispatcher.core.render import work_key
-from foot_dispatcher.intents import DispatchIntents
-from foot_dispatcher.mirrors import Mirrors, template_key
-from foot_dispatcher.queues import DispatchQueues
-from foot_dispatcher.works import WorksCache
+from foot_dispatcher.mirrors import template_key
+from foot_dispatcher.parts import DispatchParts
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +30,13 @@ class Aggregation:
     def __init__(
         self,
         *,
+        parts: DispatchParts,
         bucket: KvStore,
-        mirrors: Mirrors,
-        works: WorksCache,
-        intents: DispatchIntents,
         render_errors: Mapping[str, Mapping[str, str]],
-        queues: DispatchQueues,
-        synced: Callable[[], Awaitable[None]],
     ) -> None:
+        self._parts = parts
         self._bucket = bucket
-        self._mirrors = mirrors
-        self._works = works
-        self._intents = intents
         self._render_errors = render_errors
-        self._queues = queues
-        self._synced = synced
         self._records: dict[str, AggregatedStatus] = {}
         """Record key (the template's) -> the record stored."""
 
@@ -60,14 +50,14 @@ class Aggregation:
             except ValidationError:
                 continue
             self._records[entry.key] = record
-            if record.binding not in self._mirrors.bindings:
-                self._queues.aggregate.add(record.binding)
+            if record.binding not in self._parts.mirrors.bindings:
+                self._parts.queues.aggregate.add(record.binding)
 
     async def aggregate(self, binding_key: str) -> None:
-        await self._synced()
-        await self._intents.uncover(binding_key)
-        binding = self._mirrors.bindings.get(binding_key)
-        works = self._works.binding_view(binding_key)
+        await self._parts.synced()
+        await self._parts.intents.uncover(binding_key)
+        binding = self._parts.mirrors.bindings.get(binding_key)
+        works = self._parts.works.binding_view(binding_key)
         record_key = template_key(binding) if binding is not None else None
         if record_key is None:
             record_key = next(
@@ -86,7 +76,7 @@ class Aggregation:
             frozenset(t.name for t in binding.spec.clusters),
             works,
             now=utc_now(),
-            unreachable=self._mirrors.unreachable,
+            unreachable=self._parts.mirrors.unreachable,
         )
         unrendered = [
             ClusterWorkSummary(cluster=name, work=work_key(name, binding_key), errors=[error])
@@ -105,4 +95,4 @@ class Aggregation:
         self._records[record_key] = status
         if binding.spec.graceful_evictions:
             # A target's copy may just have become ready: the evicted copies may go now.
-            self._queues.render.add(binding_key)
+            self._parts.queues.render.add(binding_key)

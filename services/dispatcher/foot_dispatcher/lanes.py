@@ -13,13 +13,12 @@ member; what the member reports feeds the `status` queue, which folds it into th
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from opentelemetry import trace
 
 from foot.errors import RetryableError
-from foot.kinds.clusters import Cluster
 from foot.kinds.works import Work
 from foot.kube.watch import watch_collection
 from foot.manifests import MANAGED_SELECTOR, identity
@@ -29,9 +28,9 @@ from foot.telemetry import extract_context, tracer
 from foot_dispatcher.core import workstatus
 from foot_dispatcher.core.lifecycle import work_applied
 from foot_dispatcher.members import Member, Members
+from foot_dispatcher.parts import DispatchParts
 from foot_dispatcher.pull import PullDelivery
-from foot_dispatcher.queues import DispatchQueues
-from foot_dispatcher.works import Identity, WorksCache, split_work_key
+from foot_dispatcher.works import Identity, split_work_key
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +44,14 @@ class ApplyLanes:
     def __init__(
         self,
         *,
-        works: WorksCache,
-        clusters: Mapping[str, Cluster],
+        parts: DispatchParts,
         members: Members,
-        queues: DispatchQueues,
         pull: PullDelivery,
         spawn: Spawn,
         watch_member_status: bool,
     ) -> None:
-        self._works = works
-        self._clusters = clusters
+        self._parts = parts
         self._members = members
-        self._queues = queues
         self._pull = pull
         self._spawn = spawn
         self._watch_member_status = watch_member_status
@@ -68,16 +63,16 @@ class ApplyLanes:
     # ---- apply ---------------------------------------------------------------------------
 
     async def apply(self, key: str) -> None:
-        staged = self._works.staged(key)
-        work = staged or self._works.get(key)
+        staged = self._parts.works.staged(key)
+        work = staged or self._parts.works.get(key)
         if work is None:
             return
         name = work.spec.cluster
-        cluster = self._clusters.get(name)
+        cluster = self._parts.mirrors.clusters.get(name)
         if cluster is None:
             if work.spec.deleting:
-                await self._works.delete(key)  # the member left FOOT; nothing to reach
-                self._queues.render.add(split_work_key(key)[1])
+                await self._parts.works.delete(key)  # the member left FOOT; nothing to reach
+                self._parts.queues.render.add(split_work_key(key)[1])
             return  # applied when the cluster appears
         if cluster.spec.sync_mode == "Pull":
             if staged is not None:  # the member turned to pull mode: stored, then delivered
@@ -116,7 +111,7 @@ class ApplyLanes:
                     key, staged, lambda w: workstatus.unavailable(w, message, now=utc_now()) or w
                 )
             else:
-                await self._works.put(
+                await self._parts.works.put(
                     key, lambda c: workstatus.unavailable(c, message, now=utc_now()) if c else None
                 )
             raise
@@ -132,7 +127,7 @@ class ApplyLanes:
                 lambda w: workstatus.applied(w, manifests_hash, statuses, now=utc_now()) or w,
             )
         else:
-            stored = await self._works.put(
+            stored = await self._parts.works.put(
                 key,
                 lambda c: (
                     workstatus.applied(c, manifests_hash, statuses, now=utc_now()) if c else None
@@ -140,7 +135,7 @@ class ApplyLanes:
             )
         if stored is not None:
             self._watch_member(member, stored)
-        self._queues.aggregate_soon(split_work_key(key)[1])
+        self._parts.queues.aggregate_soon(split_work_key(key)[1])
         refused = [f"{s.kind} {s.name}: {s.error}" for s in statuses if s.error]
         if refused:
             # Shown on the work; tried again with backoff, as a refusal may pass (a NodePort
@@ -153,24 +148,24 @@ class ApplyLanes:
     ) -> Work | None:
         """Store a staged work as `finish` makes it, whatever is stored now; then it is no
         longer staged (unless a newer render staged another meanwhile)."""
-        stored = await self._works.put(key, lambda _current: finish(staged))
-        if not self._works.unstage(key, only=staged):
+        stored = await self._parts.works.put(key, lambda _current: finish(staged))
+        if not self._parts.works.unstage(key, only=staged):
             # Staged again or dropped while being applied: the binding's render looks again.
-            self._queues.render.add(split_work_key(key)[1])
+            self._parts.queues.render.add(split_work_key(key)[1])
         return stored
 
     async def _purge(self, key: str, work: Work) -> None:
         member = await self._members.get(work.spec.cluster)
         for manifest in reversed(work.spec.manifests):
-            if self._works.wanted_elsewhere(key, work.spec.cluster, manifest):
+            if self._parts.works.wanted_elsewhere(key, work.spec.cluster, manifest):
                 continue
             with member.guarded():
                 await member.limiter.acquire()
                 removed = await member.applier.remove(manifest)
             if not removed:
                 log.info("left %s/%s alone: FOOT does not manage it", work.spec.cluster, manifest)
-        await self._works.delete(key)
-        self._queues.render.add(split_work_key(key)[1])
+        await self._parts.works.delete(key)
+        self._parts.queues.render.add(split_work_key(key)[1])
 
     # ---- member status -------------------------------------------------------------------
 
@@ -199,14 +194,14 @@ class ApplyLanes:
                 str(metadata.get("name")),
             )
             self._observed[(member.name, ident)] = None if event == "DELETED" else obj
-            for key in self._works.works_with(member.name, ident):
-                self._queues.status.add(key)
+            for key in self._parts.works.works_with(member.name, ident):
+                self._parts.queues.status.add(key)
 
         await watch_collection(member.kube, path, on_event, label_selector=MANAGED_SELECTOR)
 
     async def refresh_status(self, key: str) -> None:
         """The `status` queue's reconciler: fold what the member reports into the work."""
-        work = self._works.get(key)
+        work = self._parts.works.get(key)
         if work is None or work.spec.deleting:
             return
         cluster = work.spec.cluster
@@ -224,8 +219,8 @@ class ApplyLanes:
             updated, missing = workstatus.observed(current, objects, now=utc_now())
             return updated
 
-        stored = await self._works.put(key, fold)
+        stored = await self._parts.works.put(key, fold)
         if missing and stored is not None:
             # Deleted in the member behind FOOT's back: apply again.
-            self._queues.lane(cluster).add(key)
-        self._queues.aggregate_soon(split_work_key(key)[1])
+            self._parts.queues.lane(cluster).add(key)
+        self._parts.queues.aggregate_soon(split_work_key(key)[1])

@@ -149,31 +149,36 @@ class Member:
             self.on_answering_again(self.name)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberLimits:
+    """How each member connection is bounded."""
+
+    timeout_seconds: float
+    """Of one request to the member."""
+    connect_timeout_seconds: float
+    rate: float
+    """Requests per second to one member (token bucket), and `burst` above it."""
+    burst: int
+    connection_limit: int
+    """Open HTTP connections to one member."""
+    breaker_base_seconds: float = 1.0
+    """First wait of the circuit breaker once a member stops answering; doubles to the max."""
+    breaker_max_seconds: float = 30.0
+
+
 class Members:
     """Lazily opened member connections, from the registry's sealed credentials."""
 
     def __init__(
         self,
         credentials: CredentialStore,
+        limits: MemberLimits,
         *,
-        timeout_seconds: float,
-        connect_timeout_seconds: float,
-        rate: float,
-        burst: int,
-        connection_limit: int,
-        breaker_base_seconds: float = 1.0,
-        breaker_max_seconds: float = 30.0,
         on_answering_again: Callable[[str], None] = lambda _name: None,
     ) -> None:
         self._credentials = credentials
-        self._breaker_base = breaker_base_seconds
-        self._breaker_max = breaker_max_seconds
+        self._limits = limits
         self._on_answering_again = on_answering_again
-        self._timeout = timeout_seconds
-        self._connect_timeout = connect_timeout_seconds
-        self._rate = rate
-        self._burst = burst
-        self._connection_limit = connection_limit
         self._members: dict[str, Member] = {}
         self._opening: dict[str, asyncio.Lock] = {}
 
@@ -197,18 +202,20 @@ class Members:
                 ) from exc
             kube = KubeClient(
                 KubeTarget.from_credential(credential),
-                timeout_seconds=self._timeout,
-                connect_timeout_seconds=self._connect_timeout,
-                connection_limit=self._connection_limit,
+                timeout_seconds=self._limits.timeout_seconds,
+                connect_timeout_seconds=self._limits.connect_timeout_seconds,
+                connection_limit=self._limits.connection_limit,
                 user_agent="foot-dispatcher",
             )
             member = Member(
                 name=name,
                 kube=kube,
                 applier=MemberApplier(kube),
-                limiter=RateLimiter(self._rate, self._burst),
+                limiter=RateLimiter(self._limits.rate, self._limits.burst),
                 breaker=Breaker(
-                    name, base_seconds=self._breaker_base, max_seconds=self._breaker_max
+                    name,
+                    base_seconds=self._limits.breaker_base_seconds,
+                    max_seconds=self._limits.breaker_max_seconds,
                 ),
                 on_answering_again=self._on_answering_again,
             )

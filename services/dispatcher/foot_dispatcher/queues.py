@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from foot.bus import ReconcileQueue
@@ -22,31 +23,27 @@ RENDER_AT_SLACK_SECONDS = 0.05
 """A timed render fires this long after its time, so that the decision it rechecks is due."""
 
 
+@dataclass(eq=False, kw_only=True)
 class DispatchQueues:
     """The render, status and aggregate queues, and the apply lanes."""
 
-    def __init__(
-        self,
-        *,
-        render: ReconcileQueue,
-        status: ReconcileQueue,
-        aggregate: ReconcileQueue,
-        new_lane: Callable[[str], ReconcileQueue],
-        aggregate_delay_seconds: float,
-    ) -> None:
-        self.render = render
-        self.status = status
-        self.aggregate = aggregate
-        self._new_lane = new_lane
-        self._aggregate_delay_seconds = aggregate_delay_seconds
-        self.lanes: dict[str, ReconcileQueue] = {}
-        """Cluster name -> its apply lane."""
+    render: ReconcileQueue
+    """Keyed by binding: render its works (`rendering`)."""
+    status: ReconcileQueue
+    """Keyed by work: fold what a push member reports into the work (`lanes`)."""
+    aggregate: ReconcileQueue
+    """Keyed by binding, added after `aggregate_delay_seconds` (`aggregation`)."""
+    new_lane: Callable[[str], ReconcileQueue]
+    """Makes (and runs) the apply lane of a cluster."""
+    aggregate_delay_seconds: float
+    lanes: dict[str, ReconcileQueue] = field(default_factory=dict, init=False)
+    """Cluster name -> its apply lane."""
 
     def lane(self, cluster: str) -> ReconcileQueue:
         """The apply lane of `cluster` (created, and run, on first use)."""
         lane = self.lanes.get(cluster)
         if lane is None:
-            lane = self._new_lane(cluster)
+            lane = self.new_lane(cluster)
             self.lanes[cluster] = lane
         return lane
 
@@ -59,7 +56,7 @@ class DispatchQueues:
 
     def aggregate_soon(self, binding_key: str) -> None:
         """Aggregate a binding's works after a short delay, once for a burst of changes."""
-        self.aggregate.add_after(binding_key, self._aggregate_delay_seconds)
+        self.aggregate.add_after(binding_key, self.aggregate_delay_seconds)
 
     def render_at(self, binding_key: str, when: datetime) -> None:
         """Render the binding again at `when` (or at an earlier time asked before): a

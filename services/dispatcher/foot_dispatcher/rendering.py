@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 
 from opentelemetry import trace
@@ -29,10 +29,9 @@ from foot_dispatcher.core.render import (
     render,
     work_key,
 )
-from foot_dispatcher.intents import DispatchIntents
-from foot_dispatcher.mirrors import Mirrors, template_key
-from foot_dispatcher.queues import DispatchQueues
-from foot_dispatcher.works import WorkChange, WorksCache, split_work_key
+from foot_dispatcher.mirrors import template_key
+from foot_dispatcher.parts import DispatchParts
+from foot_dispatcher.works import WorkChange, split_work_key
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +55,14 @@ def change_of(binding: ResourceBinding, rendered: RenderedWork, now: datetime) -
 class Renderer:
     """Renders bindings into works (see the module docstring)."""
 
-    def __init__(
-        self,
-        *,
-        mirrors: Mirrors,
-        works: WorksCache,
-        intents: DispatchIntents,
-        queues: DispatchQueues,
-        synced: Callable[[], Awaitable[None]],
-    ) -> None:
-        self._mirrors = mirrors
-        self._works = works
-        self._intents = intents
-        self._queues = queues
-        self._synced = synced
+    def __init__(self, *, parts: DispatchParts) -> None:
+        self._parts = parts
         self.errors: dict[str, dict[str, str]] = {}
         """Binding key -> cluster -> why its work could not be rendered (last render)."""
 
     async def render(self, binding_key: str) -> None:
-        await self._synced()
-        binding = self._mirrors.bindings.get(binding_key)
+        await self._parts.synced()
+        binding = self._parts.mirrors.bindings.get(binding_key)
         parent = binding.metadata.traceparent if binding is not None else None
         context = extract_context({"traceparent": parent}) if parent else None
         with tracer().start_as_current_span(
@@ -89,33 +76,35 @@ class Renderer:
 
     async def _binding_gone(self, binding_key: str) -> None:
         self.errors.pop(binding_key, None)
-        for key in self._works.staged_keys(binding_key):
-            self._works.unstage(key)
-        await self._intents.sweep(binding_key)
+        for key in self._parts.works.staged_keys(binding_key):
+            self._parts.works.unstage(key)
+        await self._parts.intents.sweep(binding_key)
         now = utc_now()
-        for _cluster, (key, work) in sorted(self._works.binding_works(binding_key).items()):
+        for _cluster, (key, work) in sorted(self._parts.works.binding_works(binding_key).items()):
             decision = removal(work, None, now=now, target_ready=False)
             if decision.action == "forget":
-                await self._works.delete(key)
+                await self._parts.works.delete(key)
             else:
                 await self._mark_deleting(key)
-        self._queues.aggregate_soon(binding_key)
+        self._parts.queues.aggregate_soon(binding_key)
 
     async def _render_binding(self, binding_key: str, binding: ResourceBinding) -> None:
         key_of_template = template_key(binding)
-        template = self._mirrors.templates.get(key_of_template) if key_of_template else None
+        template = self._parts.mirrors.templates.get(key_of_template) if key_of_template else None
         now = utc_now()
         if template is not None:
             await self._render_works(binding_key, binding, template, now)
 
         targets = {t.name for t in binding.spec.clusters}
-        for key in self._works.staged_keys(binding_key):
+        for key in self._parts.works.staged_keys(binding_key):
             if split_work_key(key)[0] not in targets:
-                self._works.unstage(key)  # left before it was applied (if it is being
+                self._parts.works.unstage(key)  # left before it was applied (if it is being
                 # applied, the write that follows brings the binding back here)
-        works = self._works.binding_works(binding_key)
+        works = self._parts.works.binding_works(binding_key)
         ready = replacement_ready(
-            binding, {name: work for name, (_, work) in works.items()}, self._mirrors.unreachable
+            binding,
+            {name: work for name, (_, work) in works.items()},
+            self._parts.mirrors.unreachable,
         )
         for name, (key, work) in sorted(works.items()):
             if name in targets or work.spec.deleting:
@@ -125,32 +114,32 @@ class Renderer:
                 log.info("removing %s from %s: %s", binding_key, name, decision.reason)
                 await self._mark_deleting(key)
             elif decision.recheck_at is not None:
-                self._queues.render_at(binding_key, decision.recheck_at)
-        await self._intents.sweep(binding_key)
-        self._queues.aggregate_soon(binding_key)
+                self._parts.queues.render_at(binding_key, decision.recheck_at)
+        await self._parts.intents.sweep(binding_key)
+        self._parts.queues.aggregate_soon(binding_key)
 
     async def _render_works(
         self, binding_key: str, binding: ResourceBinding, template: KubeObject, now: datetime
     ) -> None:
         """Render the binding's works; store or stage the ones that changed."""
         keys = dependency_keys(template)
-        self._mirrors.note_dependencies(binding_key, (key for key, _ in keys))
-        templates = self._mirrors.templates
+        self._parts.mirrors.note_dependencies(binding_key, (key for key, _ in keys))
+        templates = self._parts.mirrors.templates
         deps = {key: templates[key] for key, _ in keys if key in templates}
         result = render(
             binding,
             template,
             deps,
-            list(self._mirrors.overrides.values()),
-            self._mirrors.clusters,
+            list(self._parts.mirrors.overrides.values()),
+            self._parts.mirrors.clusters,
         )
         pending, writes = self._sort_rendered(binding_key, binding, result.works, now)
 
         async def store(name: str, rendered: RenderedWork) -> None:
             key = work_key(name, binding_key)
-            stored = await self._works.put(key, change_of(binding, rendered, now))
+            stored = await self._parts.works.put(key, change_of(binding, rendered, now))
             if stored is not None and (not work_applied(stored) or stored.spec.suspended):
-                self._queues.lane(name).add(key)
+                self._parts.queues.lane(name).add(key)
 
         # Works stored now are written a batch at a time (each is its own key).
         for start in range(0, len(writes), RENDER_WRITE_BATCH):
@@ -158,14 +147,14 @@ class Renderer:
                 for name, rendered in writes[start : start + RENDER_WRITE_BATCH]:
                     group.create_task(store(name, rendered), name=f"store-work:{name}")
         if pending:
-            await self._intents.cover(binding_key, pending.values())
+            await self._parts.intents.cover(binding_key, pending.values())
             for key, work in pending.items():
-                self._works.stage(key, work)
-                self._queues.lane(work.spec.cluster).add(key)
+                self._parts.works.stage(key, work)
+                self._parts.queues.lane(work.spec.cluster).add(key)
         self.errors[binding_key] = dict(result.errors)
         for name, error in sorted(result.errors.items()):
             log.warning("cannot render %s for %s: %s", binding_key, name, error)
-            await self._works.put(
+            await self._parts.works.put(
                 work_key(name, binding_key),
                 lambda c, e=error: workstatus.rendered_condition(c, e, now=now) if c else None,  # type: ignore[misc]
             )
@@ -188,22 +177,22 @@ class Renderer:
         writes: list[tuple[str, RenderedWork]] = []
         for name, rendered in sorted(works.items()):
             key = work_key(name, binding_key)
-            cluster = self._mirrors.clusters.get(name)
+            cluster = self._parts.mirrors.clusters.get(name)
             if cluster is None or cluster.spec.sync_mode == "Pull":
                 writes.append((name, rendered))  # stored first, then delivered
                 continue
-            staged = self._works.staged(key)
-            current = staged or self._works.get(key)
+            staged = self._parts.works.staged(key)
+            current = staged or self._parts.works.get(key)
             updated = change_of(binding, rendered, now)(current)
             if updated is None:
                 if staged is not None:
                     pending[key] = staged  # still to apply: keep it covered
                 elif current is not None and (not work_applied(current) or current.spec.suspended):
-                    self._queues.lane(name).add(key)
+                    self._parts.queues.lane(name).add(key)
             elif not updated.spec.suspended and not work_applied(updated):
                 pending[key] = updated
             else:
-                self._works.unstage(key)  # suspended, or back to what is applied: store that
+                self._parts.works.unstage(key)  # suspended, or back to what is applied: store that
                 writes.append((name, rendered))
         return pending, writes
 
@@ -215,6 +204,6 @@ class Renderer:
                 update={"spec": current.spec.model_copy(update={"deleting": True})}
             )
 
-        stored = await self._works.put(key, deleting)
+        stored = await self._parts.works.put(key, deleting)
         if stored is not None:
-            self._queues.lane(stored.spec.cluster).add(key)
+            self._parts.queues.lane(stored.spec.cluster).add(key)

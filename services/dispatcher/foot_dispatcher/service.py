@@ -61,8 +61,9 @@ from foot_dispatcher.aggregation import Aggregation
 from foot_dispatcher.core.lifecycle import work_applied
 from foot_dispatcher.intents import DispatchIntents
 from foot_dispatcher.lanes import ApplyLanes
-from foot_dispatcher.members import Members
+from foot_dispatcher.members import MemberLimits, Members
 from foot_dispatcher.mirrors import Mirrors, decode_object
+from foot_dispatcher.parts import DispatchParts
 from foot_dispatcher.pull import PullDelivery
 from foot_dispatcher.queues import DispatchQueues
 from foot_dispatcher.rendering import Renderer
@@ -146,13 +147,15 @@ class DispatcherService(Service[DispatcherSettings]):
         )
         members = self._members = Members(
             CredentialStore(await self.bus.kv(CLUSTER_CREDENTIALS.name), box),
-            timeout_seconds=settings.member_timeout_seconds,
-            connect_timeout_seconds=settings.member_connect_timeout_seconds,
-            rate=settings.cluster_applies_per_second,
-            burst=settings.cluster_apply_burst,
-            connection_limit=settings.cluster_concurrency + 2,
-            breaker_base_seconds=settings.member_breaker_seconds,
-            breaker_max_seconds=settings.retry_max_seconds,
+            MemberLimits(
+                timeout_seconds=settings.member_timeout_seconds,
+                connect_timeout_seconds=settings.member_connect_timeout_seconds,
+                rate=settings.cluster_applies_per_second,
+                burst=settings.cluster_apply_burst,
+                connection_limit=settings.cluster_concurrency + 2,
+                breaker_base_seconds=settings.member_breaker_seconds,
+                breaker_max_seconds=settings.retry_max_seconds,
+            ),
             on_answering_again=self.queues.answering_again,
         )
         self.works = WorksCache(works_store)
@@ -160,33 +163,26 @@ class DispatcherService(Service[DispatcherSettings]):
         self.intents = DispatchIntents(intents_store, self.works, self.mirrors.clusters, members)
         # A previous life's intents, read before any render can store a new one.
         await self.intents.recover()
-        self.renderer = Renderer(
-            mirrors=self.mirrors,
+        parts = DispatchParts(
             works=self.works,
+            mirrors=self.mirrors,
             intents=self.intents,
             queues=self.queues,
             synced=self.synced,
         )
+        self.renderer = Renderer(parts=parts)
         pull = self._pull = PullDelivery(
             self.bus, self.works, self.queues, resend_seconds=settings.pull_resend_seconds
         )
         self.apply_lanes = ApplyLanes(
-            works=self.works,
-            clusters=self.mirrors.clusters,
+            parts=parts,
             members=members,
-            queues=self.queues,
             pull=pull,
             spawn=self.supervisor.spawn,
             watch_member_status=settings.watch_member_status,
         )
         self.aggregation = Aggregation(
-            bucket=aggregates_store,
-            mirrors=self.mirrors,
-            works=self.works,
-            intents=self.intents,
-            render_errors=self.renderer.errors,
-            queues=self.queues,
-            synced=self.synced,
+            parts=parts, bucket=aggregates_store, render_errors=self.renderer.errors
         )
         await self._mirror_buckets()
         await pull.start()

@@ -26,18 +26,15 @@ import orjson
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from foot.bus import Bus, KvStore
+from foot.bus import Bus
 from foot.catalog import CLUSTER_AGENTS, health_subject
 from foot.cluster_status import CollectedStatus
-from foot.credentials import CredentialStore
 from foot.errors import FootError
 from foot.health import ClusterHealthEvent
 from foot.kube import KubeApiError, KubeClient, KubeTarget, KubeUnavailableError
 from foot.objects import utc_now
 from foot.registry_api import AgentHello, AgentWelcome, Heartbeat
 from foot.runtime.locks import KeyedLocks
-from foot.secrets import SecretBox
-from foot_registry.clusters import ClusterStore, Roster
 from foot_registry.core.agents import AgentRecord
 from foot_registry.core.health import Outcome, Source, Thresholds, observe, with_health
 from foot_registry.core.liveness import (
@@ -52,8 +49,7 @@ from foot_registry.core.liveness import (
     lease_thresholds,
     next_probe,
 )
-from foot_registry.member import KubeFactory
-from foot_registry.settings import RegistrySettings
+from foot_registry.parts import RegistryParts
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +65,13 @@ class HealthMonitor:
         self,
         *,
         bus: Bus,
-        roster: Roster,
-        store: ClusterStore,
-        credentials: CredentialStore,
-        agents_kv: KvStore,
-        box: SecretBox,
-        settings: RegistrySettings,
-        make_kube: KubeFactory,
+        parts: RegistryParts,
         on_agent_status: StatusSink,
     ) -> None:
         self.bus = bus
-        self.roster = roster
-        self.store = store
-        self.credentials = credentials
-        self.agents_kv = agents_kv
-        self.box = box
-        self.settings = settings
-        self.make_kube = make_kube
+        self.parts = parts
         self.on_agent_status = on_agent_status
+        settings = parts.settings
         self.thresholds = Thresholds(settings.failure_threshold, settings.success_threshold)
         self._observations: dict[str, int] = {}
         self._locks = KeyedLocks()
@@ -121,7 +106,7 @@ class HealthMonitor:
         message: str = "",
         thresholds: Thresholds | None = None,
     ) -> None:
-        health = self.roster.health.get(name)
+        health = self.parts.roster.health.get(name)
         if health is None:
             return
         health, event = observe(
@@ -133,7 +118,7 @@ class HealthMonitor:
             source=source,
             message=message,
         )
-        self.roster.health[name] = health
+        self.parts.roster.health[name] = health
         if event is None:
             return
         async with self._locks.hold(name):  # acquired in the order the events were made
@@ -147,7 +132,7 @@ class HealthMonitor:
             )
             try:
                 await self.publish(event)
-                await self.store.update(name, lambda c: with_health(c, event))
+                await self.parts.store.update(name, lambda c: with_health(c, event))
             except FootError as exc:
                 log.warning("could not record the health of %s: %s", name, exc)
 
@@ -155,11 +140,11 @@ class HealthMonitor:
 
     async def run_probes(self) -> None:
         running: dict[str, asyncio.Task[None]] = {}
-        changed = self.roster.changed
+        changed = self.parts.roster.changed
         try:
             while True:
                 changed.clear()
-                wanted = clusters_to_probe(self.roster.clusters)
+                wanted = clusters_to_probe(self.parts.roster.clusters)
                 for name in list(running):
                     if name not in wanted or running[name].done():
                         running.pop(name).cancel()
@@ -177,16 +162,16 @@ class HealthMonitor:
 
     async def _probe_cluster(self, name: str) -> None:
         try:
-            credential = await self.credentials.get(name)
+            credential = await self.parts.credentials.get(name)
         except FootError as exc:
             log.warning("cannot probe %s: %s", name, exc.message, extra={"cluster": name})
-            await asyncio.sleep(self.settings.probe_period_seconds * 4)
+            await asyncio.sleep(self.parts.settings.probe_period_seconds * 4)
             return
-        period = self.settings.probe_period_seconds
+        period = self.parts.settings.probe_period_seconds
         loop = asyncio.get_running_loop()
         async with (
-            self.make_kube(
-                KubeTarget.from_credential(credential), self.settings.probe_timeout_seconds
+            self.parts.make_kube(
+                KubeTarget.from_credential(credential), self.parts.settings.probe_timeout_seconds
             ) as kube,
             asyncio.TaskGroup() as probes,
         ):
@@ -200,7 +185,7 @@ class HealthMonitor:
     async def _probe_once(self, name: str, kube: KubeClient, number: int) -> None:
         message = ""
         try:
-            await kube.readyz(timeout_seconds=self.settings.probe_timeout_seconds)
+            await kube.readyz(timeout_seconds=self.parts.settings.probe_timeout_seconds)
             outcome = Outcome.OK
         except KubeUnavailableError as exc:
             outcome, message = failed_probe(answered=exc.status is not None), exc.message
@@ -218,10 +203,10 @@ class HealthMonitor:
         key = self._agent_keys.get(name)
         if key is not None:
             return key
-        entry = await self.agents_kv.get(name)
+        entry = await self.parts.agents_kv.get(name)
         if entry is None or entry.value is None:
             return None
-        opened = self.box.open_if_sealed(entry.value, context=f"{CLUSTER_AGENTS.name}/{name}")
+        opened = self.parts.box.open_if_sealed(entry.value, context=f"{CLUSTER_AGENTS.name}/{name}")
         key = bytes.fromhex(AgentRecord.model_validate_json(opened).agent_key)
         self._agent_keys[name] = key
         return key
@@ -235,7 +220,7 @@ class HealthMonitor:
                 signed=key is not None and hello.verify(key),
                 sent_at=hello.sent_at,
                 now=utc_now(),
-                max_skew_seconds=self.settings.heartbeat_max_skew_seconds,
+                max_skew_seconds=self.parts.settings.heartbeat_max_skew_seconds,
             )
             welcome = self._welcome(verdict, name, hello)
         except (ValidationError, FootError) as exc:
@@ -260,8 +245,8 @@ class HealthMonitor:
         )
         return AgentWelcome(
             accepted=True,
-            heartbeat_period_seconds=self.settings.heartbeat_period_seconds,
-            status_period_seconds=self.settings.status_period_seconds,
+            heartbeat_period_seconds=self.parts.settings.heartbeat_period_seconds,
+            status_period_seconds=self.parts.settings.status_period_seconds,
         )
 
     async def on_heartbeat(self, msg: Msg) -> None:
@@ -276,9 +261,9 @@ class HealthMonitor:
             signed=key is not None and beat.verify(key),
             sent_at=beat.sent_at,
             last_sent=self._last_heartbeat_sent.get(name),
-            known=name in self.roster.clusters,
+            known=name in self.parts.roster.clusters,
             now=utc_now(),
-            max_skew_seconds=self.settings.heartbeat_max_skew_seconds,
+            max_skew_seconds=self.parts.settings.heartbeat_max_skew_seconds,
         )
         if verdict is HeartbeatVerdict.BAD_SIGNATURE:
             log.warning(
@@ -304,17 +289,20 @@ class HealthMonitor:
 
     async def run_leases(self) -> None:
         loop = asyncio.get_running_loop()
-        lease = self.settings.heartbeat_lease_seconds
+        lease = self.parts.settings.heartbeat_lease_seconds
         once = lease_thresholds(self.thresholds)
         while True:
-            await asyncio.sleep(self.settings.lease_check_seconds)
+            await asyncio.sleep(self.parts.settings.lease_check_seconds)
             now = loop.time()
-            for name, cluster in list(self.roster.clusters.items()):
+            for name, cluster in list(self.parts.roster.clusters.items()):
                 if cluster.spec.sync_mode != "Pull":
                     continue
                 last = self._last_heartbeat.setdefault(name, now)  # a grace lease at start
                 if lease_lapsed(
-                    now=now, last_heartbeat=last, lease=lease, health=self.roster.health.get(name)
+                    now=now,
+                    last_heartbeat=last,
+                    lease=lease,
+                    health=self.parts.roster.health.get(name),
                 ):
                     await self._observe(
                         name,

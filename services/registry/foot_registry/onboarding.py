@@ -14,10 +14,8 @@ import ssl
 import orjson
 from pydantic import SecretStr
 
-from foot.bus import KvStore
 from foot.catalog import CLUSTER_AGENTS, CLUSTERS
 from foot.cluster_credential import ClusterCredential
-from foot.credentials import CredentialStore
 from foot.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -31,8 +29,6 @@ from foot.kinds.clusters import Cluster
 from foot.kube import KubeApiError, KubeTarget, KubeUnavailableError
 from foot.objects import utc_now
 from foot.registry_api import JoinRequest, RegisterRequest, UnjoinRequest, agent_key
-from foot.secrets import SecretBox
-from foot_registry.clusters import ClusterStore, Roster
 from foot_registry.core.agents import AgentRecord, agent_manifests, new_bootstrap_token
 from foot_registry.core.member_plan import SERVICE_ACCOUNT
 from foot_registry.core.onboarding import (
@@ -48,13 +44,12 @@ from foot_registry.core.onboarding import (
 )
 from foot_registry.health_monitor import HealthMonitor
 from foot_registry.member import (
-    KubeFactory,
     MemberSetup,
     check_token_works,
     delete_namespace,
     explain,
 )
-from foot_registry.settings import RegistrySettings
+from foot_registry.parts import RegistryParts
 
 log = logging.getLogger(__name__)
 
@@ -78,22 +73,10 @@ class Onboarding:
     def __init__(
         self,
         *,
-        roster: Roster,
-        store: ClusterStore,
-        credentials: CredentialStore,
-        agents_kv: KvStore,
-        box: SecretBox,
-        settings: RegistrySettings,
-        make_kube: KubeFactory,
+        parts: RegistryParts,
         monitor: HealthMonitor,
     ) -> None:
-        self.roster = roster
-        self.store = store
-        self.credentials = credentials
-        self.agents_kv = agents_kv
-        self.box = box
-        self.settings = settings
-        self.make_kube = make_kube
+        self.parts = parts
         self.monitor = monitor
         self._busy: set[str] = set()
         """Clusters with a join/unjoin/register under way."""
@@ -111,7 +94,7 @@ class Onboarding:
         name = request.name
         self._claim(name)
         try:
-            if await self.store.exists(name):
+            if await self.parts.store.exists(name):
                 raise AlreadyExistsError(f"cluster {name!r} is already joined or registered")
             target = target_of(request.kubeconfig, request.context)
             cluster = new_cluster(
@@ -125,7 +108,7 @@ class Onboarding:
                 labels=request.labels,
                 annotations=push_annotations(
                     use_given_credential=request.use_given_credential,
-                    member_namespace=self.settings.member_namespace,
+                    member_namespace=self.parts.settings.member_namespace,
                 ),
             )
             if request.use_given_credential:
@@ -156,13 +139,13 @@ class Onboarding:
 
     async def _join_with_service_account(self, cluster: Cluster, target: KubeTarget) -> Cluster:
         """Set FOOT up in the member with the admin credential, then keep only FOOT's own."""
-        name, namespace = cluster.name, self.settings.member_namespace
-        async with self.make_kube(target, self.settings.join_timeout_seconds) as admin:
+        name, namespace = cluster.name, self.parts.settings.member_namespace
+        async with self.parts.make_kube(target, self.parts.settings.join_timeout_seconds) as admin:
             setup = MemberSetup(admin, namespace, name)
             try:
                 await setup.preflight()
                 await setup.create_all()
-                token = await setup.mint_token(self.settings.token_expiration_seconds)
+                token = await setup.mint_token(self.parts.settings.token_expiration_seconds)
                 credential = self._credential(
                     name, target, SecretStr(token), f"{namespace}/{SERVICE_ACCOUNT}"
                 )
@@ -183,8 +166,8 @@ class Onboarding:
                 raise translated from exc
 
     async def _verify_credential(self, credential: ClusterCredential) -> None:
-        async with self.make_kube(
-            KubeTarget.from_credential(credential), self.settings.join_timeout_seconds
+        async with self.parts.make_kube(
+            KubeTarget.from_credential(credential), self.parts.settings.join_timeout_seconds
         ) as own:
             try:
                 await check_token_works(own)
@@ -195,14 +178,14 @@ class Onboarding:
 
     async def _commit_join(self, cluster: Cluster, credential: ClusterCredential) -> Cluster:
         """Store the credential, then the cluster (Ready); undo the credential on failure."""
-        await self.credentials.put(credential)
+        await self.parts.credentials.put(credential)
         try:
             first = joined(cluster, utc_now())
-            stored = await self.store.create(first.cluster)
+            stored = await self.parts.store.create(first.cluster)
         except BaseException:
-            await asyncio.shield(self.credentials.delete(cluster.name))
+            await asyncio.shield(self.parts.credentials.delete(cluster.name))
             raise
-        self.roster.health[cluster.name] = first.health
+        self.parts.roster.health[cluster.name] = first.health
         await self.monitor.publish(first.event)
         log.info(
             "cluster %s joined (%s)",
@@ -218,14 +201,14 @@ class Onboarding:
         name = request.name
         self._claim(name)
         try:
-            cluster = await self.store.read(name)
+            cluster = await self.parts.store.read(name)
             if cluster is None:
                 raise NotFoundError(f"cluster {name!r} is not joined")
             note = await self._clean_member(cluster, request)
-            await self.credentials.delete(name)
-            await self.agents_kv.delete(name)
-            await self.store.delete(name)
-            self.roster.remove(name)
+            await self.parts.credentials.delete(name)
+            await self.parts.agents_kv.delete(name)
+            await self.parts.store.delete(name)
+            self.parts.roster.remove(name)
             log.info("cluster %s unjoined", name, extra={"cluster": name})
             return f"cluster {name} unjoined{note}"
         finally:
@@ -246,9 +229,9 @@ class Onboarding:
                     request.kubeconfig.get_secret_value(), context=request.context
                 )
                 return await self._remove_with_admin(cluster.name, admin, namespace)
-            credential = await self.credentials.get(cluster.name)
-            async with self.make_kube(
-                KubeTarget.from_credential(credential), self.settings.join_timeout_seconds
+            credential = await self.parts.credentials.get(cluster.name)
+            async with self.parts.make_kube(
+                KubeTarget.from_credential(credential), self.parts.settings.join_timeout_seconds
             ) as own:
                 await delete_namespace(own, namespace)
         except (KubeUnavailableError, KubeApiError, NotFoundError) as exc:
@@ -265,7 +248,7 @@ class Onboarding:
         )
 
     async def _remove_with_admin(self, name: str, target: KubeTarget, namespace: str) -> str:
-        async with self.make_kube(target, self.settings.join_timeout_seconds) as admin:
+        async with self.parts.make_kube(target, self.parts.settings.join_timeout_seconds) as admin:
             left = await MemberSetup(admin, namespace, name).remove_all()
         if left:
             raise PermanentError(f"could not remove {', '.join(left)} from the member")
@@ -276,8 +259,12 @@ class Onboarding:
     async def register(self, request: RegisterRequest) -> tuple[Cluster, str, str]:
         """Pull registration: the cluster, the agent's manifests and its bootstrap token."""
         name = request.name
-        nats_url = request.hub_nats_url or self.settings.agent_nats_url or self.settings.nats_url
-        ca_file = self.settings.agent_nats_ca_file
+        nats_url = (
+            request.hub_nats_url
+            or self.parts.settings.agent_nats_url
+            or self.parts.settings.nats_url
+        )
+        ca_file = self.parts.settings.agent_nats_ca_file
         check_agent_nats_url(nats_url, ca_given=ca_file is not None)
         try:
             ca_pem = await asyncio.to_thread(ca_file.read_text) if ca_file is not None else None
@@ -285,7 +272,7 @@ class Onboarding:
             raise PermanentError(f"cannot read agent_nats_ca_file {ca_file}: {exc}") from exc
         self._claim(name)
         try:
-            if await self.store.exists(name):
+            if await self.parts.store.exists(name):
                 raise AlreadyExistsError(f"cluster {name!r} is already joined or registered")
             cluster = new_cluster(
                 name,
@@ -300,17 +287,17 @@ class Onboarding:
             )
             token = new_bootstrap_token()
             record = AgentRecord(cluster=name, agent_key=agent_key(token).hex())
-            sealed = self.box.seal(
+            sealed = self.parts.box.seal(
                 orjson.dumps(record.model_dump()), context=f"{CLUSTER_AGENTS.name}/{name}"
             )
-            await self.agents_kv.put(name, sealed)
+            await self.parts.agents_kv.put(name, sealed)
             try:
                 first = registered(cluster, utc_now())
-                stored = await self.store.create(first.cluster)
+                stored = await self.parts.store.create(first.cluster)
             except BaseException:
-                await asyncio.shield(self.agents_kv.delete(name))
+                await asyncio.shield(self.parts.agents_kv.delete(name))
                 raise
-            self.roster.health[name] = first.health
+            self.parts.roster.health[name] = first.health
             self.monitor.grant_lease(name)
             await self.monitor.publish(first.event)
             manifests = agent_manifests(

@@ -42,6 +42,7 @@ from foot_registry.core.health import Health
 from foot_registry.health_monitor import HealthMonitor
 from foot_registry.member import KubeFactory
 from foot_registry.onboarding import Onboarding
+from foot_registry.parts import RegistryParts
 from foot_registry.routing import (
     AgentSubjects,
     DocumentHandler,
@@ -96,35 +97,20 @@ class RegistryService(Service[RegistrySettings]):
         self.agents_kv = await self.bus.kv(CLUSTER_AGENTS.name)
         self.clusters_kv = await self.bus.kv(CLUSTERS.name)
         self.cluster_store = ClusterStore(self.clusters_kv, self.roster)
-        self.status = StatusCollector(
+        parts = RegistryParts(
             roster=self.roster,
             store=self.cluster_store,
             credentials=self.credentials,
+            agents_kv=self.agents_kv,
+            box=self.box,
             settings=settings,
             make_kube=self._make_kube,
-            track=self.status_writes.track,
         )
+        self.status = StatusCollector(parts=parts, track=self.status_writes.track)
         self.monitor = HealthMonitor(
-            bus=self.bus,
-            roster=self.roster,
-            store=self.cluster_store,
-            credentials=self.credentials,
-            agents_kv=self.agents_kv,
-            box=self.box,
-            settings=settings,
-            make_kube=self._make_kube,
-            on_agent_status=self.status.take_from_agent,
+            bus=self.bus, parts=parts, on_agent_status=self.status.take_from_agent
         )
-        self.onboarding = Onboarding(
-            roster=self.roster,
-            store=self.cluster_store,
-            credentials=self.credentials,
-            agents_kv=self.agents_kv,
-            box=self.box,
-            settings=settings,
-            make_kube=self._make_kube,
-            monitor=self.monitor,
-        )
+        self.onboarding = Onboarding(parts=parts, monitor=self.monitor)
         clusters = await self.mirror(CLUSTERS.name, Cluster.from_json, "cluster")
         clusters.on_change(self._on_cluster_change)
         await self._route()

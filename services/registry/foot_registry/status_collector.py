@@ -14,17 +14,14 @@ from collections.abc import Callable
 from datetime import datetime
 
 from foot.cluster_status import CollectedStatus
-from foot.credentials import CredentialStore
 from foot.errors import FootError, NotFoundError
 from foot.kinds.clusters import Cluster
 from foot.kube import KubeTarget, KubeUnavailableError
 from foot.kube.collect import collect_status
 from foot.objects import utc_now
-from foot_registry.clusters import ClusterStore, Roster
 from foot_registry.core.status import due_for_status, with_collected, with_pushed_status
-from foot_registry.member import KubeFactory
+from foot_registry.parts import RegistryParts
 from foot_registry.routing import Track
-from foot_registry.settings import RegistrySettings
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +30,10 @@ class StatusCollector:
     def __init__(
         self,
         *,
-        roster: Roster,
-        store: ClusterStore,
-        credentials: CredentialStore,
-        settings: RegistrySettings,
-        make_kube: KubeFactory,
+        parts: RegistryParts,
         track: Track,
     ) -> None:
-        self.roster = roster
-        self.store = store
-        self.credentials = credentials
-        self.settings = settings
-        self.make_kube = make_kube
+        self.parts = parts
         self.track = track
 
     def take_from_agent(self, name: str, status: CollectedStatus, sent_at: datetime) -> None:
@@ -56,23 +45,23 @@ class StatusCollector:
 
     async def _write(self, name: str, change: Callable[[Cluster], Cluster]) -> None:
         try:
-            await self.store.update(name, change)
+            await self.parts.store.update(name, change)
         except FootError as exc:
             log.warning("could not store the status of %s: %s", name, exc)
 
     async def _collect(self, name: str) -> Cluster | None:
-        credential = await self.credentials.get(name)
-        timeout = self.settings.status_timeout_seconds
+        credential = await self.parts.credentials.get(name)
+        timeout = self.parts.settings.status_timeout_seconds
         async with (
             asyncio.timeout(timeout),
-            self.make_kube(KubeTarget.from_credential(credential), timeout) as kube,
+            self.parts.make_kube(KubeTarget.from_credential(credential), timeout) as kube,
         ):
             collected = await collect_status(kube)
         now = utc_now()
-        return await self.store.update(name, lambda c: with_pushed_status(c, collected, now))
+        return await self.parts.store.update(name, lambda c: with_pushed_status(c, collected, now))
 
     async def collect_now(self, name: str) -> Cluster:
-        cluster = self.roster.clusters.get(name) or await self.store.read(name)
+        cluster = self.parts.roster.clusters.get(name) or await self.parts.store.read(name)
         if cluster is None:
             raise NotFoundError(f"cluster {name!r} is not joined")
         if cluster.spec.sync_mode == "Pull":
@@ -88,7 +77,7 @@ class StatusCollector:
         return collected
 
     async def run(self) -> None:
-        gate = asyncio.Semaphore(self.settings.status_concurrency)
+        gate = asyncio.Semaphore(self.parts.settings.status_concurrency)
         in_flight: set[str] = set()
 
         async def one(name: str) -> None:
@@ -102,7 +91,9 @@ class StatusCollector:
 
         async with asyncio.TaskGroup() as group:
             while True:
-                for name in due_for_status(self.roster.clusters, self.roster.health, in_flight):
+                for name in due_for_status(
+                    self.parts.roster.clusters, self.parts.roster.health, in_flight
+                ):
                     in_flight.add(name)
                     group.create_task(one(name), name=f"registry:collect:{name}")
-                await asyncio.sleep(self.settings.status_period_seconds)
+                await asyncio.sleep(self.parts.settings.status_period_seconds)

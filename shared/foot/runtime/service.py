@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import ClassVar, Generic, Self, cast
+from typing import ClassVar, Generic, cast
 
 from typing_extensions import TypeVar
 
@@ -29,6 +29,7 @@ from foot.kinds.clusters import Cluster
 from foot.runtime.admin import AdminServer
 from foot.runtime.clusters import ClusterMirror, Heard
 from foot.runtime.ingest import ApiIngest
+from foot.runtime.lifecycle import StartStop
 from foot.runtime.metrics import ServiceMetrics
 from foot.runtime.mirror import Mirror
 from foot.runtime.requests import ErrorReply, RequestHandler, Responder
@@ -53,7 +54,7 @@ class _Running:
         self.ingest = ingest
 
 
-class Service(Generic[SettingsT]):
+class Service(StartStop, Generic[SettingsT]):
     """A service with settings of type `SettingsT` (its `settings_model`)."""
 
     name: ClassVar[str] = "service"
@@ -265,14 +266,3 @@ class Service(Generic[SettingsT]):
             await self.admin.stop()
             await running.bus.close()
             log.info("%s stopped", self.name)
-
-    async def __aenter__(self) -> Self:
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.stop()

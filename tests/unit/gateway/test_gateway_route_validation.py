@@ -7,29 +7,10 @@ from typing import Any
 import pytest
 
 from foot.catalog import BUCKETS, GATEWAY_ROUTES
-from foot.errors import InvalidObjectError
 from foot.kinds import KINDS
 from foot.kinds.gateway import GatewayRoute
-
-
-def route(**spec: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "hosts": ["shop.example.com"],
-        "paths": ["/", "/api/*"],
-        "backend": {"service": "shop", "port": 80},
-    }
-    return {
-        "apiVersion": "gateway.foot.dev/v1alpha1",
-        "kind": "GatewayRoute",
-        "metadata": {"name": "shop", "namespace": "shop"},
-        "spec": base | spec,
-    }
-
-
-def problems(document: dict[str, Any]) -> dict[str, str]:
-    with pytest.raises(InvalidObjectError) as caught:
-        KINDS.parse(document)
-    return {p.path: p.reason for p in caught.value.problems}
+from foot_testenv.gateway_objects import route_document
+from support import problems
 
 
 def test_kind_is_registered_owned_by_gateway_sync_in_its_bucket() -> None:
@@ -44,7 +25,7 @@ def test_kind_is_registered_owned_by_gateway_sync_in_its_bucket() -> None:
 
 
 def test_a_valid_route_gets_defaults() -> None:
-    parsed = KINDS.parse(route())
+    parsed = KINDS.parse(route_document())
     assert isinstance(parsed, GatewayRoute)
     spec = parsed.spec
     assert spec.load_balancer.type == "roundrobin"
@@ -56,7 +37,7 @@ def test_a_valid_route_gets_defaults() -> None:
 
 def test_every_option_accepted() -> None:
     parsed = KINDS.parse(
-        route(
+        route_document(
             methods=["GET", "POST"],
             loadBalancer={"type": "chash", "hashOn": "cookie", "key": "session"},
             healthCheck={"active": {"httpPath": "/healthz", "healthy": {"successes": 3}}},
@@ -76,11 +57,11 @@ def test_every_option_accepted() -> None:
     )
     assert isinstance(parsed, GatewayRoute)
     assert set(parsed.spec.backends()) == {"stable", "canary"}
-    assert KINDS.parse(route(loadBalancer={"type": "chash", "hashOn": "consumer"}))
+    assert KINDS.parse(route_document(loadBalancer={"type": "chash", "hashOn": "consumer"}))
     for kind in ("ewma", "least_conn"):
-        assert KINDS.parse(route(loadBalancer={"type": kind}))
+        assert KINDS.parse(route_document(loadBalancer={"type": kind}))
     blue_green = KINDS.parse(
-        route(
+        route_document(
             release={
                 "strategy": "blueGreen",
                 "blueGreen": {"green": {"service": "shop-green", "port": 80}, "active": "green"},
@@ -177,14 +158,14 @@ def test_every_option_accepted() -> None:
     ],
 )
 def test_invalid_routes_name_the_field(spec: dict[str, Any], path: str, reason: str) -> None:
-    found = problems(route(**spec))
+    found = problems(route_document(**spec))
     assert path in found, found
     assert reason in found[path]
 
 
 def test_every_problem_is_reported_at_once() -> None:
     found = problems(
-        route(
+        route_document(
             loadBalancer={"type": "chash"},
             backend={"port": 80},
             release={

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from foot.errors import InvalidObjectError
 from foot.kinds import KINDS
 from foot.kinds.policies import ClusterPropagationPolicy, PropagationPolicy
+from support import problems
 
 
 def policy(placement: Mapping[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
@@ -22,12 +22,6 @@ def policy(placement: Mapping[str, Any] | None = None, **spec: Any) -> dict[str,
         "metadata": {"name": "web", "namespace": "default"},
         "spec": body | spec,
     }
-
-
-def problems(document: Mapping[str, Any]) -> dict[str, str]:
-    with pytest.raises(InvalidObjectError) as refused:
-        KINDS.parse(document)
-    return {p.path: p.reason for p in refused.value.problems}
 
 
 INVALID: list[tuple[str, dict[str, Any], str, str]] = [

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from foot.catalog import STORAGE_CLAIMS
-from foot.errors import InvalidObjectError
 from foot.kinds import KINDS
 from foot.kinds.storage import StorageClaim, size_bytes
+from support import problems
 
 
 def claim(**spec: Any) -> dict[str, Any]:
@@ -24,12 +24,6 @@ def claim(**spec: Any) -> dict[str, Any]:
         "metadata": {"name": "orders-db", "namespace": "shop"},
         "spec": base | spec,
     }
-
-
-def problems(document: dict[str, Any]) -> dict[str, str]:
-    with pytest.raises(InvalidObjectError) as caught:
-        KINDS.parse(document)
-    return {p.path: p.reason for p in caught.value.problems}
 
 
 def test_a_valid_claim_gets_defaults() -> None:

@@ -81,15 +81,7 @@ def applied(
         applied_condition = _condition(
             work.status.conditions, "Applied", "True", "Applied", "every manifest applied", now
         )
-    health = _health(statuses)
-    available = _condition(
-        work.status.conditions,
-        "Available",
-        "True" if health == "Healthy" else "False",
-        health,
-        "",
-        now,
-    )
+    health, available = _availability(work, statuses, now)
     status = WorkStatus(
         applied_hash=manifests_hash,
         manifests=list(statuses),
@@ -99,6 +91,22 @@ def applied(
         observed_at=now,
     )
     return _changed(work, status)
+
+
+def _availability(
+    work: Work, statuses: Sequence[ManifestStatus], now: datetime
+) -> tuple[WorkHealth, WorkCondition]:
+    """The work's health over `statuses` and its Available condition (True when Healthy)."""
+    health = _health(statuses)
+    available = _condition(
+        work.status.conditions,
+        "Available",
+        "True" if health == "Healthy" else "False",
+        health,
+        "",
+        now,
+    )
+    return health, available
 
 
 def unavailable(work: Work, message: str, *, now: datetime) -> Work | None:
@@ -134,15 +142,7 @@ def observed(
             missing = True
         else:
             statuses[index] = observed_status(statuses[index], obj)
-    health = _health(statuses)
-    available = _condition(
-        work.status.conditions,
-        "Available",
-        "True" if health == "Healthy" else "False",
-        health,
-        "",
-        now,
-    )
+    health, available = _availability(work, statuses, now)
     status = work.status.model_copy(
         update={
             "manifests": statuses,

@@ -208,35 +208,42 @@ def _storage_class_override(
         }
         for cluster in clusters
     ]
-    return {
-        "apiVersion": POLICY_API_VERSION,
-        "kind": "ClusterOverridePolicy",
-        "metadata": {"name": policy_name(record), "labels": _labels(record)},
-        "spec": {
-            "resourceSelectors": [
-                {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "name": storage_class}
-            ],
-            "overrideRules": rules,
-        },
-    }
+    return _storage_class_policy_document(
+        "ClusterOverridePolicy", record, storage_class, {"overrideRules": rules}
+    )
 
 
 def _storage_class_policy(
     record: ProvisioningRecord, clusters: tuple[str, ...], storage_class: str
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": POLICY_API_VERSION,
-        "kind": "ClusterPropagationPolicy",
-        "metadata": {"name": policy_name(record), "labels": _labels(record)},
-        "spec": {
-            "resourceSelectors": [
-                {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "name": storage_class}
-            ],
+    return _storage_class_policy_document(
+        "ClusterPropagationPolicy",
+        record,
+        storage_class,
+        {
             "preemption": "Always",
             "placement": {
                 "clusterAffinity": {"clusterNames": list(clusters)},
                 "replicaScheduling": {"replicaSchedulingType": "Duplicated"},
             },
+        },
+    )
+
+
+def _storage_class_policy_document(
+    kind: str, record: ProvisioningRecord, storage_class: str, spec: dict[str, Any]
+) -> dict[str, Any]:
+    """A policy of `kind` named after the record that selects its StorageClass; `spec`
+    follows the selector."""
+    return {
+        "apiVersion": POLICY_API_VERSION,
+        "kind": kind,
+        "metadata": {"name": policy_name(record), "labels": _labels(record)},
+        "spec": {
+            "resourceSelectors": [
+                {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "name": storage_class}
+            ],
+            **spec,
         },
     }
 
