@@ -46,7 +46,8 @@ def with_int_bounds(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     result = {key: with_int_bounds(value) for key, value in schema.items()}
-    bounds = INT_BOUNDS.get(result.get("format")) if isinstance(result.get("format"), str) else None
+    name = result.get("format")
+    bounds = INT_BOUNDS.get(name) if isinstance(name, str) else None
     if bounds is not None:
         low, high = bounds
         if not isinstance(result.get("minimum"), int | float) or result["minimum"] < low:

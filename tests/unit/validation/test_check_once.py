@@ -109,7 +109,7 @@ async def test_the_owner_refuses_an_invalid_document_whoever_sends_it(checks: li
 
 async def test_the_front_door_checks_what_it_cannot_route(checks: list[str]) -> None:
     front, bus = ingest("registry")
-    unroutable = [
+    unroutable: list[dict[str, Any]] = [
         {"metadata": {"name": "no-kind"}},
         {"apiVersion": "example.com/one", "kind": "Widget", "metadata": {"name": "bad-version"}},
     ]
