@@ -13,11 +13,16 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jsonschema import Draft4Validator
+import jsonschema_rs
 
 from foot.errors import FieldProblem
 from foot.kinds import DocumentCheck
-from foot.kinds.kube_schema import FORMATS, metadata_problems, schema_problems
+from foot.kinds.kube_schema import (
+    SchemaValidator,
+    metadata_problems,
+    schema_problems,
+    with_int_bounds,
+)
 
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
 CRD_KIND = "CustomResourceDefinition"
@@ -46,11 +51,23 @@ def _structural(schema: Any, *, root: bool = False) -> Any:
 
 class CustomResourceCheck:
     def __init__(self, schema: Mapping[str, Any]) -> None:
-        self.validator = Draft4Validator(
-            _structural(copy.deepcopy(dict(schema)), root=True), format_checker=FORMATS
-        )
+        structural = with_int_bounds(_structural(copy.deepcopy(dict(schema)), root=True))
+        self.validator: SchemaValidator | None = None
+        self.unusable: str | None = None
+        """Why the CRD's schema cannot be compiled (e.g. a `pattern` no regex engine takes);
+        its resources are then refused saying so instead of failing the request."""
+        try:
+            # Formats other than the integer bounds are not checked, as for built-in kinds.
+            compiled = jsonschema_rs.Draft4Validator(structural, validate_formats=False)
+        except (jsonschema_rs.ValidationError, ValueError) as exc:
+            self.unusable = str(exc)
+        else:
+            self.validator = SchemaValidator(compiled, {}, structural)
 
     def __call__(self, document: Mapping[str, Any]) -> list[FieldProblem]:
+        if self.validator is None:
+            reason = f"the schema of the CustomResourceDefinition cannot be used: {self.unusable}"
+            return [FieldProblem("kind", reason)]
         problems = schema_problems(self.validator, document)
         return problems + metadata_problems(document.get("metadata"), "metadata")
 

@@ -3,11 +3,17 @@
 Two layers, both on plain NATS request-reply:
 
 * `foot.api.apply` / `foot.api.delete`: the front door, answered by whichever
-  service instance gets the request (queue group `foot-api`). It validates
-  every document against the kind registry, then hands each valid object to
-  its owner and gathers the answers in the order of the documents.
+  service instance gets the request (queue group `foot-api`). It finds each
+  document's owner from its apiVersion and kind, hands the documents to their
+  owners and gathers the answers in the order of the documents.
 * `foot.api.apply.<owner>` / `foot.api.delete.<owner>`: the owner's own
   subjects; the only place objects are written.
+
+Each document is checked once on its way (the Kubernetes schemas, the model):
+by its owner, which checks everything arriving on its subject whoever sent it,
+so that check is the one that counts. The front door checks only the documents
+it applies itself (the answering instance owns them) and those no owner can be
+found for (to say why); it forwards the rest unchecked.
 
 An invalid document is never stored: it gets an error naming its fields and
 an event on `foot.events.rejected`. Other documents of the same request are
@@ -18,7 +24,7 @@ stores the valid ones concurrently (at most `APPLY_CONCURRENCY` writes in
 flight, each with its own optimistic concurrency; documents naming the same
 object are applied in their order). The front door hands documents the
 answering instance owns itself straight to its own apply path (already
-parsed, no bus round trip); the rest go to their owner's subject.
+checked and parsed, no bus round trip); the rest go to their owner's subject.
 """
 
 from __future__ import annotations
@@ -104,6 +110,18 @@ def _unregistered(document: dict[str, Any]) -> bool:
         return False
 
 
+def _owner_of(document: dict[str, Any]) -> str | None:
+    """The service that owns a document's kind; None when its apiVersion or kind does not name
+    one (the front door then checks the document itself, to say why)."""
+    api_version, kind = document.get("apiVersion"), document.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str) or not (api_version and kind):
+        return None
+    try:
+        return KINDS.lookup(api_version, kind).owner
+    except InvalidObjectError:
+        return None
+
+
 def _resolve_ref(document: dict[str, Any]) -> tuple[KindInfo, ObjectRef]:
     ref = ref_of(document)
     problems = [
@@ -164,7 +182,7 @@ class ApiIngest:
             subject, answer, error_reply=_error_reply, queue=queue, span="api"
         )
 
-    # ---- the owner: validate again (never trust the front door alone) and store -----------
+    # ---- the owner: validate everything it is sent (whoever sent it) and store ----------
 
     async def apply_documents(self, documents: Iterable[dict[str, Any]]) -> ApiReply:
         """Validate every document, then store the valid ones (concurrently); one result per
@@ -291,20 +309,27 @@ class ApiIngest:
     async def _front_apply(self, request: ApiRequest) -> ApiReply:
         results: list[ObjectResult | None] = [None] * len(request.objects)
         by_owner: dict[str, list[int]] = {}
-        mine: list[tuple[int, KubeObject]] = []
-        custom = await self.custom_kinds(request.objects)
+        checked_here: list[int] = []
         for index, document in enumerate(request.objects):
+            owner = _owner_of(document)
+            if owner is not None and not (owner == self.owner and self.kinds):
+                # Another service owns it: its check (`apply_documents`) is the one that
+                # counts, as it answers its own subject to anyone; checking here as well
+                # would only double the cost of every valid object.
+                by_owner.setdefault(owner, []).append(index)
+            else:
+                checked_here.append(index)  # this instance owns it, or nobody can
+        custom = await self.custom_kinds([request.objects[i] for i in checked_here])
+        mine: list[tuple[int, KubeObject]] = []
+        for index in checked_here:
+            document = request.objects[index]
             try:
                 parsed = KINDS.parse(document, custom=custom)
             except InvalidObjectError as exc:
                 await self._publish_rejection(document, exc)
                 results[index] = _rejected(document, exc)
                 continue
-            owner = KINDS.lookup(parsed.api_version, parsed.kind).owner
-            if owner == self.owner and self.kinds:
-                mine.append((index, parsed))  # this instance owns it: validated just now
-            else:
-                by_owner.setdefault(owner, []).append(index)
+            mine.append((index, parsed))  # validated just now: stored without a second check
 
         async def apply_mine() -> None:
             local = await self._apply_checked(
