@@ -23,6 +23,7 @@ from foot.kinds import KINDS, KindInfo
 from foot.objects import load_documents
 from foot.runtime.ingest import ApiIngest
 from foot.runtime.metrics import CONTENT_TYPE, ServiceMetrics
+from foot.runtime.openapi import OPENAPI_PATH, admin_api_document
 from foot.runtime.settings import AdminTokens
 from foot.runtime.wire import http_status, redact_secrets
 from foot.store import ObjectStore
@@ -163,6 +164,7 @@ class AdminServer:
         self.add_route("GET", "/healthz", self._healthz)
         self.add_route("GET", "/readyz", self._readyz)
         self.add_route("GET", "/metrics", self._metrics)
+        self.add_route("GET", OPENAPI_PATH, self._openapi)
         self._runner: web.AppRunner | None = None
 
     def add_route(self, method: str, path: str, handler: Handler) -> None:
@@ -215,6 +217,18 @@ class AdminServer:
         if problems:
             return json_response({"status": "not ready", "problems": problems}, status=503)
         return json_response({"status": "ready", "service": self.name})
+
+    async def _openapi(self, _: web.Request) -> web.Response:
+        """The OpenAPI document of this server's routes (docs/admin-api.openapi.json has every
+        service's). Behind the read token like every other read, not open like the probes:
+        the open paths are only what probes and scrapes need, and the document is published
+        with the project for anyone who wants it without a token."""
+        served = [
+            (route.method, route.resource.canonical)
+            for route in self.app.router.routes()
+            if route.method != "HEAD" and route.resource is not None
+        ]
+        return json_response(admin_api_document(served))
 
     async def _metrics(self, _: web.Request) -> web.Response:
         self.metrics.ready.set(0 if self.readiness_problems() else 1)
