@@ -41,6 +41,7 @@ OWN_FETCH_SITES = frozenset({"same-origin", "none"})
 ("none": typed by the user). same-site is refused too: another port of localhost is
 another origin, and exactly where a hostile local page would be."""
 BEARER_CHALLENGE = 'Bearer realm="foot"'
+FIRST_ERROR_STATUS = 400
 
 
 class UnauthorizedError(FootError):
@@ -68,6 +69,19 @@ def json_response(body: object, status: int = 200) -> web.Response:
 def error_response(exc: FootError) -> web.Response:
     error = ApiError.from_exception(exc).model_dump(mode="json", by_alias=True)
     return json_response({"error": error}, status=http_status(exc.code))
+
+
+def http_error_response(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals (no such route, a method the route lacks, a body over the
+    size limit) in the one error shape rather than its plain text; the status and the
+    headers (Allow) kept."""
+    code = exc.reason.title().replace(" ", "")
+    error = ApiError(code=code, message=f"{exc.reason}: {exc.status}")
+    response = json_response({"error": error.model_dump(mode="json", by_alias=True)}, exc.status)
+    for header in ("Allow",):
+        if header in exc.headers:
+            response.headers[header] = exc.headers[header]
+    return response
 
 
 class AdminGuard:
@@ -207,7 +221,12 @@ class AdminServer:
             if isinstance(exc, UnauthorizedError):
                 refused.headers["WWW-Authenticate"] = BEARER_CHALLENGE
             return refused
-        return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < FIRST_ERROR_STATUS:  # redirects stay as aiohttp makes them
+                raise
+            return http_error_response(exc)
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return json_response({"status": "ok", "service": self.name})

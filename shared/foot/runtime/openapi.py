@@ -252,12 +252,16 @@ _KUBE_OBJECT_SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": True,
 }
-_DOCUMENTS_SCHEMA: dict[str, Any] = {
-    "description": "One object, a list of them (JSON), or YAML documents separated by ---.",
+_JSON_DOCUMENTS_SCHEMA: dict[str, Any] = {
+    "description": "One object, or a list of them.",
     "oneOf": [
         {"$ref": SCHEMAS + KUBE_OBJECT},
         {"type": "array", "minItems": 1, "items": {"$ref": SCHEMAS + KUBE_OBJECT}},
     ],
+}
+_YAML_DOCUMENTS_SCHEMA: dict[str, Any] = {
+    "description": "YAML documents separated by ---, each one object (not a list of them).",
+    "$ref": SCHEMAS + KUBE_OBJECT,
 }
 
 
@@ -363,10 +367,12 @@ class _Operation:
         if parameters:
             operation["parameters"] = parameters
         if route.body == "documents":
-            media = {"schema": _DOCUMENTS_SCHEMA}
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": media, "application/yaml": media},
+                "content": {
+                    "application/json": {"schema": _JSON_DOCUMENTS_SCHEMA},
+                    "application/yaml": {"schema": _YAML_DOCUMENTS_SCHEMA},
+                },
             }
         elif route.body is not None:
             schema = self.refs[(route.body, "validation")]
