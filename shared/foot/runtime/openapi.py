@@ -271,7 +271,9 @@ def admin_api_document(served: Iterable[tuple[str, str]] | None = None) -> dict[
     as undocumented rather than left out, and a test keeps that list empty."""
     wanted = list(ROUTES) if served is None else [_route_for(m, p) for m, p in served]
     refs, definitions = models_json_schema(_models(wanted), ref_template=SCHEMAS + "{model}")
-    schemas = dict(sorted(definitions.get("$defs", {}).items()))
+    schemas = {
+        name: _readable(schema) for name, schema in sorted(definitions.get("$defs", {}).items())
+    }
     schemas[KUBE_OBJECT] = _KUBE_OBJECT_SCHEMA
     paths: dict[str, dict[str, Any]] = {}
     for route in sorted(wanted, key=lambda r: (r.path, r.method)):
@@ -297,6 +299,17 @@ def admin_api_document(served: Iterable[tuple[str, str]] | None = None) -> dict[
             "securitySchemes": {BEARER: {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _readable(schema: Any) -> Any:
+    """`schema` without pydantic's `writeOnly` on secret fields: a reply does carry the
+    one secret it exists for (register's bootstrap token, shown once), and OpenAPI tools
+    read writeOnly as "never in a response"."""
+    if isinstance(schema, dict):
+        return {key: _readable(value) for key, value in schema.items() if key != "writeOnly"}
+    if isinstance(schema, list):
+        return [_readable(item) for item in schema]
+    return schema
 
 
 def render(document: dict[str, Any]) -> bytes:
