@@ -22,16 +22,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 
 from foot.api import ApiError
 from foot.cluster_status import CollectedStatus
-from foot.objects import FrozenModel
+from foot.kinds.policies import Labels
+from foot.objects import FrozenModel, check_label
 
 AGENT_KEY_CONTEXT = b"foot-agent-key-v1"
+
+ClusterName = Annotated[str, AfterValidator(check_label)]
+"""A cluster's name: an RFC 1123 label (it ends up in namespace names and bucket keys, so a
+name that is not one can name no cluster, and is refused before any lookup)."""
 
 
 class JoinRequest(FrozenModel):
@@ -52,7 +57,7 @@ class JoinRequest(FrozenModel):
     gateway_address: str | None = None
     """Address at which the gateway reaches the member's NodePort Services (default: the
     API server's host, which is wrong when that is a load balancer)."""
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     """Labels of the Cluster object (policies select on them)."""
     use_given_credential: bool = False
     """Store the kubeconfig's own bearer token instead of creating a ServiceAccount: for a
@@ -62,14 +67,14 @@ class JoinRequest(FrozenModel):
 class ClusterNameRequest(FrozenModel):
     """Collect (or describe): just the cluster's name."""
 
-    name: str
+    name: ClusterName
     """Cluster name."""
 
 
 class UnjoinRequest(FrozenModel):
     """Unjoin: forget the cluster and remove what the join created in the member."""
 
-    name: str
+    name: ClusterName
     """Cluster name."""
     kubeconfig: SecretStr | None = None
     """An admin kubeconfig: remove each object at once. Without it FOOT deletes its
@@ -97,7 +102,7 @@ class RegisterRequest(FrozenModel):
     """Zone."""
     gateway_address: str | None = None
     """Address at which the gateway reaches the member's NodePort Services."""
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     """Labels of the Cluster object."""
 
 

@@ -63,15 +63,40 @@ class _StrictResolver(Resolver):
     }
 
 
+class _BoundedScanner(Scanner):
+    """Refuses flow collections ("[", "{") nested past the limit while scanning: looking
+    ahead for a possible key, PyYAML's scanner would otherwise spend time quadratic in
+    the nesting of one line (most of a second on a few kB of "a: [[[[...")."""
+
+    def fetch_flow_collection_start(self, TokenClass: type) -> None:  # noqa: N803 - PyYAML's name
+        if self.flow_level >= MAX_DEPTH:
+            raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
+        super().fetch_flow_collection_start(TokenClass)
+
+
 class _BoundedComposer(Composer):
     """Composes the node graph (aliases stay shared references) and checks it whole before
     any Python value is constructed."""
+
+    _depth = 0
 
     def compose_document(self) -> Node | None:
         node: Node | None = super().compose_document()
         if node is not None:
             _check_graph(node)
         return node
+
+    def compose_node(self, parent: Node | None, index: object) -> Node | None:
+        # Refused as soon as the nesting passes the limit, rather than on the whole graph
+        # after Python's recursion limit has been run into.
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH + 1:
+                raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
+            node: Node | None = super().compose_node(parent, index)  # type: ignore[arg-type]
+            return node
+        finally:
+            self._depth -= 1
 
 
 def _check_graph(root: Node) -> None:
@@ -120,7 +145,9 @@ def _check_unique_keys(node: MappingNode) -> None:
         first_line[key.value] = line
 
 
-class _BoundedLoader(Reader, Scanner, Parser, _BoundedComposer, SafeConstructor, _StrictResolver):
+class _BoundedLoader(
+    Reader, _BoundedScanner, Parser, _BoundedComposer, SafeConstructor, _StrictResolver
+):
     def __init__(self, stream: str) -> None:
         Reader.__init__(self, stream)
         Scanner.__init__(self)

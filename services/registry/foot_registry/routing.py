@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import nats.errors
-import orjson
 from aiohttp import web
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -26,12 +25,13 @@ from pydantic import BaseModel, ValidationError
 from foot.api import ApiError
 from foot.bus import Bus
 from foot.catalog import AGENT_PREFIX
-from foot.errors import FootError, InvalidObjectError, PermanentError
+from foot.errors import FieldProblem, FootError, InvalidObjectError
 from foot.objects import problems_from_validation
 from foot.registry_api import RegistryReply
 from foot.runtime.admin import Handler
 from foot.runtime.requests import RequestHandler
 from foot.runtime.wire import http_status
+from foot.yamlsafe import load_json
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,11 @@ def parse(model: type[M], document: dict[str, Any], what: str) -> M:
 def request_document(body: bytes, *, not_an_object: str) -> dict[str, Any]:
     """The JSON object a request carries; Invalid (saying `not_an_object` for any other
     JSON value, `null` included) when it is not one."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PermanentError(f"malformed JSON: {exc}") from None
+    # The one bounded loader (size, depth, duplicate keys), and a field problem for every
+    # refusal: an error without fields is not a clear answer.
+    document = load_json(body, source="request")
     if not isinstance(document, dict):
-        raise PermanentError(not_an_object)
+        raise InvalidObjectError("request", [FieldProblem("", not_an_object)])
     return document
 
 

@@ -23,6 +23,7 @@ from foot.kinds import KINDS, KindInfo
 from foot.objects import load_documents
 from foot.runtime.ingest import ApiIngest
 from foot.runtime.metrics import CONTENT_TYPE, ServiceMetrics
+from foot.runtime.openapi import OPENAPI_PATH, admin_api_document
 from foot.runtime.settings import AdminTokens
 from foot.runtime.wire import http_status, redact_secrets
 from foot.store import ObjectStore
@@ -40,6 +41,7 @@ OWN_FETCH_SITES = frozenset({"same-origin", "none"})
 ("none": typed by the user). same-site is refused too: another port of localhost is
 another origin, and exactly where a hostile local page would be."""
 BEARER_CHALLENGE = 'Bearer realm="foot"'
+FIRST_ERROR_STATUS = 400
 
 
 class UnauthorizedError(FootError):
@@ -67,6 +69,19 @@ def json_response(body: object, status: int = 200) -> web.Response:
 def error_response(exc: FootError) -> web.Response:
     error = ApiError.from_exception(exc).model_dump(mode="json", by_alias=True)
     return json_response({"error": error}, status=http_status(exc.code))
+
+
+def http_error_response(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals (no such route, a method the route lacks, a body over the
+    size limit) in the one error shape rather than its plain text; the status and the
+    headers (Allow) kept."""
+    code = exc.reason.title().replace(" ", "")
+    error = ApiError(code=code, message=f"{exc.reason}: {exc.status}")
+    response = json_response({"error": error.model_dump(mode="json", by_alias=True)}, exc.status)
+    for header in ("Allow",):
+        if header in exc.headers:
+            response.headers[header] = exc.headers[header]
+    return response
 
 
 class AdminGuard:
@@ -163,6 +178,7 @@ class AdminServer:
         self.add_route("GET", "/healthz", self._healthz)
         self.add_route("GET", "/readyz", self._readyz)
         self.add_route("GET", "/metrics", self._metrics)
+        self.add_route("GET", OPENAPI_PATH, self._openapi)
         self._runner: web.AppRunner | None = None
 
     def add_route(self, method: str, path: str, handler: Handler) -> None:
@@ -205,7 +221,12 @@ class AdminServer:
             if isinstance(exc, UnauthorizedError):
                 refused.headers["WWW-Authenticate"] = BEARER_CHALLENGE
             return refused
-        return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < FIRST_ERROR_STATUS:  # redirects stay as aiohttp makes them
+                raise
+            return http_error_response(exc)
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return json_response({"status": "ok", "service": self.name})
@@ -215,6 +236,18 @@ class AdminServer:
         if problems:
             return json_response({"status": "not ready", "problems": problems}, status=503)
         return json_response({"status": "ready", "service": self.name})
+
+    async def _openapi(self, _: web.Request) -> web.Response:
+        """The OpenAPI document of this server's routes (docs/admin-api.openapi.json has every
+        service's). Behind the read token like every other read, not open like the probes:
+        the open paths are only what probes and scrapes need, and the document is published
+        with the project for anyone who wants it without a token."""
+        served = [
+            (route.method, route.resource.canonical)
+            for route in self.app.router.routes()
+            if route.method != "HEAD" and route.resource is not None
+        ]
+        return json_response(admin_api_document(served))
 
     async def _metrics(self, _: web.Request) -> web.Response:
         self.metrics.ready.set(0 if self.readiness_problems() else 1)

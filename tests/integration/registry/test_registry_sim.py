@@ -121,7 +121,9 @@ async def test_join_table_partition_and_unjoin_through_the_cli(
             async with http.post(url, data=b"null", headers=json_body) as response:
                 assert response.status == 422
                 body = await response.json()
-                assert body["error"]["message"] == "the body must be a JSON object"
+                assert body["error"]["fields"] == [
+                    {"path": "", "reason": "the body must be a JSON object"}
+                ]
 
         unjoined = await foot(nats_server, tmp_path, "cluster", "unjoin", endpoint.name)
         assert unjoined.returncode == 0, unjoined.stderr

@@ -38,8 +38,9 @@ def test_a_request_that_does_not_parse_is_invalid_with_its_fields() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"{", "malformed JSON: "),
-        (b"", "malformed JSON: "),
+        (b"{", "does not parse: "),
+        (b"", "does not parse: "),
+        (b'{"name": "a", "name": "b"}', "duplicate key 'name'"),
         (b"null", NOT_AN_OBJECT_REQUEST),
         (b"[1]", NOT_AN_OBJECT_REQUEST),
         (b'"east"', NOT_AN_OBJECT_REQUEST),
@@ -50,8 +51,8 @@ def test_a_request_that_is_not_a_json_object_is_invalid(body: bytes, message: st
         request_document(body, not_an_object=NOT_AN_OBJECT_REQUEST)
     error = ApiError.from_exception(caught.value)
     assert error.code == "Invalid"
-    assert error.message.startswith(message)
-    assert error.fields == []
+    assert [field.path for field in error.fields] == [""]
+    assert error.fields[0].reason.startswith(message)
 
 
 async def test_over_nats_the_reply_is_the_handlers() -> None:
@@ -122,7 +123,7 @@ async def test_over_http_the_reply_is_the_handlers(
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [(b"null", NOT_AN_OBJECT_BODY), (b"[]", NOT_AN_OBJECT_BODY), (b"{", "malformed JSON: ")],
+    [(b"null", NOT_AN_OBJECT_BODY), (b"[]", NOT_AN_OBJECT_BODY), (b"{", "does not parse: ")],
 )
 async def test_over_http_a_body_that_is_not_a_json_object_is_a_client_error(
     http: TestClient[web.Request, web.Application], body: bytes, message: str
@@ -132,4 +133,5 @@ async def test_over_http_a_body_that_is_not_a_json_object_is_a_client_error(
     reply = RegistryReply.model_validate_json(await response.read())
     assert reply.error is not None
     assert reply.error.code == "Invalid"
-    assert reply.error.message.startswith(message)
+    assert [field.path for field in reply.error.fields] == [""]
+    assert reply.error.fields[0].reason.startswith(message)
