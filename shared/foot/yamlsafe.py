@@ -183,6 +183,12 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""Integers outside the signed 64-bit range are refused: nothing downstream (the bus's JSON
+encoder, Kubernetes' own int64 fields) can carry them, and a request must fail here, clearly,
+rather than later without an answer."""
+
+
 def _check_json_depth(value: Any) -> None:
     pending: list[tuple[Any, int]] = [(value, 0)]
     while pending:
@@ -193,6 +199,22 @@ def _check_json_depth(value: Any) -> None:
             pending.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, list):
             pending.extend((child, depth + 1) for child in item)
+
+
+def _check_integers(value: Any, source: str) -> None:
+    """Refuse any integer outside the signed 64-bit range, naming where it stands."""
+    pending: list[tuple[Any, str]] = [(value, "")]
+    while pending:
+        item, path = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(
+                (child, f"{path}.{key}" if path else str(key)) for key, child in item.items()
+            )
+        elif isinstance(item, list):
+            pending.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+        elif isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
+            reason = f"the integer {item} is outside the 64-bit range ({INT64_MIN} to {INT64_MAX})"
+            raise _problem(source, reason, path)
 
 
 def load_json(data: str | bytes, source: str = "input") -> Any:
@@ -210,6 +232,7 @@ def load_json(data: str | bytes, source: str = "input") -> Any:
         raise _problem(source, f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # an integer of more than 4300 digits
         raise _problem(source, f"does not parse: {exc}") from None
+    _check_integers(value, source)
     return value
 
 
@@ -245,6 +268,8 @@ def _load_yaml(text: str, source: str) -> list[Any]:
         raise _problem(source, f"does not parse: {exc}") from None
     finally:
         loader.dispose()
+    for document in documents:
+        _check_integers(document, source)
     return documents
 
 
