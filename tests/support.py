@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,6 +46,24 @@ async def stored_value(nats_url: str, bucket: str, key: str) -> bytes | None:
     return None if entry is None else entry.value
 
 
+async def run_foot(nats_url: str, *args: str) -> tuple[int, str, str]:
+    """Run the `foot` CLI as a user would: exit code, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "foot_cli.main",
+        *args,
+        "--nats-url",
+        nats_url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200", "OTEL_TRACES_EXPORTER": "none"},
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
 def deployment_template(namespace: str, name: str) -> dict[str, Any]:
     """A two-replica Deployment template labelled app=<name>."""
     return {
@@ -57,6 +77,24 @@ def deployment_template(namespace: str, name: str) -> dict[str, Any]:
                 "metadata": {"labels": {"app": name}},
                 "spec": {"containers": [{"name": "app", "image": f"example.com/{name}:1"}]},
             },
+        },
+    }
+
+
+def member_deployment(
+    name: str, containers: list[dict[str, Any]], replicas: int = 1
+) -> dict[str, Any]:
+    """A Deployment labelled app=<name> as a client posts it to a member (the path names the
+    namespace)."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
         },
     }
 

@@ -10,6 +10,7 @@ from kubernetes_asyncio import client as kube_client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from foot_sim.client import KubeHttpClient, KubeResponse
+from support import member_deployment
 
 
 def _configmap(
@@ -27,20 +28,7 @@ def _configmap(
 
 
 def _deployment(name: str, replicas: int = 1) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
-            },
-        },
-    }
+    return member_deployment(name, [{"name": "app", "image": "registry.example/app:1"}], replicas)
 
 
 def _assert_failure(answer: KubeResponse, code: int, reason: str) -> dict[str, Any]:

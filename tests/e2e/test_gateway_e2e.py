@@ -46,6 +46,7 @@ from foot_registry.settings import RegistrySettings
 from foot_scheduler.service import SchedulerService, SchedulerSettings
 from foot_testenv.apisix_fake import ApisixFake
 from foot_testenv.clusters import KubeCluster, KubeClusters
+from foot_testenv.kubelet import report_deployment_ready
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
 
@@ -107,24 +108,7 @@ class Members:
     async def kubelet(self, cluster: str, ready: int | None = None) -> bool:
         """Write the Deployment's readiness through the status subresource (all of its
         replicas ready unless `ready` says otherwise); False while it is not there yet."""
-        found = await self.get(cluster, self.path("Deployment"))
-        if found is None:
-            return False
-        replicas = found["spec"]["replicas"]
-        ready = replicas if ready is None else ready
-        await self.kubes[cluster].merge_patch(
-            self.path("Deployment") + "/status",
-            {
-                "status": {
-                    "observedGeneration": found["metadata"]["generation"],
-                    "replicas": replicas,
-                    "updatedReplicas": replicas,
-                    "readyReplicas": ready,
-                    "availableReplicas": ready,
-                }
-            },
-        )
-        return True
+        return await report_deployment_ready(self.kubes[cluster], self.path("Deployment"), ready)
 
     async def close(self) -> None:
         for kube in self.kubes.values():
