@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import sys
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -95,6 +97,57 @@ def member_deployment(
             "replicas": replicas,
             "selector": {"matchLabels": labels},
             "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
+        },
+    }
+
+
+def password_secret() -> tuple[str, str, dict[str, Any]]:
+    """A Secret shop/db carrying a fresh password both in `data` (base64) and in `stringData`
+    (plain): the password, its base64 and the document."""
+    password = f"pw-{uuid.uuid4().hex}"
+    encoded = base64.b64encode(password.encode()).decode()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "shop"},
+        "data": {"password": encoded},
+        "stringData": {"plain": password},
+    }
+    return password, encoded, secret
+
+
+def custom_resource_definition(
+    group: str,
+    kind: str,
+    scope: str = "Namespaced",
+    spec_schema: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A CRD registering `<group>/v1` `<kind>`, its spec open unless `spec_schema` says."""
+    plural = f"{kind.lower()}s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": spec_schema
+                                or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                            },
+                        }
+                    },
+                }
+            ],
         },
     }
 

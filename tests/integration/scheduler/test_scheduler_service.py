@@ -24,7 +24,7 @@ from foot.kinds.bindings import ResourceBinding
 from foot.telemetry import configure_tracing, tracer
 from foot_cli.natsserver import EmbeddedNats
 from foot_scheduler.service import SchedulerService, SchedulerSettings
-from support import eventually, run_foot
+from support import custom_resource_definition, eventually, run_foot
 
 CLUSTER_KIND = KINDS.lookup("cluster.foot.dev/v1alpha1", "Cluster")
 BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
@@ -271,34 +271,11 @@ async def test_unclaimed_templates_say_so_and_custom_resources_are_placed(
         "metadata": {"name": "widgets"},
         "spec": {"resourceSelectors": [{"apiVersion": "example.com/v1", "kind": "Widget"}]},
     }
-    widget_definition = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {
-            "group": "example.com",
-            "scope": "Namespaced",
-            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "properties": {"size": {"type": "integer"}},
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    widget_definition = custom_resource_definition(
+        "example.com",
+        "Widget",
+        spec_schema={"type": "object", "properties": {"size": {"type": "integer"}}},
+    )
     # As with kubectl, a custom resource is accepted once its CRD is (an earlier request).
     registered = await api(bus, API_APPLY, widget_definition)
     assert registered.ok, registered
