@@ -75,7 +75,7 @@ from foot_testenv.apisix_fake import ApisixFake
 from foot_testenv.clusters import KubeCluster, KubeClusters
 from foot_testenv.gateway_objects import NAMESPACE, cluster, health_event, route_document, work
 from foot_testenv.kube_binaries import find_binaries
-from foot_testenv.kubelet import report_deployment_ready
+from foot_testenv.member_objects import report_deployment_ready
 
 BENCH = "gateway"
 DRAIN_GOAL_P99_S = 1.0

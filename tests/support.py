@@ -83,6 +83,16 @@ def deployment_template(namespace: str, name: str) -> dict[str, Any]:
     }
 
 
+def node_port_service(namespace: str, name: str, *ports: dict[str, Any]) -> dict[str, Any]:
+    """A NodePort Service `name` in front of the pods labelled app=<name>."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"type": "NodePort", "selector": {"app": name}, "ports": list(ports)},
+    }
+
+
 def member_deployment(
     name: str, containers: list[dict[str, Any]], replicas: int = 1
 ) -> dict[str, Any]:

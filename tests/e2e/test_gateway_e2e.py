@@ -46,7 +46,8 @@ from foot_registry.settings import RegistrySettings
 from foot_scheduler.service import SchedulerService, SchedulerSettings
 from foot_testenv.apisix_fake import ApisixFake
 from foot_testenv.clusters import KubeCluster, KubeClusters
-from foot_testenv.kubelet import report_deployment_ready
+from foot_testenv.member_objects import object_or_none, report_deployment_ready
+from support import node_port_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
 
@@ -94,11 +95,7 @@ class Members:
         return [c.name for c in self.clusters]
 
     async def get(self, cluster: str, path: str) -> dict[str, Any] | None:
-        try:
-            found = await self.kubes[cluster].get(path)
-        except KubeNotFoundError:
-            return None
-        return found if isinstance(found, dict) else None
+        return await object_or_none(self.kubes[cluster], path)
 
     def path(self, kind: str) -> str:
         if kind == "Deployment":
@@ -133,16 +130,7 @@ def documents(namespace: str, names: list[str], node_ports: list[int]) -> list[d
             },
         },
     }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "web", "namespace": namespace},
-        "spec": {
-            "type": "NodePort",
-            "selector": {"app": "web"},
-            "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
-        },
-    }
+    service = node_port_service(namespace, "web", {"name": "http", "port": 80, "targetPort": 8080})
     policy = {
         "apiVersion": "policy.karmada.io/v1alpha1",
         "kind": "PropagationPolicy",

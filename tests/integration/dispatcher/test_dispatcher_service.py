@@ -47,8 +47,8 @@ from foot_cli.natsserver import EmbeddedNats
 from foot_cli.processes import spawn
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_testenv.clusters import KubeCluster, KubeClusters
-from foot_testenv.kubelet import report_deployment_ready
-from support import deployment_template, run_foot
+from foot_testenv.member_objects import object_or_none, report_deployment_ready
+from support import deployment_template, node_port_service, run_foot
 
 pytestmark = pytest.mark.kube
 
@@ -154,11 +154,7 @@ class Harness:
         await (await self.bus.kv(BINDINGS.name)).delete(key)
 
     async def member_get(self, cluster: str, path: str) -> dict[str, Any] | None:
-        try:
-            body = await self.kubes[cluster].get(path)
-        except KubeNotFoundError:
-            return None
-        return body if isinstance(body, dict) else None
+        return await object_or_none(self.kubes[cluster], path)
 
     def deployment_path(self, name: str = "web") -> str:
         return f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{name}"
@@ -241,16 +237,7 @@ def app(namespace: str) -> list[dict[str, Any]]:
             "metadata": {"name": "web-config", "namespace": namespace},
             "data": {"mode": "prod"},
         },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "web", "namespace": namespace},
-            "spec": {
-                "type": "NodePort",
-                "selector": {"app": "web"},
-                "ports": [{"name": "http", "port": 80}],
-            },
-        },
+        node_port_service(namespace, "web", {"name": "http", "port": 80}),
     ]
 
 
@@ -519,18 +506,7 @@ async def test_a_refused_manifest_is_tried_again_until_the_member_takes_it(
         {"metadata": {"name": "holder"}, "spec": {"type": "NodePort", "ports": [port]}},
     )
     node_port = holder["spec"]["ports"][0]["nodePort"]
-    template_key = await h.template(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "web", "namespace": ns},
-            "spec": {
-                "type": "NodePort",
-                "selector": {"app": "web"},
-                "ports": [{**port, "nodePort": node_port}],
-            },
-        }
-    )
+    template_key = await h.template(node_port_service(ns, "web", {**port, "nodePort": node_port}))
     await h.bind("Service", "web", {m1: None}, api_version="v1")
     settings = DispatcherSettings(
         nats_url=nats_server.url,
