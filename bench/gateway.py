@@ -49,7 +49,6 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -67,16 +66,16 @@ from benchkit import (
 )
 from foot.bus import Bus
 from foot.catalog import CLUSTERS, WORKS, health_subject, registry_subject
-from foot.health import ClusterHealthEvent
+from foot.health import ReadyStatus
 from foot.kinds import KINDS
 from foot.kinds.clusters import TAINT_NOT_READY, TAINT_UNREACHABLE
 from foot.kube import KubeClient, KubeTarget
-from foot.kube.errors import KubeNotFoundError
 from foot_cli.natsserver import EmbeddedNats
 from foot_testenv.apisix_fake import ApisixFake
 from foot_testenv.clusters import KubeCluster, KubeClusters
-from foot_testenv.gateway_objects import NAMESPACE, cluster, route_document, work
+from foot_testenv.gateway_objects import NAMESPACE, cluster, health_event, route_document, work
 from foot_testenv.kube_binaries import find_binaries
+from foot_testenv.member_objects import report_deployment_ready
 
 BENCH = "gateway"
 DRAIN_GOAL_P99_S = 1.0
@@ -226,14 +225,8 @@ def gateway_settings(fake: ApisixFake, home: Path) -> dict[str, str]:
 # ---- part 1: stand-in health events -------------------------------------------------------
 
 
-async def health(bus: Bus, name: str, ready: str, sequence: int) -> None:
-    event = ClusterHealthEvent(
-        cluster=name,
-        ready=ready,  # type: ignore[arg-type]
-        reason="ProbeFailed" if ready != "True" else "ProbeSucceeded",
-        observed_at=datetime.now(UTC),
-        sequence=sequence,
-    )
+async def health(bus: Bus, name: str, ready: ReadyStatus, sequence: int) -> None:
+    event = health_event(name, ready, sequence)
     await bus.publish(
         health_subject(name), event.model_dump_json().encode(), msg_id=event.message_id()
     )
@@ -404,25 +397,9 @@ def app_documents(app: int, names: list[str]) -> list[dict[str, Any]]:
 async def kubelet(kube: KubeClient, app: int) -> bool:
     """Every replica of the app's Deployment ready, written through the status subresource
     (the members have no kubelet); False while the Deployment is not there yet."""
-    path = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/app{app:03d}"
-    try:
-        found = await kube.get(path)
-    except KubeNotFoundError:
-        return False
-    replicas = found["spec"]["replicas"]
-    await kube.merge_patch(
-        path + "/status",
-        {
-            "status": {
-                "observedGeneration": found["metadata"]["generation"],
-                "replicas": replicas,
-                "updatedReplicas": replicas,
-                "readyReplicas": replicas,
-                "availableReplicas": replicas,
-            }
-        },
+    return await report_deployment_ready(
+        kube, f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/app{app:03d}"
     )
-    return True
 
 
 async def both_answer(bus: Bus) -> None:

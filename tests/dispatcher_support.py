@@ -58,6 +58,23 @@ def config_map(name: str = "web-config", data: dict[str, str] | None = None) -> 
     }
 
 
+def reported_deployment(*, generation: int, observed: int, ready: int) -> dict[str, Any]:
+    """A two-replica Deployment as a member reports it: both replicas updated, `ready` of them
+    ready and available, the status written for generation `observed`."""
+    return {
+        "kind": "Deployment",
+        "metadata": {"generation": generation},
+        "spec": {"replicas": 2},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": 2,
+            "updatedReplicas": 2,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+        },
+    }
+
+
 def binding(clusters: dict[str, int | None], *, deps: bool = True, **spec: Any) -> ResourceBinding:
     return ResourceBinding.model_validate(
         {

@@ -9,6 +9,7 @@ from typing import Any
 
 from foot.kinds import KINDS
 from foot.kinds.storage import StorageClaim
+from foot_storage.core.delivery import CephFacts, ClusterKey, delivery_documents
 from foot_storage.core.machine import (
     ProvisioningRecord,
     RunStep,
@@ -57,3 +58,18 @@ def run_all(record: ProvisioningRecord) -> tuple[ProvisioningRecord, list[str]]:
         sealed = f"sealed-{step.cluster}" if step.action in {"cephx-key", "s3-key"} else None
         record = step_done(record, step, StepResult(sealed_key=sealed, path="/volumes/x"))
     return record, ran
+
+
+BLOCK_KEYS = {
+    "east": ClusterKey(user="foot.east", secret="AQ-east-key"),
+    "west": ClusterKey(user="foot.west", secret="AQ-west-key"),
+}
+"""A cephx key of its own for each of the claim's two members."""
+
+
+def delivered_block_claim() -> tuple[ProvisioningRecord, list[dict[str, Any]]]:
+    """A default (block) claim provisioned to the end and what storage delivers for it, with
+    BLOCK_KEYS."""
+    record, _ = run_all(make_record(make_claim()))
+    facts = CephFacts(cluster_id="fsid")
+    return record, delivery_documents(record, ("east", "west"), BLOCK_KEYS, facts)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import sys
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,6 +48,24 @@ async def stored_value(nats_url: str, bucket: str, key: str) -> bytes | None:
     return None if entry is None else entry.value
 
 
+async def run_foot(nats_url: str, *args: str) -> tuple[int, str, str]:
+    """Run the `foot` CLI as a user would: exit code, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "foot_cli.main",
+        *args,
+        "--nats-url",
+        nats_url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200", "OTEL_TRACES_EXPORTER": "none"},
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
 def deployment_template(namespace: str, name: str) -> dict[str, Any]:
     """A two-replica Deployment template labelled app=<name>."""
     return {
@@ -57,6 +79,85 @@ def deployment_template(namespace: str, name: str) -> dict[str, Any]:
                 "metadata": {"labels": {"app": name}},
                 "spec": {"containers": [{"name": "app", "image": f"example.com/{name}:1"}]},
             },
+        },
+    }
+
+
+def node_port_service(namespace: str, name: str, *ports: dict[str, Any]) -> dict[str, Any]:
+    """A NodePort Service `name` in front of the pods labelled app=<name>."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"type": "NodePort", "selector": {"app": name}, "ports": list(ports)},
+    }
+
+
+def member_deployment(
+    name: str, containers: list[dict[str, Any]], replicas: int = 1
+) -> dict[str, Any]:
+    """A Deployment labelled app=<name> as a client posts it to a member (the path names the
+    namespace)."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
+        },
+    }
+
+
+def password_secret() -> tuple[str, str, dict[str, Any]]:
+    """A Secret shop/db carrying a fresh password both in `data` (base64) and in `stringData`
+    (plain): the password, its base64 and the document."""
+    password = f"pw-{uuid.uuid4().hex}"
+    encoded = base64.b64encode(password.encode()).decode()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "shop"},
+        "data": {"password": encoded},
+        "stringData": {"plain": password},
+    }
+    return password, encoded, secret
+
+
+def custom_resource_definition(
+    group: str,
+    kind: str,
+    scope: str = "Namespaced",
+    spec_schema: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A CRD registering `<group>/v1` `<kind>`, its spec open unless `spec_schema` says."""
+    plural = f"{kind.lower()}s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": spec_schema
+                                or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                            },
+                        }
+                    },
+                }
+            ],
         },
     }
 

@@ -402,9 +402,7 @@ class ClusterStore:
         new["metadata"].setdefault("name", name)
         self._require_namespace(resource, namespace, name, creating=False)
         old = self.get(resource, namespace if resource.namespaced else "", name)
-        wanted_version = new["metadata"].get("resourceVersion")
-        if wanted_version and wanted_version != old["metadata"]["resourceVersion"]:
-            raise errors.conflict(resource, name, errors.STALE_OBJECT)
+        _refuse_stale(resource, name, old, new)
         return self._commit(resource, old, new, manager=manager, subresource=subresource)
 
     def patch(
@@ -456,9 +454,7 @@ class ClusterStore:
         new = self._check_identity(
             resource, clone(patched) if isinstance(patched, dict) else patched, namespace, name
         )
-        wanted_version = new["metadata"].get("resourceVersion")
-        if wanted_version and wanted_version != old["metadata"]["resourceVersion"]:
-            raise errors.conflict(resource, name, errors.STALE_OBJECT)
+        _refuse_stale(resource, name, old, new)
         return self._commit(resource, old, new, manager=manager, subresource=subresource)
 
     def _apply(
@@ -510,9 +506,7 @@ class ClusterStore:
             created["metadata"]["managedFields"] = managed_fields
             key = (namespace if resource.namespaced else "", name)
             return self._store(resource, key, created, None)
-        wanted_version = applied["metadata"].get("resourceVersion")
-        if wanted_version and wanted_version != old["metadata"]["resourceVersion"]:
-            raise errors.conflict(resource, name, errors.STALE_OBJECT)
+        _refuse_stale(resource, name, old, applied)
         merged = server_side_apply(
             old, applied, kind=resource.kind, manager=manager, force=force,
             api_version=resource.api_version, subresource=subresource, now=now,
@@ -620,3 +614,10 @@ def _decode_continue(token: str) -> Key:
     except (binascii.Error, ValueError, KeyError, TypeError) as error:
         raise errors.bad_request(f"continue key is not valid: {error}") from error
     return (namespace, name)
+
+
+def _refuse_stale(resource: ResourceType, name: str, stored: JSON, wanted: JSON) -> None:
+    """Optimistic concurrency: a body that names a resourceVersion must name the stored one."""
+    wanted_version = wanted["metadata"].get("resourceVersion")
+    if wanted_version and wanted_version != stored["metadata"]["resourceVersion"]:
+        raise errors.conflict(resource, name, errors.STALE_OBJECT)

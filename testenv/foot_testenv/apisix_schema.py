@@ -195,6 +195,15 @@ LABELS: Schema = {
 NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 256}
 DESC: Schema = {"type": "string", "maxLength": 256}
 TIMESTAMP: Schema = {"type": "integer"}
+# What every named admin object (route, service, upstream) carries, as schema_def.lua has it.
+OBJECT_FIELDS: Schema = {
+    "id": ID_SCHEMA,
+    "name": NAME,
+    "desc": DESC,
+    "labels": LABELS,
+    "create_time": TIMESTAMP,
+    "update_time": TIMESTAMP,
+}
 HOST: Schema = {"type": "string", "pattern": r"^\*?[0-9a-zA-Z-._\[\]:]+$"}
 PORT: Schema = {"type": "integer", "minimum": 1, "maximum": 65535}
 HTTP_STATUSES: Schema = {
@@ -372,12 +381,7 @@ def _check_upstream(conf: Any) -> None:
 UPSTREAM: Schema = {
     "type": "object",
     "properties": {
-        "id": ID_SCHEMA,
-        "name": NAME,
-        "desc": DESC,
-        "labels": LABELS,
-        "create_time": TIMESTAMP,
-        "update_time": TIMESTAMP,
+        **OBJECT_FIELDS,
         "nodes": NODES,
         "service_name": {"type": "string", "minLength": 1, "maxLength": 256},
         "discovery_type": {"type": "string"},
@@ -531,12 +535,7 @@ METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT"
 ROUTE: Schema = {
     "type": "object",
     "properties": {
-        "id": ID_SCHEMA,
-        "name": NAME,
-        "desc": DESC,
-        "labels": LABELS,
-        "create_time": TIMESTAMP,
-        "update_time": TIMESTAMP,
+        **OBJECT_FIELDS,
         "uri": {"type": "string", "minLength": 1, "maxLength": 4096},
         "uris": {
             "type": "array",
@@ -573,12 +572,7 @@ ROUTE: Schema = {
 SERVICE: Schema = {
     "type": "object",
     "properties": {
-        "id": ID_SCHEMA,
-        "name": NAME,
-        "desc": DESC,
-        "labels": LABELS,
-        "create_time": TIMESTAMP,
-        "update_time": TIMESTAMP,
+        **OBJECT_FIELDS,
         "plugins": PLUGINS_SCHEMA,
         "upstream": UPSTREAM,
         "upstream_id": ID_SCHEMA,

@@ -1,11 +1,13 @@
-"""Builders of clusters, works and GatewayRoutes for gateway-sync tests and benchmarks (shaped
-as the registry and the dispatcher write them), standing in for those services."""
+"""Builders of clusters, health events, works and GatewayRoutes for gateway-sync tests and
+benchmarks (shaped as the registry and the dispatcher write them), standing in for those
+services."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+from foot.health import ClusterHealthEvent, ReadyStatus
 from foot.kinds.clusters import Cluster
 from foot.kinds.gateway import GatewayRoute
 from foot.kinds.works import Work
@@ -39,6 +41,17 @@ def cluster(
                 ]
             },
         }
+    )
+
+
+def health_event(name: str, ready: ReadyStatus, sequence: int) -> ClusterHealthEvent:
+    """The registry's verdict on `name` after a probe: succeeded when `ready` is "True"."""
+    return ClusterHealthEvent(
+        cluster=name,
+        ready=ready,
+        reason="ProbeFailed" if ready != "True" else "ProbeSucceeded",
+        observed_at=datetime.now(UTC),
+        sequence=sequence,
     )
 
 

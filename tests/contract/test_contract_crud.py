@@ -10,6 +10,7 @@ from kubernetes_asyncio import client as kube_client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from foot_sim.client import KubeHttpClient, KubeResponse
+from support import member_deployment
 
 
 def _configmap(
@@ -27,20 +28,15 @@ def _configmap(
 
 
 def _deployment(name: str, replicas: int = 1) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
-            },
-        },
-    }
+    return member_deployment(name, [{"name": "app", "image": "registry.example/app:1"}], replicas)
+
+
+async def _created_configmap(
+    kube: KubeHttpClient, namespace: str, name: str
+) -> tuple[str, dict[str, Any]]:
+    """Create ConfigMap `name` in `namespace`: its path and the object as created."""
+    created = await kube.post(f"/api/v1/namespaces/{namespace}/configmaps", _configmap(name))
+    return f"/api/v1/namespaces/{namespace}/configmaps/{name}", created.json
 
 
 def _assert_failure(answer: KubeResponse, code: int, reason: str) -> dict[str, Any]:
@@ -151,10 +147,7 @@ async def test_create_in_missing_namespace_is_not_found(kube: KubeHttpClient) ->
 async def test_update_with_stale_resource_version_conflicts(
     kube: KubeHttpClient, namespace: str
 ) -> None:
-    path = f"/api/v1/namespaces/{namespace}/configmaps/contended"
-    created = (
-        await kube.post(f"/api/v1/namespaces/{namespace}/configmaps", _configmap("contended"))
-    ).json
+    path, created = await _created_configmap(kube, namespace, "contended")
     first = {**created, "data": {"key": "first"}}
     assert (await kube.put(path, first)).status == 200
     stale = {**created, "data": {"key": "second"}}
@@ -170,10 +163,7 @@ async def test_update_with_stale_resource_version_conflicts(
 async def test_update_bumps_resource_version_and_no_op_does_not(
     kube: KubeHttpClient, namespace: str
 ) -> None:
-    path = f"/api/v1/namespaces/{namespace}/configmaps/versioned"
-    created = (
-        await kube.post(f"/api/v1/namespaces/{namespace}/configmaps", _configmap("versioned"))
-    ).json
+    path, created = await _created_configmap(kube, namespace, "versioned")
     changed = (await kube.put(path, {**created, "data": {"key": "changed"}})).json
     assert int(changed["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
     assert changed["metadata"]["uid"] == created["metadata"]["uid"]
@@ -190,11 +180,9 @@ async def test_update_of_missing_object_is_not_found(kube: KubeHttpClient, names
 async def test_update_with_mismatched_name_is_bad_request(
     kube: KubeHttpClient, namespace: str
 ) -> None:
-    created = (
-        await kube.post(f"/api/v1/namespaces/{namespace}/configmaps", _configmap("named"))
-    ).json
+    path, created = await _created_configmap(kube, namespace, "named")
     renamed = {**created, "metadata": {**created["metadata"], "name": "other"}}
-    answer = await kube.put(f"/api/v1/namespaces/{namespace}/configmaps/named", renamed)
+    answer = await kube.put(path, renamed)
     _assert_failure(answer, 400, "BadRequest")
 
 
@@ -218,10 +206,8 @@ async def test_resource_versions_increase_across_kinds(
 
 
 async def test_delete_answers_success_status(kube: KubeHttpClient, namespace: str) -> None:
-    created = (
-        await kube.post(f"/api/v1/namespaces/{namespace}/configmaps", _configmap("doomed"))
-    ).json
-    deleted = await kube.delete(f"/api/v1/namespaces/{namespace}/configmaps/doomed")
+    path, created = await _created_configmap(kube, namespace, "doomed")
+    deleted = await kube.delete(path)
     assert deleted.status == 200
     assert (deleted.json["kind"], deleted.json["status"]) == ("Status", "Success")
     assert deleted.json["details"] == {
@@ -229,7 +215,7 @@ async def test_delete_answers_success_status(kube: KubeHttpClient, namespace: st
         "kind": "configmaps",
         "uid": created["metadata"]["uid"],
     }
-    assert (await kube.get(f"/api/v1/namespaces/{namespace}/configmaps/doomed")).status == 404
+    assert (await kube.get(path)).status == 404
 
 
 async def test_delete_grouped_kind_names_the_group(kube: KubeHttpClient, namespace: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from foot_sim.client import KubeHttpClient
+from support import member_deployment
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
@@ -15,20 +16,6 @@ JSON_PATCH = "application/json-patch+json"
 
 def _configmap(name: str, data: dict[str, str]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
-
-
-def _deployment(name: str, containers: list[dict[str, Any]], replicas: int = 1) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
-        },
-    }
 
 
 def _managers(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -93,7 +80,7 @@ async def test_strategic_merge_patch_merges_containers_by_name(
         },
         {"name": "sidecar", "image": "sidecar:1", "ports": [{"containerPort": 9000}]},
     ]
-    await kube.post(deployments, _deployment("strategic", containers))
+    await kube.post(deployments, member_deployment("strategic", containers))
     patch = {
         "spec": {
             "template": {
@@ -129,7 +116,7 @@ async def test_strategic_merge_patch_delete_directive(
     kube: KubeHttpClient, deployments: str
 ) -> None:
     containers = [{"name": "app", "image": "app:1"}, {"name": "sidecar", "image": "sidecar:1"}]
-    await kube.post(deployments, _deployment("pruned", containers))
+    await kube.post(deployments, member_deployment("pruned", containers))
     patch = {
         "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}
     }
@@ -142,7 +129,7 @@ async def test_strategic_merge_patch_replaces_atomic_lists(
     kube: KubeHttpClient, deployments: str
 ) -> None:
     containers = [{"name": "app", "image": "app:1", "args": ["--a", "--b"]}]
-    await kube.post(deployments, _deployment("atomic", containers))
+    await kube.post(deployments, member_deployment("atomic", containers))
     patch = {"spec": {"template": {"spec": {"containers": [{"name": "app", "args": ["--c"]}]}}}}
     patched = await kube.patch(f"{deployments}/atomic", patch, STRATEGIC)
     assert patched.json["spec"]["template"]["spec"]["containers"][0]["args"] == ["--c"]
@@ -298,13 +285,13 @@ async def test_update_takes_ownership_without_conflict(
 
 async def test_apply_associative_list_conflict_path(kube: KubeHttpClient, deployments: str) -> None:
     path = f"{deployments}/listed"
-    first = _deployment("listed", [{"name": "app", "image": "app:1"}])
+    first = member_deployment("listed", [{"name": "app", "image": "app:1"}])
     created = await kube.apply(path, first, "deployer")
     assert created.status == 201, created.body
     fields = _managers(created.json)["deployer"]["fieldsV1"]
     container = fields["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"app"}']
     assert container == {".": {}, "f:image": {}, "f:name": {}}
-    second = _deployment("listed", [{"name": "app", "image": "app:2"}])
+    second = member_deployment("listed", [{"name": "app", "image": "app:2"}])
     answer = await kube.apply(path, second, "intruder")
     assert answer.status == 409
     fields_in_conflict = {cause["field"] for cause in answer.json["details"]["causes"]}

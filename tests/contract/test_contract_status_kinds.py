@@ -13,25 +13,13 @@ import pytest
 
 from foot_sim import ClusterEndpoint
 from foot_sim.client import KubeHttpClient
+from support import member_deployment
 
 MERGE = "application/merge-patch+json"
 
 
 def _deployment(name: str, replicas: int = 2) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "app:1"}]},
-            },
-        },
-    }
+    return member_deployment(name, [{"name": "app", "image": "app:1"}], replicas)
 
 
 @pytest.fixture

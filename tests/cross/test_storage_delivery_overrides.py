@@ -6,17 +6,11 @@ from __future__ import annotations
 
 from foot.kinds import KINDS
 from foot_dispatcher.core.render import override_manifest
-from foot_storage.core.delivery import CephFacts, ClusterKey, delivery_documents
-from storage_support import make_claim, make_record, run_all
+from storage_support import delivered_block_claim
 
 
 def test_each_members_storage_class_names_its_own_secret_after_the_override() -> None:
-    record, _ = run_all(make_record(make_claim()))
-    keys = {
-        "east": ClusterKey(user="foot.east", secret="AQ-east-key"),
-        "west": ClusterKey(user="foot.west", secret="AQ-west-key"),
-    }
-    documents = delivery_documents(record, ("east", "west"), keys, CephFacts(cluster_id="fsid"))
+    _, documents = delivered_block_claim()
     parsed = [KINDS.parse(d) for d in documents]
     (storage_class,) = [d for d in documents if d["kind"] == "StorageClass"]
     assert storage_class["metadata"]["name"] == "foot-shop-db"

@@ -46,6 +46,8 @@ from foot_registry.settings import RegistrySettings
 from foot_scheduler.service import SchedulerService, SchedulerSettings
 from foot_testenv.apisix_fake import ApisixFake
 from foot_testenv.clusters import KubeCluster, KubeClusters
+from foot_testenv.member_objects import object_or_none, report_deployment_ready
+from support import node_port_service
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
 
@@ -93,11 +95,7 @@ class Members:
         return [c.name for c in self.clusters]
 
     async def get(self, cluster: str, path: str) -> dict[str, Any] | None:
-        try:
-            found = await self.kubes[cluster].get(path)
-        except KubeNotFoundError:
-            return None
-        return found if isinstance(found, dict) else None
+        return await object_or_none(self.kubes[cluster], path)
 
     def path(self, kind: str) -> str:
         if kind == "Deployment":
@@ -107,24 +105,7 @@ class Members:
     async def kubelet(self, cluster: str, ready: int | None = None) -> bool:
         """Write the Deployment's readiness through the status subresource (all of its
         replicas ready unless `ready` says otherwise); False while it is not there yet."""
-        found = await self.get(cluster, self.path("Deployment"))
-        if found is None:
-            return False
-        replicas = found["spec"]["replicas"]
-        ready = replicas if ready is None else ready
-        await self.kubes[cluster].merge_patch(
-            self.path("Deployment") + "/status",
-            {
-                "status": {
-                    "observedGeneration": found["metadata"]["generation"],
-                    "replicas": replicas,
-                    "updatedReplicas": replicas,
-                    "readyReplicas": ready,
-                    "availableReplicas": ready,
-                }
-            },
-        )
-        return True
+        return await report_deployment_ready(self.kubes[cluster], self.path("Deployment"), ready)
 
     async def close(self) -> None:
         for kube in self.kubes.values():
@@ -149,16 +130,7 @@ def documents(namespace: str, names: list[str], node_ports: list[int]) -> list[d
             },
         },
     }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "web", "namespace": namespace},
-        "spec": {
-            "type": "NodePort",
-            "selector": {"app": "web"},
-            "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
-        },
-    }
+    service = node_port_service(namespace, "web", {"name": "http", "port": 80, "targetPort": 8080})
     policy = {
         "apiVersion": "policy.karmada.io/v1alpha1",
         "kind": "PropagationPolicy",

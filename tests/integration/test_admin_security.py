@@ -11,11 +11,9 @@ back in plain text, neither from the admin API nor from `foot get`.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,7 @@ from foot_gateway_sync.service import GatewaySyncService
 from foot_registry.service import RegistryService
 from foot_scheduler.service import SchedulerService
 from foot_storage.service import StorageService
-from support import eventually
+from support import eventually, password_secret
 
 CONFIGMAPS = KINDS.resolve("configmaps")
 SERVICE_TYPES: tuple[type[Service[Any]], ...] = (
@@ -254,15 +252,7 @@ async def test_secret_values_are_redacted_on_every_read(
     nats_server: EmbeddedNats,
     tmp_path: Path,
 ) -> None:
-    password = f"pw-{uuid.uuid4().hex}"
-    encoded = base64.b64encode(password.encode()).decode()
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "db", "namespace": "shop"},
-        "data": {"password": encoded},
-        "stringData": {"plain": password},
-    }
+    password, encoded, secret = password_secret()
     url = services["scheduler"].admin.url
     async with aiohttp.ClientSession() as http:
         async with http.post(

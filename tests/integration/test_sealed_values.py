@@ -9,7 +9,6 @@ see the object as submitted.
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,7 +25,7 @@ from foot.secrets import FORMAT_PREFIX, SecretBox
 from foot.store import ObjectStore
 from foot_cli.natsserver import EmbeddedNats
 from foot_scheduler.service import SchedulerService
-from support import stored_values
+from support import password_secret, stored_values
 
 SECRETS = KINDS.resolve("secrets")
 CONFIGMAPS = KINDS.resolve("configmaps")
@@ -47,15 +46,7 @@ async def apply(bus: Bus, *documents: dict[str, Any]) -> ApiReply:
 async def test_secret_template_is_sealed_at_rest_and_readable_by_foot(
     scheduler: SchedulerService, bus: Bus, nats_server: EmbeddedNats
 ) -> None:
-    password = f"pw-{uuid.uuid4().hex}"
-    encoded = base64.b64encode(password.encode()).decode()
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "db", "namespace": "shop"},
-        "data": {"password": encoded},
-        "stringData": {"plain": password},
-    }
+    password, encoded, secret = password_secret()
     config = {
         "apiVersion": "v1",
         "kind": "ConfigMap",

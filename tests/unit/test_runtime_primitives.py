@@ -5,6 +5,8 @@ admin server's routes, the typed bucket mirror and the cluster mirror."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -54,7 +56,9 @@ def test_one_status_map_for_every_error_code() -> None:
     assert error_response(AlreadyExistsError("x exists")).status == 409
 
 
-async def test_a_delayed_add_keeps_the_earliest_time() -> None:
+@contextlib.asynccontextmanager
+async def recording_queue() -> AsyncIterator[tuple[ReconcileQueue, list[str]]]:
+    """A running one-worker queue whose reconcile records each key it is given, in order."""
     seen: list[str] = []
 
     async def reconcile(key: str) -> None:
@@ -63,6 +67,14 @@ async def test_a_delayed_add_keeps_the_earliest_time() -> None:
     queue = ReconcileQueue("unit", reconcile, workers=1)
     runner = asyncio.create_task(queue.run())
     try:
+        yield queue, seen
+    finally:
+        queue.shut_down()
+        await runner
+
+
+async def test_a_delayed_add_keeps_the_earliest_time() -> None:
+    async with recording_queue() as (queue, seen):
         queue.add_after("a", 60.0)
         queue.add_after("a", 0.05)  # earlier: wins
         queue.add_after("a", 30.0)  # later: ignored
@@ -70,20 +82,10 @@ async def test_a_delayed_add_keeps_the_earliest_time() -> None:
         await asyncio.sleep(0.1)
         assert seen == ["a"]
         assert len(queue) == 0
-    finally:
-        queue.shut_down()
-        await runner
 
 
 async def test_a_wake_up_is_not_pending_work_and_can_be_forgotten() -> None:
-    seen: list[str] = []
-
-    async def reconcile(key: str) -> None:
-        seen.append(key)
-
-    queue = ReconcileQueue("unit", reconcile, workers=1)
-    runner = asyncio.create_task(queue.run())
-    try:
+    async with recording_queue() as (queue, seen):
         queue.wake_after("later", 60.0)
         await asyncio.wait_for(queue.wait_idle(), timeout=1.0)  # a reminder is not work
         assert len(queue) == 0
@@ -93,9 +95,6 @@ async def test_a_wake_up_is_not_pending_work_and_can_be_forgotten() -> None:
         await eventually(lambda: len(seen) >= 1, within=2.0)
         await asyncio.sleep(0.1)
         assert seen == ["soon"]
-    finally:
-        queue.shut_down()
-        await runner
 
 
 async def test_a_terminal_error_is_not_retried(caplog: pytest.LogCaptureFixture) -> None:

@@ -47,7 +47,8 @@ from foot_cli.natsserver import EmbeddedNats
 from foot_cli.processes import spawn
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_testenv.clusters import KubeCluster, KubeClusters
-from support import deployment_template
+from foot_testenv.member_objects import object_or_none, report_deployment_ready
+from support import deployment_template, node_port_service, run_foot
 
 pytestmark = pytest.mark.kube
 
@@ -61,24 +62,6 @@ async def until(check: Callable[[], Awaitable[bool]], *, within: float = 30.0) -
     async with asyncio.timeout(within):
         while not await check():  # noqa: ASYNC110 - member state offers no event
             await asyncio.sleep(0.1)
-
-
-async def foot(nats: EmbeddedNats, *args: str) -> tuple[int, str, str]:
-    """Run the `foot` CLI as a user would."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "foot_cli.main",
-        *args,
-        "--nats-url",
-        nats.url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "200", "OTEL_TRACES_EXPORTER": "none"},
-    )
-    stdout, stderr = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
 
 
 class Harness:
@@ -171,34 +154,14 @@ class Harness:
         await (await self.bus.kv(BINDINGS.name)).delete(key)
 
     async def member_get(self, cluster: str, path: str) -> dict[str, Any] | None:
-        try:
-            body = await self.kubes[cluster].get(path)
-        except KubeNotFoundError:
-            return None
-        return body if isinstance(body, dict) else None
+        return await object_or_none(self.kubes[cluster], path)
 
     def deployment_path(self, name: str = "web") -> str:
         return f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{name}"
 
     async def kubelet(self, cluster: str, name: str = "web") -> bool:
         """Write Deployment readiness through the status subresource, as a kubelet would."""
-        found = await self.member_get(cluster, self.deployment_path(name))
-        if found is None:
-            return False
-        replicas = found["spec"]["replicas"]
-        await self.kubes[cluster].merge_patch(
-            self.deployment_path(name) + "/status",
-            {
-                "status": {
-                    "observedGeneration": found["metadata"]["generation"],
-                    "replicas": replicas,
-                    "updatedReplicas": replicas,
-                    "readyReplicas": replicas,
-                    "availableReplicas": replicas,
-                }
-            },
-        )
-        return True
+        return await report_deployment_ready(self.kubes[cluster], self.deployment_path(name))
 
     async def aggregated(self, template_key: str) -> AggregatedStatus | None:
         entry = await (await self.bus.kv(AGGREGATED_STATUS.name)).get(template_key)
@@ -274,16 +237,7 @@ def app(namespace: str) -> list[dict[str, Any]]:
             "metadata": {"name": "web-config", "namespace": namespace},
             "data": {"mode": "prod"},
         },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "web", "namespace": namespace},
-            "spec": {
-                "type": "NodePort",
-                "selector": {"app": "web"},
-                "ports": [{"name": "http", "port": 80}],
-            },
-        },
+        node_port_service(namespace, "web", {"name": "http", "port": 80}),
     ]
 
 
@@ -366,8 +320,8 @@ async def test_app_lands_with_weights_and_overrides_then_moves_by_purge_mode(
             (m2, 4, 4, "Healthy"),
         ]
         # `foot get deployment web -o yaml` shows it as the template's status.
-        code, stdout, stderr = await foot(
-            nats_server, "get", "deployment", "web", "-n", ns, "-o", "yaml"
+        code, stdout, stderr = await run_foot(
+            nats_server.url, "get", "deployment", "web", "-n", ns, "-o", "yaml"
         )
         assert code == 0, stderr
         shown = yaml.safe_load(stdout)
@@ -511,7 +465,9 @@ async def test_conflicts_abort_then_overwrite(nats_server: EmbeddedNats, harness
         assert status is not None
         assert "was not created by FOOT" in status.clusters[0].conflicts[0]
         assert not status.applied
-        code, stdout, stderr = await foot(nats_server, "describe", "configmap/settings", "-n", ns)
+        code, stdout, stderr = await run_foot(
+            nats_server.url, "describe", "configmap/settings", "-n", ns
+        )
         assert code == 0, stderr
         assert "not applied" in stdout
         assert "Conflict: ConfigMap" in stdout
@@ -550,18 +506,7 @@ async def test_a_refused_manifest_is_tried_again_until_the_member_takes_it(
         {"metadata": {"name": "holder"}, "spec": {"type": "NodePort", "ports": [port]}},
     )
     node_port = holder["spec"]["ports"][0]["nodePort"]
-    template_key = await h.template(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "web", "namespace": ns},
-            "spec": {
-                "type": "NodePort",
-                "selector": {"app": "web"},
-                "ports": [{**port, "nodePort": node_port}],
-            },
-        }
-    )
+    template_key = await h.template(node_port_service(ns, "web", {**port, "nodePort": node_port}))
     await h.bind("Service", "web", {m1: None}, api_version="v1")
     settings = DispatcherSettings(
         nats_url=nats_server.url,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -22,7 +21,7 @@ from pydantic import SecretStr
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
 from foot.catalog import API_APPLY, API_DELETE, CLUSTERS, WORKS, health_subject
-from foot.health import ClusterHealthEvent
+from foot.health import ReadyStatus
 from foot.kinds import KINDS
 from foot.kinds.gateway import GatewayRoute
 from foot.kinds.works import Work
@@ -30,7 +29,7 @@ from foot_cli.natsserver import EmbeddedNats
 from foot_gateway_sync.core import object_id
 from foot_gateway_sync.service import GatewaySyncService, GatewaySyncSettings
 from foot_testenv.apisix_fake import ApisixFake
-from foot_testenv.gateway_objects import canary, cluster, route_document, work
+from foot_testenv.gateway_objects import canary, cluster, health_event, route_document, work
 from support import eventually
 
 KEY = "gateway-sync-test-admin-key"
@@ -58,16 +57,10 @@ class World:
         store = await self.bus.kv(WORKS.name)
         await store.put(f"{item.spec.cluster}.shop.{item.metadata.name}", item.to_json())
 
-    async def health(self, name: str, ready: str) -> None:
+    async def health(self, name: str, ready: ReadyStatus) -> None:
         sequence = self.sequence.get(name, 0) + 1
         self.sequence[name] = sequence
-        event = ClusterHealthEvent(
-            cluster=name,
-            ready=ready,  # type: ignore[arg-type]
-            reason="ProbeFailed" if ready != "True" else "ProbeSucceeded",
-            observed_at=datetime.now(UTC),
-            sequence=sequence,
-        )
+        event = health_event(name, ready, sequence)
         await self.bus.publish(
             health_subject(name), event.model_dump_json().encode(), msg_id=event.message_id()
         )

@@ -8,8 +8,6 @@ published on `foot.events.health.<cluster>`, standing in for the registry
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +24,7 @@ from foot.kinds.bindings import ResourceBinding
 from foot.telemetry import configure_tracing, tracer
 from foot_cli.natsserver import EmbeddedNats
 from foot_scheduler.service import SchedulerService, SchedulerSettings
-from support import eventually
+from support import custom_resource_definition, eventually, run_foot
 
 CLUSTER_KIND = KINDS.lookup("cluster.foot.dev/v1alpha1", "Cluster")
 BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
@@ -273,34 +271,11 @@ async def test_unclaimed_templates_say_so_and_custom_resources_are_placed(
         "metadata": {"name": "widgets"},
         "spec": {"resourceSelectors": [{"apiVersion": "example.com/v1", "kind": "Widget"}]},
     }
-    widget_definition = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {
-            "group": "example.com",
-            "scope": "Namespaced",
-            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "properties": {"size": {"type": "integer"}},
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    widget_definition = custom_resource_definition(
+        "example.com",
+        "Widget",
+        spec_schema={"type": "object", "properties": {"size": {"type": "integer"}}},
+    )
     # As with kubectl, a custom resource is accepted once its CRD is (an earlier request).
     registered = await api(bus, API_APPLY, widget_definition)
     assert registered.ok, registered
@@ -535,23 +510,6 @@ async def test_negative_replicas_are_rejected_and_nothing_is_stored(
     assert await Bindings(bus).refresh() == {}
 
 
-async def foot(nats: EmbeddedNats, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "foot_cli.main",
-        *args,
-        "--nats-url",
-        nats.url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "200", "OTEL_TRACES_EXPORTER": "none"},
-    )
-    stdout, stderr = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
-
-
 async def test_cli_describes_a_template_and_lists_bindings(
     scheduler: SchedulerService, bus: Bus, nats_server: EmbeddedNats
 ) -> None:
@@ -567,7 +525,7 @@ async def test_cli_describes_a_template_and_lists_bindings(
     await bindings.wait("web-deployment", lambda b: b.spec.clusters)
     await bindings.wait("lonely-deployment", lambda b: b.status.conditions)
 
-    code, stdout, stderr = await foot(nats_server, "describe", "deploy/web", "-n", "shop")
+    code, stdout, stderr = await run_foot(nats_server.url, "describe", "deploy/web", "-n", "shop")
     assert code == 0, stderr
     assert "Policy:       PropagationPolicy shop/web (policy.foot.dev/v1alpha1)" in stdout
     assert "Scheduled:    True (Success)" in stdout
@@ -576,12 +534,14 @@ async def test_cli_describes_a_template_and_lists_bindings(
     assert "claimed by PropagationPolicy web" in stdout
     assert "member2" not in stdout.split("Placement:")[1].split("Why:")[0]
 
-    code, stdout, stderr = await foot(nats_server, "describe", "deployment", "lonely", "-n", "shop")
+    code, stdout, stderr = await run_foot(
+        nats_server.url, "describe", "deployment", "lonely", "-n", "shop"
+    )
     assert code == 0, stderr
     assert "Scheduled:    False (NoMatchingPolicy)" in stdout
     assert "no PropagationPolicy in namespace shop" in stdout
 
-    code, stdout, stderr = await foot(nats_server, "get", "bindings", "-n", "shop")
+    code, stdout, stderr = await run_foot(nats_server.url, "get", "bindings", "-n", "shop")
     assert code == 0, stderr
     rows = {line.split()[0]: line for line in stdout.splitlines()[1:] if line.strip()}
     assert set(rows) == {"web-deployment", "lonely-deployment"}
@@ -589,6 +549,6 @@ async def test_cli_describes_a_template_and_lists_bindings(
     assert "member1=3" in rows["web-deployment"]
     assert "NoMatchingPolicy" in rows["lonely-deployment"]
 
-    code, _, stderr = await foot(nats_server, "describe", "deploy/missing", "-n", "shop")
+    code, _, stderr = await run_foot(nats_server.url, "describe", "deploy/missing", "-n", "shop")
     assert code == 1
     assert "not found" in stderr

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from dispatcher_support import reported_deployment
 from foot.object_health import interpret
 
 
@@ -13,34 +14,12 @@ from foot.object_health import interpret
     ("obj", "health", "ready"),
     [
         (
-            {
-                "kind": "Deployment",
-                "metadata": {"generation": 2},
-                "spec": {"replicas": 2},
-                "status": {
-                    "observedGeneration": 2,
-                    "replicas": 2,
-                    "updatedReplicas": 2,
-                    "readyReplicas": 2,
-                    "availableReplicas": 2,
-                },
-            },
+            reported_deployment(generation=2, observed=2, ready=2),
             "Healthy",
             2,
         ),
         (
-            {
-                "kind": "Deployment",
-                "metadata": {"generation": 3},
-                "spec": {"replicas": 2},
-                "status": {
-                    "observedGeneration": 2,
-                    "replicas": 2,
-                    "updatedReplicas": 2,
-                    "readyReplicas": 2,
-                    "availableReplicas": 2,
-                },
-            },
+            reported_deployment(generation=3, observed=2, ready=2),
             "Progressing",
             2,
         ),

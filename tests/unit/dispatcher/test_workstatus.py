@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dispatcher_support import NOW, work
+from dispatcher_support import NOW, reported_deployment, work
 from foot.kinds.works import WorkStatus
 from foot_dispatcher.core import workstatus
 
@@ -28,18 +28,7 @@ def test_work_status_after_apply_observation_and_outage() -> None:
     applied_condition = next(c for c in refused.status.conditions if c.type == "Applied")
     assert (applied_condition.status, applied_condition.reason) == ("False", "Conflict")
     ident = ("apps/v1", "Deployment", "shop", "web")
-    ready = {
-        "kind": "Deployment",
-        "metadata": {"generation": 1},
-        "spec": {"replicas": 2},
-        "status": {
-            "observedGeneration": 1,
-            "replicas": 2,
-            "updatedReplicas": 2,
-            "readyReplicas": 1,
-            "availableReplicas": 1,
-        },
-    }
+    ready = reported_deployment(generation=1, observed=1, ready=1)
     watched, missing = workstatus.observed(applied_work, {ident: ready}, now=NOW)
     assert watched is not None
     assert not missing

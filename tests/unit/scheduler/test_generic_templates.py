@@ -10,42 +10,13 @@ from foot.kinds import KINDS
 from foot.kinds.custom import custom_kind_checks
 from foot.kinds.templates import GenericTemplate
 from foot_scheduler.core import workload_from_template
-
-
-def definition(group: str, kind: str, scope: str = "Namespaced") -> dict[str, object]:
-    """A CRD registering `<group>/v1` `<kind>` with an open spec."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{kind.lower()}s.{group}"},
-        "spec": {
-            "group": group,
-            "scope": scope,
-            "names": {"kind": kind, "plural": f"{kind.lower()}s"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
+from support import custom_resource_definition
 
 CUSTOM = custom_kind_checks(
-    [definition("example.com", "Widget"), definition("cert-manager.io", "ClusterIssuer", "Cluster")]
+    [
+        custom_resource_definition("example.com", "Widget"),
+        custom_resource_definition("cert-manager.io", "ClusterIssuer", "Cluster"),
+    ]
 )
 
 
@@ -114,13 +85,18 @@ def test_a_custom_resource_without_its_definition_is_refused_saying_how_to_regis
 
 
 def test_a_custom_resource_is_checked_against_its_definition_schema() -> None:
-    crd = definition("example.com", "Gadget")
-    version = crd["spec"]["versions"][0]  # type: ignore[index]
-    version["schema"]["openAPIV3Schema"]["properties"]["spec"] = {
-        "type": "object",
-        "properties": {"size": {"type": "integer", "format": "int32"}, "color": {"type": "string"}},
-        "required": ["size"],
-    }
+    crd = custom_resource_definition(
+        "example.com",
+        "Gadget",
+        spec_schema={
+            "type": "object",
+            "properties": {
+                "size": {"type": "integer", "format": "int32"},
+                "color": {"type": "string"},
+            },
+            "required": ["size"],
+        },
+    )
     custom = custom_kind_checks([crd])
     document = {
         "apiVersion": "example.com/v1",

@@ -32,7 +32,7 @@ from foot_storage.core.machine import (
     step_failed,
 )
 from foot_storage.core.names import ceph_names
-from storage_support import NOW, make_claim, make_record, run_all
+from storage_support import BLOCK_KEYS, NOW, delivered_block_claim, make_claim, make_record, run_all
 
 
 def test_block_plan_runs_in_order_to_ready() -> None:
@@ -222,12 +222,8 @@ def test_target_clusters_by_list_selector_and_placement() -> None:
 
 
 def test_delivery_puts_each_key_in_a_secret_of_its_own_and_no_key_in_any_policy() -> None:
-    record, _ = run_all(make_record(make_claim()))
-    keys = {
-        "east": ClusterKey(user="foot.east", secret="AQ-east-key"),
-        "west": ClusterKey(user="foot.west", secret="AQ-west-key"),
-    }
-    documents = delivery_documents(record, ("east", "west"), keys, CephFacts(cluster_id="fsid"))
+    keys = BLOCK_KEYS
+    record, documents = delivered_block_claim()
     parsed = [KINDS.parse(d) for d in documents]
     # Policies before the templates they place.
     assert [(p.kind, p.name) for p in parsed] == [
