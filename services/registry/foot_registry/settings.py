@@ -70,6 +70,10 @@ class RegistrySettings(ServiceSettings):
     """CA certificate(s), PEM, that sign the NATS server's certificate as agents reach it: put
     into pull agents' Secret and mounted for them (their NATS URL must then be tls://)."""
 
+    nats_account_signing_seed_file: Path | None = None
+    """The FOOT account's signing nkey seed (mode 600), with which `register` mints each pull
+    agent's own NATS user (unset: <FOOT_HOME>/nats-auth/account-signing.nk, from `foot up`)."""
+
     @model_validator(mode="after")
     def _agent_ca_only_with_tls(self) -> RegistrySettings:
         check_nats_ca(

@@ -47,7 +47,7 @@ from foot_cli.natsserver import EmbeddedNats
 from foot_cli.processes import spawn
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_testenv.clusters import KubeCluster, KubeClusters
-from support import deployment_template
+from support import deployment_template, harness_credentials
 
 pytestmark = pytest.mark.kube
 
@@ -223,7 +223,9 @@ async def harness(
 ) -> AsyncIterator[Harness]:
     key_file = tmp_path / "secret.key"
     SecretBox.from_file(key_file, create=True)
-    async with await Bus.connect(nats_server.url, "harness") as bus:
+    async with await Bus.connect(
+        nats_server.url, "harness", credentials_file=harness_credentials()
+    ) as bus:
         await bus.declare()
         h = Harness(bus, kube_clusters, key_file)
         for cluster, region in zip(kube_clusters, REGIONS, strict=True):
