@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from foot.bus import Bus
-from foot.natsauth import service_creds_path
+from foot.natsauth import account_signing_seed_path, mint_agent_creds, service_creds_path
+from foot.natsjwt import NKey, decode_claims, parse_creds
 from foot.runtime.settings import default_home
 
 HARNESS_IDENTITY = "test-harness"
@@ -20,6 +21,18 @@ TEST_ONLY_SERVICES = ("runtime-test", "tls-test", "trace-worker", "slow-worker")
 def harness_credentials() -> Path:
     """The `.creds` file of the tests' own NATS user, in the run's FOOT_HOME."""
     return service_creds_path(default_home(), HARNESS_IDENTITY)
+
+
+def agent_credentials(folder: Path, cluster: str) -> Path:
+    """A pull agent's NATS user for `cluster`, minted as the registry mints it at `register`
+    (for tests that run an agent without a registration), written to `folder`."""
+    signing = NKey.from_seed(account_signing_seed_path(default_home()).read_bytes())
+    jwt, _ = parse_creds(harness_credentials().read_text())
+    account = str(decode_claims(jwt)["nats"]["issuer_account"])
+    path = folder / f"{cluster}.creds"
+    path.write_text(mint_agent_creds(signing, account=account, cluster=cluster))
+    path.chmod(0o600)
+    return path
 
 
 async def eventually(check: Callable[[], bool], *, within: float = 10.0) -> None:

@@ -35,6 +35,7 @@ from foot.catalog import (
     work_sync_subject,
 )
 from foot.natsjwt import (
+    KeyKind,
     NKey,
     Permissions,
     account_jwt,
@@ -162,11 +163,11 @@ class NatsAuthHome:
         """The account signing key the registry mints pull agents' users with."""
         return account_signing_seed_path(self.home)
 
-    def _key(self, name: str, kind: str) -> NKey:
+    def _key(self, name: str, kind: KeyKind) -> NKey:
         path = self.folder / f"{name}.nk"
         if path.exists():
             return read_seed(path)
-        key = NKey.generate(kind)  # type: ignore[arg-type]
+        key = NKey.generate(kind)
         write_private(path, key.seed.decode() + "\n")
         return key
 

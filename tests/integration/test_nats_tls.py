@@ -14,8 +14,7 @@ from pydantic import SecretStr
 from foot.bus import Bus
 from foot.catalog import CLUSTERS, BucketSpec, work_sync_subject
 from foot.errors import InvalidObjectError, PermanentError
-from foot.natsauth import NatsAuthHome, mint_agent_creds
-from foot.natsjwt import NKey, decode_claims, parse_creds
+from foot.natsauth import NatsAuthHome
 from foot.registry_api import RegisterRequest
 from foot.runtime.service import Service
 from foot.runtime.settings import ServiceSettings, default_home
@@ -25,7 +24,7 @@ from foot_cli.natsserver import EmbeddedNats
 from foot_registry.service import RegistryService
 from foot_registry.settings import RegistrySettings
 from foot_testenv.pki import ServerPki, write_server_pki
-from support import harness_credentials
+from support import agent_credentials, harness_credentials
 
 SEEN = BucketSpec(name="tls_seen", owner="tls-test", description="test")
 
@@ -91,11 +90,7 @@ async def test_without_the_ca_or_in_plain_text_there_is_no_connection(
 async def test_a_pull_agent_reaches_the_hub_over_tls(
     tls_nats: EmbeddedNats, pki: ServerPki, tmp_path: Path
 ) -> None:
-    creds = tmp_path / "agent.creds"
-    signing = NKey.from_seed(NatsAuthHome(default_home()).signing_seed.read_bytes())
-    jwt, _ = parse_creds(harness_credentials().read_text())
-    account = decode_claims(jwt)["nats"]["issuer_account"]
-    creds.write_text(mint_agent_creds(signing, account=account, cluster="edge-1"))
+    creds = agent_credentials(tmp_path, "edge-1")
     agent = Agent(
         AgentSettings(
             cluster_name="edge-1",

@@ -47,7 +47,7 @@ from foot_cli.natsserver import EmbeddedNats
 from foot_cli.processes import spawn
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_testenv.clusters import KubeCluster, KubeClusters
-from support import deployment_template, harness_credentials
+from support import agent_credentials, deployment_template, harness_credentials
 
 pytestmark = pytest.mark.kube
 
@@ -758,6 +758,7 @@ class AgentProcess:
             "--cluster-name", cluster.name,
             "--nats-url", nats.url,
             "--bootstrap-token-file", str(token),
+            "--nats-credentials-file", str(agent_credentials(folder, cluster.name)),
             "--kubeconfig", str(cluster.kubeconfig_path),
             "--log-format", "text",
         ]  # fmt: skip
