@@ -29,7 +29,8 @@ class EmbeddedNats:
     """Serving certificate (PEM); with `tls_key`, clients must connect with TLS."""
     tls_key: Path | None = None
     auth: NatsAuthHome | None = None
-    """The installation's trust chain: clients must then present a user of it (.creds)."""
+    """The installation's trust chain (made by its `ensure()`): clients must then present a
+    user of it (.creds)."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -85,7 +86,10 @@ class EmbeddedNats:
     def _auth_arguments(self) -> list[str | Path]:
         if self.auth is None:
             return []
-        return ["--config", self.auth.ensure().server_config]
+        config = self.auth.server_config
+        if not config.is_file():
+            raise RuntimeError(f"no NATS trust configuration at {config}: ensure() the auth first")
+        return ["--config", config]
 
     def stop(self) -> None:
         if self.process is not None:

@@ -6,9 +6,10 @@ accounts' JWTs (a memory resolver, preloaded), so the registry can mint a new pu
 user at `foot cluster register` without touching the server. The permissions are allow
 lists derived from `foot.catalog`:
 
-- a service: FOOT's subjects (`foot.>`), the JetStream API, acknowledgements and the
-  key-value buckets (every service declares every stream and bucket at start), replies to
-  requests it receives, and its own inbox `_INBOX.>`; never an agent's inbox;
+- a service: FOOT's subjects (`foot.>`), the JetStream API (every service declares every
+  stream and bucket at start, and reads buckets through it), acknowledgements, writes to the
+  buckets it owns only (`$KV.<bucket>.>`), replies to requests it receives, and its own
+  inbox `_INBOX.>`; never an agent's inbox;
 - a pull agent of cluster C: only C's register, heartbeat, works sync/status subjects, C's
   deliveries, and its own inbox `_INBOX_C.>` (`agent_inbox_prefix`), so no agent reads
   another's replies, works or buckets;
@@ -42,6 +43,7 @@ from foot.natsjwt import (
     creds_text,
     mint_user_creds,
     operator_jwt,
+    parse_creds,
     user_jwt,
 )
 
@@ -52,15 +54,16 @@ ACCOUNT_NAME = "FOOT"
 INBOX = "_INBOX"
 
 _JETSTREAM_CLIENT = ("$JS.API.>", "$JS.ACK.>", "$JS.FC.>")
-_BUCKET_WRITES = tuple(f"$KV.{bucket.name}.>" for bucket in BUCKETS)
 
 
 def service_permissions(service: str) -> Permissions:
-    """A service's user: FOOT's subjects and JetStream, answers, never an agent's inbox."""
+    """A service's user: FOOT's subjects and the JetStream API, writes to the buckets it
+    owns (`foot.catalog`: nobody else writes them), answers, never an agent's inbox."""
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}")
+    owned = tuple(f"$KV.{bucket.name}.>" for bucket in BUCKETS if bucket.owner == service)
     return Permissions(
-        publish=("foot.>", *_JETSTREAM_CLIENT, *_BUCKET_WRITES),
+        publish=("foot.>", *_JETSTREAM_CLIENT, *owned),
         subscribe=("foot.>", f"{INBOX}.>"),
         respond=True,
     )
@@ -128,12 +131,15 @@ def account_signing_seed_path(home: Path) -> Path:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write `text` to a file only its owner may read or write (mode 600, from the start)."""
+    """Write `text` to a file only its owner may read or write (mode 600 from the start)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Written beside, then renamed: a process reading it meanwhile sees the old or the new.
+    partial = path.with_name(path.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(descriptor, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         file.write(text)
+    partial.replace(path)
 
 
 def read_seed(path: Path) -> NKey:
@@ -173,8 +179,9 @@ class NatsAuthHome:
 
     def ensure(self, *, extra_users: dict[str, Permissions] | None = None) -> NatsAuthHome:
         """Create what is missing: keys, the server's trust configuration, a `.creds` file
-        per service and for the CLI (and `extra_users`: a test harness). Existing keys and
-        users are kept, so a restart changes nobody's identity."""
+        per service and for the CLI (and `extra_users`: a test harness). Existing keys are
+        kept, so a restart changes nobody's identity; the users' JWTs are signed anew, so
+        their permissions are always this version's."""
         operator = self._key("operator", "operator")
         system = self._key("system-account", "account")
         account = self._key("account", "account")
@@ -204,14 +211,14 @@ class NatsAuthHome:
         users |= extra_users or {}
         for name, permissions in users.items():
             path = self.creds(name)
-            if not path.exists():
-                user = NKey.generate("user")
-                token = user_jwt(
-                    signing,
-                    user.public_key,
-                    name=name,
-                    account=account.public_key,
-                    permissions=permissions,
-                )
-                write_private(path, creds_text(token, user.seed))
+            # The same user key across restarts; its JWT re-signed with today's permissions.
+            user = parse_creds(path.read_text())[1] if path.exists() else NKey.generate("user")
+            token = user_jwt(
+                signing,
+                user.public_key,
+                name=name,
+                account=account.public_key,
+                permissions=permissions,
+            )
+            write_private(path, creds_text(token, user.seed))
         return self
