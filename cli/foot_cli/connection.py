@@ -11,7 +11,7 @@ import orjson
 
 from foot.bus import Bus
 from foot.errors import PermanentError
-from foot.natsauth import CLI_IDENTITY, service_creds_path
+from foot.natsauth import CLI_IDENTITY, CLI_INBOX_PREFIX, service_creds_path
 from foot.runtime.settings import read_token_file
 
 
@@ -46,6 +46,7 @@ async def connect(args: argparse.Namespace) -> Bus:
         "foot-cli",
         connect_timeout=3,
         credentials_file=nats_credentials_from(),
+        inbox_prefix=CLI_INBOX_PREFIX,
     )
 
 

@@ -13,7 +13,8 @@ lists derived from `foot.catalog`:
 - a pull agent of cluster C: only C's register, heartbeat, works sync/status subjects, C's
   deliveries, and its own inbox `_INBOX_C.>` (`agent_inbox_prefix`), so no agent reads
   another's replies, works or buckets;
-- the CLI: the API and registry requests, the JetStream API (reads), its inbox.
+- the CLI: the API and registry requests, the JetStream API (reads), its own inbox
+  `_INBOX_cli.>` (no service reads its answers).
 
 `NatsAuthHome` keeps the keys and the `.creds` files in a folder of FOOT's home (mode 600),
 where `foot up` and the test fixtures create them, and services and the CLI find them.
@@ -69,11 +70,16 @@ def service_permissions(service: str) -> Permissions:
     )
 
 
+CLI_INBOX_PREFIX = f"{INBOX}_{CLI_IDENTITY}"
+"""The CLI's own inbox: its answers (a register's manifests, say) are not readable by a
+service's user, which may subscribe only to `_INBOX.>`."""
+
+
 def cli_permissions() -> Permissions:
     """The CLI's user: API and registry requests and JetStream reads (`foot status`)."""
     return Permissions(
         publish=("foot.api.>", "foot.registry.>", "$JS.API.>"),
-        subscribe=(f"{INBOX}.>",),
+        subscribe=(f"{CLI_INBOX_PREFIX}.>",),
     )
 
 

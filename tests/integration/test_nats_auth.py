@@ -20,10 +20,12 @@ from foot.errors import PermanentError
 from foot.natsauth import (
     AGENT_SUBJECT_FAMILIES,
     CLI_IDENTITY,
+    CLI_INBOX_PREFIX,
     SERVICES,
     NatsAuthHome,
     agent_inbox_prefix,
 )
+from foot.runtime.settings import default_home
 from foot_cli.natsserver import EmbeddedNats
 from support import agent_credentials, eventually, harness_credentials
 
@@ -158,3 +160,28 @@ async def test_an_agent_cannot_read_the_works_or_any_bucket(
     )
     assert alpha_agent.refused("publish", "$JS.API.STREAM.INFO.KV_works")
     assert alpha_agent.refused("publish", f"$JS.API.DIRECT.GET.KV_{WORKS.name}")
+
+
+async def test_a_service_cannot_read_the_replies_of_the_cli_or_of_an_agent(
+    nats_server: EmbeddedNats,
+) -> None:
+    service = Recorder()
+    await service.client.connect(
+        nats_server.url,
+        user_credentials=str(NatsAuthHome(default_home()).creds("registry")),
+        error_cb=service.on_error,
+        allow_reconnect=False,
+    )
+    try:
+        for inbox in (f"{CLI_INBOX_PREFIX}.>", f"{agent_inbox_prefix('alpha')}.>"):
+            await service.client.subscribe(inbox)
+        await service.client.flush()
+        await eventually(
+            lambda: (
+                service.refused("subscription", f"{CLI_INBOX_PREFIX}.>")
+                and service.refused("subscription", "_INBOX_alpha.>")
+            ),
+            within=DENIED_WITHIN_SECONDS * 5,
+        )
+    finally:
+        await service.client.close()
