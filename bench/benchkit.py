@@ -24,7 +24,10 @@ from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
 from foot.catalog import API_APPLY, HEALTH_PREFIX, registry_subject
 from foot.health import ClusterHealthEvent
+from foot.natsauth import NatsAuthHome, service_creds_path
+from foot.natsjwt import Permissions
 from foot.registry_api import RegistryReply
+from foot.runtime.settings import default_home
 
 JSON_DIGITS = 4
 """Decimals kept in a JSON line's value: enough for seconds to 0.1 ms."""
@@ -51,6 +54,26 @@ class Figure:
         if self.goal is None:
             return None
         return self.value >= self.goal if self.higher_is_better else self.value <= self.goal
+
+
+BENCH_IDENTITY = "bench"
+"""The NATS user of a bench's own connections (it plays every party but the one measured)."""
+
+
+def bench_nats_auth(home: Path) -> NatsAuthHome:
+    """FOOT's NATS users in a bench's `home`, as `foot up` makes them, plus the bench's own.
+
+    FOOT_HOME points there from now on, so the services a bench starts (in process, or as
+    processes that inherit FOOT_HOME) find their users as under `foot up`.
+    """
+    os.environ["FOOT_HOME"] = str(home)
+    everything = Permissions(publish=(">",), subscribe=(">",), respond=True)
+    return NatsAuthHome(home).ensure(extra_users={BENCH_IDENTITY: everything})
+
+
+def bench_credentials() -> Path:
+    """The `.creds` file of the bench's own NATS user (after `bench_nats_auth`)."""
+    return service_creds_path(default_home(), BENCH_IDENTITY)
 
 
 def percentile(samples: Sequence[float], fraction: float) -> float:

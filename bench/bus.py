@@ -34,7 +34,7 @@ import nats
 from nats.aio.msg import Msg
 from nats.js import api as js_api
 
-from benchkit import Figure, percentile, report
+from benchkit import Figure, bench_credentials, bench_nats_auth, percentile, report
 from foot.bus import Bus, Consumer, ConsumerSpec, Delivery, StreamSpec
 from foot.telemetry import configure_tracing
 from foot_cli.natsserver import EmbeddedNats
@@ -72,7 +72,7 @@ class Result:
 
 
 async def consume_raw(url: str, name: str, run: Round, concurrency: int) -> None:
-    client = await nats.connect(url)
+    client = await nats.connect(url, user_credentials=str(bench_credentials()))
     js = client.jetstream()
     config = js_api.ConsumerConfig(
         durable_name=name,
@@ -102,7 +102,7 @@ async def consume_raw(url: str, name: str, run: Round, concurrency: int) -> None
 
 
 async def consume_layer(url: str, name: str, run: Round, concurrency: int) -> None:
-    bus = await Bus.connect(url, name="bench")
+    bus = await Bus.connect(url, name="bench", credentials_file=bench_credentials())
 
     async def handle(delivery: Delivery) -> None:
         (published_ns,) = _STAMP.unpack(delivery.data[: _STAMP.size])
@@ -156,7 +156,7 @@ def start_consumer(
 
 
 async def publish_raw(url: str, name: str, count: int) -> None:
-    client = await nats.connect(url)
+    client = await nats.connect(url, user_credentials=str(bench_credentials()))
     js = client.jetstream()
     for index in range(count):
         payload = _STAMP.pack(time.time_ns()) + b"x" * 200
@@ -165,7 +165,7 @@ async def publish_raw(url: str, name: str, count: int) -> None:
 
 
 async def publish_layer(url: str, name: str, count: int) -> None:
-    bus = await Bus.connect(url, name="bench")
+    bus = await Bus.connect(url, name="bench", credentials_file=bench_credentials())
     for index in range(count):
         payload = _STAMP.pack(time.time_ns()) + b"x" * 200
         await bus.publish(f"bench.{name}.{index % 10}", payload, msg_id=f"{name}-{index}")
@@ -196,10 +196,16 @@ def median_result(results: list[Result]) -> Result:
 
 async def run_bench(messages: int, rounds: int, concurrency: int) -> dict[str, Result]:
     with tempfile.TemporaryDirectory(prefix="foot-bench-bus-") as folder:
-        server = EmbeddedNats(data_dir=Path(folder) / "nats", log_path=Path(folder) / "nats.log")
+        server = EmbeddedNats(
+            data_dir=Path(folder) / "nats",
+            log_path=Path(folder) / "nats.log",
+            auth=bench_nats_auth(Path(folder) / "home"),
+        )
         server.start()
         try:
-            bus = await Bus.connect(server.url, name="bench-setup")
+            bus = await Bus.connect(
+                server.url, name="bench-setup", credentials_file=bench_credentials()
+            )
             await bus.declare_stream(STREAM)
             await bus.close()
             results: dict[str, list[Result]] = {"raw": [], "layer": []}

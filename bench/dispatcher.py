@@ -50,7 +50,15 @@ import aiohttp
 import orjson
 import yaml
 
-from benchkit import Figure, cpu_seconds, percentile, report, spawn_simulator
+from benchkit import (
+    Figure,
+    bench_credentials,
+    bench_nats_auth,
+    cpu_seconds,
+    percentile,
+    report,
+    spawn_simulator,
+)
 from foot.bus import Bus
 from foot.catalog import BINDINGS, CLUSTER_CREDENTIALS, CLUSTERS, TEMPLATES, WORKS
 from foot.cluster_credential import ClusterCredential
@@ -313,16 +321,21 @@ async def run(
         sim, members, admin_url, admin_token = await start_simulator(clusters, directory / "sim")
         names = [m.name for m in members]
         try:
-            with EmbeddedNats(data_dir=directory / "nats") as nats:
+            with EmbeddedNats(
+                data_dir=directory / "nats", auth=bench_nats_auth(directory / "home")
+            ) as nats:
                 env = {
                     **os.environ,
                     "FOOT_NATS_URL": nats.url,
+                    "FOOT_HOME": os.environ["FOOT_HOME"],
                     "FOOT_SECRET_KEY_FILE": str(key_file),
                     "FOOT_LOG_LEVEL": "WARNING",
                     "FOOT_ADMIN_PORT": "0",
                     "FOOT_MEMBER_TIMEOUT_SECONDS": "5",
                 }
-                async with await Bus.connect(nats.url, "bench") as bus:
+                async with await Bus.connect(
+                    nats.url, "bench", credentials_file=bench_credentials()
+                ) as bus:
                     await bus.declare()
                     stand = Stand(bus, f"bench-{uuid.uuid4().hex[:6]}")
                     await stand.join(members, (directory / "sim" / "ca.crt").read_text(), key_file)

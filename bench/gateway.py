@@ -58,6 +58,8 @@ from benchkit import (
     HealthEvents,
     api_apply,
     ask_registry,
+    bench_credentials,
+    bench_nats_auth,
     percentile,
     report,
     say,
@@ -210,7 +212,7 @@ def services(nats: EmbeddedNats, home: Path) -> Iterator[Services]:
 
 @contextlib.asynccontextmanager
 async def bench_bus(nats: EmbeddedNats) -> AsyncIterator[Bus]:
-    async with await Bus.connect(nats.url, "bench") as bus:
+    async with await Bus.connect(nats.url, "bench", credentials_file=bench_credentials()) as bus:
         await bus.declare()
         yield bus
 
@@ -253,7 +255,7 @@ async def stand_in_setup(bus: Bus, routes: int) -> None:
 async def stand_in(kills: int, routes: int) -> list[Figure]:
     with (
         tempfile.TemporaryDirectory(prefix="foot-bench-gateway-") as folder,
-        EmbeddedNats(data_dir=Path(folder) / "nats") as nats,
+        EmbeddedNats(data_dir=Path(folder) / "nats", auth=bench_nats_auth(Path(folder))) as nats,
     ):
         home = Path(folder)
         async with ApisixFake(admin_key=ADMIN_KEY) as fake:
@@ -414,7 +416,7 @@ async def with_registry(kills: int, routes: int) -> list[Figure]:
         say(f"starting 3 real kube-apiservers (etcd + kube-apiserver) in {home}")
         with (
             KubeClusters.start_blocking(3, workdir=home / "kube", binaries=find_binaries()) as kube,
-            EmbeddedNats(data_dir=home / "nats") as nats,
+            EmbeddedNats(data_dir=home / "nats", auth=bench_nats_auth(home)) as nats,
         ):
             async with ApisixFake(admin_key=ADMIN_KEY) as fake:
                 with services(nats, home) as running:

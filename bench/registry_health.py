@@ -37,6 +37,8 @@ from benchkit import (
     Figure,
     HealthEvents,
     ask_registry,
+    bench_credentials,
+    bench_nats_auth,
     cpu_seconds,
     percentile,
     report,
@@ -45,6 +47,7 @@ from benchkit import (
 )
 from foot.bus import Bus
 from foot.catalog import registry_subject
+from foot.natsauth import NatsAuthHome
 from foot_cli.natsserver import EmbeddedNats
 from foot_sim.background import BackgroundSimulator
 from foot_sim.faults import FaultMode
@@ -72,6 +75,8 @@ def start_registry(nats: EmbeddedNats, home: Path) -> subprocess.Popen[bytes]:
         sys.executable, "-m", "foot_registry",
         "--nats-url", nats.url,
         "--secret-key-file", str(home / "secret.key"),
+        "--nats-credentials-file", str(NatsAuthHome(home).creds("registry")),
+        "--nats-account-signing-seed-file", str(NatsAuthHome(home).signing_seed),
         "--log-level", "WARNING",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOT_")}
@@ -190,10 +195,12 @@ async def main(args: argparse.Namespace) -> None:
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="foot-bench-registry-") as folder:
         home = Path(folder)
-        with EmbeddedNats(data_dir=home / "nats") as nats:
+        with EmbeddedNats(data_dir=home / "nats", auth=bench_nats_auth(home)) as nats:
             registry = start_registry(nats, home)
             try:
-                async with await Bus.connect(nats.url, "bench") as bus:
+                async with await Bus.connect(
+                    nats.url, "bench", credentials_file=bench_credentials()
+                ) as bus:
                     await bus.declare()
                     events = HealthEvents()
                     await events.listen(bus)

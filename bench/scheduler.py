@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import os
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,8 @@ import orjson
 from benchkit import (
     Figure,
     api_apply,
+    bench_credentials,
+    bench_nats_auth,
     cpu_seconds,
     percentile,
     report,
@@ -260,7 +263,10 @@ class BindingWatch:
 
 
 async def bench_service(clusters: int, templates: int, failovers: int) -> list[Figure]:
-    with tempfile.TemporaryDirectory() as folder, EmbeddedNats(data_dir=Path(folder)) as nats:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        EmbeddedNats(data_dir=Path(folder), auth=bench_nats_auth(Path(folder) / "home")) as nats,
+    ):
         service = subprocess.Popen(  # noqa: ASYNC220 - started once, before any timing
             [
                 sys.executable,
@@ -271,10 +277,16 @@ async def bench_service(clusters: int, templates: int, failovers: int) -> list[F
                 "--log-level",
                 "WARNING",
             ],
-            env={"OTEL_TRACES_EXPORTER": "none", "PATH": "/usr/bin:/bin"},
+            env={
+                "OTEL_TRACES_EXPORTER": "none",
+                "PATH": "/usr/bin:/bin",
+                "FOOT_HOME": os.environ["FOOT_HOME"],  # its NATS user (bench_nats_auth)
+            },
         )
         try:
-            async with await Bus.connect(nats.url, "bench") as bus:
+            async with await Bus.connect(
+                nats.url, "bench", credentials_file=bench_credentials()
+            ) as bus:
                 await bus.declare()
                 return await run_service_bench(bus, clusters, templates, failovers, service.pid)
         finally:

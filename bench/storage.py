@@ -34,7 +34,15 @@ from typing import Any
 
 import orjson
 
-from benchkit import Figure, ask_registry, percentile, report, say
+from benchkit import (
+    Figure,
+    ask_registry,
+    bench_credentials,
+    bench_nats_auth,
+    percentile,
+    report,
+    say,
+)
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
 from foot.catalog import API_APPLY, STORAGE_CLAIMS
@@ -187,10 +195,12 @@ async def measure(
     claims: int, kube: KubeClusters, ceph: CephCluster, workdir: Path
 ) -> tuple[list[tuple[float, float]], Steps]:
     steps = Steps()
-    with EmbeddedNats(data_dir=workdir / "nats") as nats:
+    with EmbeddedNats(data_dir=workdir / "nats", auth=bench_nats_auth(workdir / "home")) as nats:
         async with (
             foot(nats, ceph, workdir),
-            await Bus.connect(nats.url, "bench-storage") as bus,
+            await Bus.connect(
+                nats.url, "bench-storage", credentials_file=bench_credentials()
+            ) as bus,
         ):
             for member in kube:
                 join = {"name": member.name, "kubeconfig": member.kubeconfig_path.read_text()}

@@ -13,7 +13,10 @@ import pytest
 from admin_support import AdminCredentials, make_admin_credentials
 
 from foot.bus import Bus
+from foot.natsauth import NatsAuthHome
+from foot.natsjwt import Permissions
 from foot_cli.natsserver import EmbeddedNats
+from support import HARNESS_IDENTITY, TEST_ONLY_SERVICES, harness_credentials
 
 # Real member clusters (kube_clusters: three per session; kube_cluster_factory: per test).
 pytest_plugins = ("foot_testenv.fixtures",)
@@ -24,6 +27,13 @@ LEAK_GRACE_SECONDS = 0.5
 # share one sealing key, and nothing is written into the real ~/.foot.
 _TEST_HOME = Path(tempfile.mkdtemp(prefix="foot-tests-home-"))
 os.environ["FOOT_HOME"] = str(_TEST_HOME)
+# NATS runs with authentication as `foot up`'s does: every service finds its own user in
+# the home, the CLI its own. The tests' own connections (a harness that inspects and plays
+# the other side) and the throwaway services some tests define have users of their own.
+_EVERYTHING = Permissions(publish=(">",), subscribe=(">",), respond=True)
+NATS_AUTH = NatsAuthHome(_TEST_HOME).ensure(
+    extra_users=dict.fromkeys((HARNESS_IDENTITY, *TEST_ONLY_SERVICES), _EVERYTHING)
+)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -59,14 +69,17 @@ def admin_credentials(tmp_path_factory: pytest.TempPathFactory) -> AdminCredenti
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    """A real nats-server with JetStream, on a free port, storing in the test's temp folder."""
-    with EmbeddedNats(data_dir=tmp_path / "nats") as server:
+    """A real nats-server with JetStream and FOOT's authentication, on a free port, storing in
+    the test's temp folder."""
+    with EmbeddedNats(data_dir=tmp_path / "nats", auth=NATS_AUTH) as server:
         yield server
 
 
 @pytest.fixture
 async def bus(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
     """A connected bus with FOOT's streams and buckets declared."""
-    async with await Bus.connect(nats_server.url, "test") as connected:
+    async with await Bus.connect(
+        nats_server.url, "test", credentials_file=harness_credentials()
+    ) as connected:
         await connected.declare()
         yield connected

@@ -23,6 +23,7 @@ from foot.backoff import Backoff
 from foot.bus import Bus
 from foot.errors import FootError, TransportError
 from foot.kube import KubeClient, KubeTarget
+from foot.natsauth import agent_inbox_prefix
 from foot.registry_api import agent_key
 from foot.runtime.lifecycle import StartStop
 from foot.runtime.metrics import ServiceMetrics
@@ -99,6 +100,9 @@ class Agent(StartStop):
                     f"foot-agent-{self.cluster}",
                     connect_timeout=3,
                     ca_file=self.settings.nats_ca_file,
+                    credentials_file=self.settings.nats_credentials_file,
+                    # Its user may read replies only on its own inbox (foot.natsauth).
+                    inbox_prefix=agent_inbox_prefix(self.cluster),
                 )
             except TransportError as exc:
                 delay = delays.next()

@@ -36,6 +36,9 @@ class AgentSettings(BaseSettings):
     nats_ca_file: Path | None = None
     """CA certificate(s), PEM, that sign the hub NATS server's certificate, for a tls://
     nats_url (unset: the system's CAs); `foot cluster register` mounts the hub's here."""
+    nats_credentials_file: Path | None = None
+    """This agent's NATS user, a `.creds` file, fenced to its cluster's subjects (the mounted
+    Secret from `foot cluster register`)."""
     bootstrap_token: SecretStr | None = None
     """The bootstrap token `foot cluster register` printed (or bootstrap_token_file)."""
     bootstrap_token_file: Path | None = None

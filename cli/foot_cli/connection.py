@@ -11,6 +11,7 @@ import orjson
 
 from foot.bus import Bus
 from foot.errors import PermanentError
+from foot.natsauth import CLI_IDENTITY, CLI_INBOX_PREFIX, service_creds_path
 from foot.runtime.settings import read_token_file
 
 
@@ -28,8 +29,25 @@ def nats_url_from(args: argparse.Namespace) -> str:
     return "nats://127.0.0.1:4222"
 
 
+def nats_credentials_from() -> Path | None:
+    """FOOT_NATS_CREDENTIALS_FILE, else the CLI's user `foot up` made in the home (none when
+    there is none: a NATS without authentication, or one that will refuse us)."""
+    if os.environ.get("FOOT_NATS_CREDENTIALS_FILE"):
+        return Path(os.environ["FOOT_NATS_CREDENTIALS_FILE"])
+    from foot_cli.up import foot_home
+
+    path = service_creds_path(foot_home(), CLI_IDENTITY)
+    return path if path.is_file() else None
+
+
 async def connect(args: argparse.Namespace) -> Bus:
-    return await Bus.connect(nats_url_from(args), "foot-cli", connect_timeout=3)
+    return await Bus.connect(
+        nats_url_from(args),
+        "foot-cli",
+        connect_timeout=3,
+        credentials_file=nats_credentials_from(),
+        inbox_prefix=CLI_INBOX_PREFIX,
+    )
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from foot.natsauth import NatsAuthHome
 from foot_cli.processes import free_port, port_open, spawn, stop, venv_binary, wait_until
 
 
@@ -27,6 +28,9 @@ class EmbeddedNats:
     tls_cert: Path | None = None
     """Serving certificate (PEM); with `tls_key`, clients must connect with TLS."""
     tls_key: Path | None = None
+    auth: NatsAuthHome | None = None
+    """The installation's trust chain (made by its `ensure()`): clients must then present a
+    user of it (.creds)."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -53,6 +57,7 @@ class EmbeddedNats:
                 "--server_name",
                 f"foot-{self.port}",
                 *self._tls_arguments(),
+                *self._auth_arguments(),
             ],
             log_path=self.log_path or self.data_dir / "nats-server.log",
             # Its own session: a Ctrl-C at the terminal must not stop NATS before the
@@ -77,6 +82,14 @@ class EmbeddedNats:
         if self.tls_cert is None or self.tls_key is None:
             return []
         return ["--tls", "--tlscert", self.tls_cert, "--tlskey", self.tls_key]
+
+    def _auth_arguments(self) -> list[str | Path]:
+        if self.auth is None:
+            return []
+        config = self.auth.server_config
+        if not config.is_file():
+            raise RuntimeError(f"no NATS trust configuration at {config}: ensure() the auth first")
+        return ["--config", config]
 
     def stop(self) -> None:
         if self.process is not None:

@@ -25,6 +25,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from foot.natsauth import CLI_IDENTITY, NatsAuthHome
 from foot.redaction import redact
 from foot.runtime.settings import default_home
 from foot.secrets import SecretBox
@@ -121,6 +122,8 @@ def run_up(
 ) -> int:
     console = Console(stderr=True)
     tokens = ensure_token_files(home)
+    # NATS users (keys and .creds files, mode 600) in the home, made once and kept.
+    auth = NatsAuthHome(home).ensure()
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(console)
@@ -134,15 +137,21 @@ def run_up(
     signal.signal(signal.SIGINT, request_stop)
     started = time.monotonic()
     try:
-        nats_url = nats_url or start_nats(stack, home, nats_port, logs)
+        nats_url = nats_url or start_nats(stack, home, nats_port, logs, auth)
         start_services(
-            stack, nats_url, admin_port_base, log_level=log_level, logs=logs, tokens=tokens
+            stack,
+            nats_url,
+            admin_port_base,
+            log_level=log_level,
+            logs=logs,
+            tokens=tokens,
+            auth=auth,
         )
         wait_healthy(stack)
         if simulated_clusters:
             start_simulator(stack, simulated_clusters, home, logs, console)
-        write_state(home, nats_url, stack, tokens)
-        print_summary(stack, nats_url, tokens, time.monotonic() - started)
+        write_state(home, nats_url, stack, tokens, auth)
+        print_summary(stack, nats_url, tokens, auth, time.monotonic() - started)
         while not stopping:
             crashed = next((s for s in stack.services if s.process.poll() is not None), None)
             if crashed is not None:
@@ -165,12 +174,14 @@ def run_up(
             (home / STATE_FILE).unlink()
 
 
-def start_nats(stack: Stack, home: Path, port: int, logs: Path) -> str:
+def start_nats(stack: Stack, home: Path, port: int, logs: Path, auth: NatsAuthHome) -> str:
     with stack.console.status("starting embedded NATS (JetStream)"):
         stack.nats = EmbeddedNats(
-            data_dir=home / "nats", port=port, log_path=logs / "nats-server.log"
+            data_dir=home / "nats", port=port, log_path=logs / "nats-server.log", auth=auth
         ).start()
-    stack.console.print(f"[green]✓[/green] NATS with JetStream at {stack.nats.url}")
+    stack.console.print(
+        f"[green]✓[/green] NATS with JetStream and authentication at {stack.nats.url}"
+    )
     return stack.nats.url
 
 
@@ -182,6 +193,7 @@ def start_services(
     log_level: str,
     logs: Path,
     tokens: TokenFiles,
+    auth: NatsAuthHome,
 ) -> None:
     secret_key_file = logs.parent / "secret.key"
     SecretBox.from_file(secret_key_file, create=True)  # one key for every service, made once
@@ -199,6 +211,10 @@ def start_services(
         argv += ["--shutdown-deadline-seconds", str(SERVICE_SHUTDOWN_DEADLINE_SECONDS)]
         argv += ["--secret-key-file", str(secret_key_file)]
         argv += ["--admin-token-file", str(tokens.admin), "--read-token-file", str(tokens.read)]
+        argv += ["--nats-credentials-file", str(auth.creds(name))]
+        if name == "registry":
+            # It mints each pull agent's NATS user at `foot cluster register`.
+            argv += ["--nats-account-signing-seed-file", str(auth.signing_seed)]
         process = spawn(argv, log_path=log_path, new_session=True)
         stack.services.append(RunningService(name, f"http://127.0.0.1:{port}", process, log_path))
 
@@ -217,7 +233,9 @@ def wait_healthy(stack: Stack) -> None:
             wait_until(healthy, timeout_seconds=HEALTH_TIMEOUT_SECONDS, what=service.name)
 
 
-def print_summary(stack: Stack, nats_url: str, tokens: TokenFiles, seconds: float) -> None:
+def print_summary(
+    stack: Stack, nats_url: str, tokens: TokenFiles, auth: NatsAuthHome, seconds: float
+) -> None:
     out = Console()
     table = Table(title=f"FOOT is up ({seconds:.1f}s)")
     table.add_column("service")
@@ -230,6 +248,7 @@ def print_summary(stack: Stack, nats_url: str, tokens: TokenFiles, seconds: floa
     # Where the tokens are, never what they are.
     out.print(f"admin token file: {tokens.admin}", highlight=False, soft_wrap=True)
     out.print(f"read-only token file: {tokens.read}", highlight=False, soft_wrap=True)
+    out.print(f"NATS users (.creds): {auth.folder}", highlight=False, soft_wrap=True)
     out.print("Press Ctrl-C to stop.", highlight=False)
     sys.stdout.flush()
 
@@ -262,7 +281,9 @@ def start_simulator(stack: Stack, clusters: int, home: Path, logs: Path, console
         console.print(f"  {name} at {server}  KUBECONFIG={path}", highlight=False, soft_wrap=True)
 
 
-def write_state(home: Path, nats_url: str, stack: Stack, tokens: TokenFiles) -> None:
+def write_state(
+    home: Path, nats_url: str, stack: Stack, tokens: TokenFiles, auth: NatsAuthHome
+) -> None:
     state = {
         "nats_url": nats_url,
         "pid": os.getpid(),
@@ -274,6 +295,7 @@ def write_state(home: Path, nats_url: str, stack: Stack, tokens: TokenFiles) -> 
         "kubeconfigs": [str(path) for path in stack.kubeconfigs],
         "admin_token_file": str(tokens.admin),
         "read_token_file": str(tokens.read),
+        "nats_credentials_file": str(auth.creds(CLI_IDENTITY)),
     }
     path = home / STATE_FILE
     path.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))

@@ -12,17 +12,19 @@ import yaml
 from pydantic import SecretStr
 
 from foot.bus import Bus
-from foot.catalog import CLUSTERS, BucketSpec
+from foot.catalog import CLUSTERS, BucketSpec, work_sync_subject
 from foot.errors import InvalidObjectError, PermanentError
+from foot.natsauth import NatsAuthHome
 from foot.registry_api import RegisterRequest
 from foot.runtime.service import Service
-from foot.runtime.settings import ServiceSettings
+from foot.runtime.settings import ServiceSettings, default_home
 from foot_agent.agent import Agent
 from foot_agent.settings import AgentSettings
 from foot_cli.natsserver import EmbeddedNats
 from foot_registry.service import RegistryService
 from foot_registry.settings import RegistrySettings
 from foot_testenv.pki import ServerPki, write_server_pki
+from support import agent_credentials, harness_credentials
 
 SEEN = BucketSpec(name="tls_seen", owner="tls-test", description="test")
 
@@ -43,7 +45,10 @@ def pki(tmp_path: Path) -> ServerPki:
 @pytest.fixture
 def tls_nats(tmp_path: Path, pki: ServerPki) -> Iterator[EmbeddedNats]:
     server = EmbeddedNats(
-        data_dir=tmp_path / "nats", tls_cert=pki.serving_cert, tls_key=pki.serving_key
+        data_dir=tmp_path / "nats",
+        tls_cert=pki.serving_cert,
+        tls_key=pki.serving_key,
+        auth=NatsAuthHome(default_home()),
     )
     with server:
         yield server
@@ -83,25 +88,32 @@ async def test_without_the_ca_or_in_plain_text_there_is_no_connection(
 
 
 async def test_a_pull_agent_reaches_the_hub_over_tls(
-    tls_nats: EmbeddedNats, pki: ServerPki
+    tls_nats: EmbeddedNats, pki: ServerPki, tmp_path: Path
 ) -> None:
+    creds = agent_credentials(tmp_path, "edge-1")
     agent = Agent(
         AgentSettings(
             cluster_name="edge-1",
             nats_url=tls_nats.url,
             nats_ca_file=pki.ca_cert,
+            nats_credentials_file=creds,
             bootstrap_token=SecretStr("t0k"),
         )
     )
-    async with await Bus.connect(tls_nats.url, "hub", ca_file=pki.ca_cert) as hub:
+    async with await Bus.connect(
+        tls_nats.url, "hub", ca_file=pki.ca_cert, credentials_file=harness_credentials()
+    ) as hub:
 
         async def answer(msg: object) -> None:
             await msg.respond(b"hello " + msg.data)  # type: ignore[attr-defined]
 
-        await hub.client.subscribe("tls.test.hello", cb=answer)
+        # One of the subjects the agent's own NATS user may use.
+        await hub.client.subscribe(work_sync_subject("edge-1"), cb=answer)
         await hub.client.flush()
         async with await agent.connect() as connected:
-            reply = await connected.client.request("tls.test.hello", b"edge-1", timeout=5)
+            reply = await connected.client.request(
+                work_sync_subject("edge-1"), b"edge-1", timeout=5
+            )
     assert reply.data == b"hello edge-1"
 
 

@@ -25,7 +25,7 @@ from foot.secrets import FORMAT_PREFIX, SecretBox
 from foot.store import ObjectStore
 from foot_cli.natsserver import EmbeddedNats
 from foot_scheduler.service import SchedulerService
-from support import password_secret, stored_values
+from support import harness_credentials, password_secret, stored_values
 
 SECRETS = KINDS.resolve("secrets")
 CONFIGMAPS = KINDS.resolve("configmaps")
@@ -83,6 +83,8 @@ async def test_a_sealed_value_without_the_key_is_a_clear_error(
         "data": {"token": base64.b64encode(b"t0ken").decode()},
     }
     assert (await apply(bus, secret)).error is None
-    async with await Bus.connect(scheduler.settings.nats_url, "keyless") as keyless:
+    async with await Bus.connect(
+        scheduler.settings.nats_url, "keyless", credentials_file=harness_credentials()
+    ) as keyless:
         with pytest.raises(PermanentError, match="is sealed and this process has no sealing key"):
             await ObjectStore(keyless, "test").get(SECRETS, "shop", "token")

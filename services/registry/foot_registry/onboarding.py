@@ -27,8 +27,11 @@ from foot.errors import (
 )
 from foot.kinds.clusters import Cluster
 from foot.kube import KubeApiError, KubeTarget, KubeUnavailableError
+from foot.natsauth import account_signing_seed_path, mint_agent_creds
+from foot.natsjwt import NatsKeyError, NKey, decode_claims, parse_creds
 from foot.objects import utc_now
 from foot.registry_api import JoinRequest, RegisterRequest, UnjoinRequest, agent_key
+from foot.runtime.settings import default_home
 from foot_registry.core.agents import AgentRecord, agent_manifests, new_bootstrap_token
 from foot_registry.core.member_plan import SERVICE_ACCOUNT
 from foot_registry.core.onboarding import (
@@ -256,6 +259,26 @@ class Onboarding:
 
     # ---- register --------------------------------------------------------------------------
 
+    def _mint_agent_creds(self, cluster: str) -> str:
+        """A new NATS user for `cluster`'s agent, fenced to its subjects, signed with the
+        account's signing key (the account is the one this registry's own user belongs to)."""
+        seed_file = self.parts.settings.nats_account_signing_seed_file or account_signing_seed_path(
+            default_home()
+        )
+        creds_file = self.parts.settings.nats_credentials("registry")
+        try:
+            signing_key = NKey.from_seed(seed_file.read_bytes())
+            jwt, _ = parse_creds(creds_file.read_text(encoding="utf-8"))
+            account = str(decode_claims(jwt)["nats"]["issuer_account"])
+        except (OSError, UnicodeDecodeError, KeyError, TypeError, NatsKeyError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else type(exc).__name__
+            raise PermanentError(
+                "cannot mint the agent's NATS user: nats_account_signing_seed_file "
+                f"{seed_file} and nats_credentials_file {creds_file} must hold the FOOT "
+                f"account's signing key and the registry's user ({reason})"
+            ) from None
+        return mint_agent_creds(signing_key, account=account, cluster=cluster)
+
     async def register(self, request: RegisterRequest) -> tuple[Cluster, str, str]:
         """Pull registration: the cluster, the agent's manifests and its bootstrap token."""
         name = request.name
@@ -274,6 +297,7 @@ class Onboarding:
         try:
             if await self.parts.store.exists(name):
                 raise AlreadyExistsError(f"cluster {name!r} is already joined or registered")
+            nats_creds = await asyncio.to_thread(self._mint_agent_creds, name)
             cluster = new_cluster(
                 name,
                 mode="Pull",
@@ -304,6 +328,7 @@ class Onboarding:
                 cluster=name,
                 nats_url=nats_url,
                 bootstrap_token=token,
+                nats_creds=nats_creds,
                 image=request.image,
                 nats_ca_pem=ca_pem,
             )

@@ -65,10 +65,14 @@ class RegistrySettings(ServiceSettings):
     """Lifetime requested for the ServiceAccount token minted at join."""
     agent_nats_url: str | None = Field(default=None, pattern=r"^(nats|tls)://[^\s]+$")
     """NATS URL written into pull agents' manifests (default: nats_url); give the address the
-    member clusters reach, with the agent's NATS user when NATS requires one."""
+    member clusters reach (the agent's own NATS user goes into its Secret, minted here)."""
     agent_nats_ca_file: Path | None = None
     """CA certificate(s), PEM, that sign the NATS server's certificate as agents reach it: put
     into pull agents' Secret and mounted for them (their NATS URL must then be tls://)."""
+
+    nats_account_signing_seed_file: Path | None = None
+    """The FOOT account's signing nkey seed (mode 600), with which `register` mints each pull
+    agent's own NATS user (unset: <FOOT_HOME>/nats-auth/account-signing.nk, from `foot up`)."""
 
     @model_validator(mode="after")
     def _agent_ca_only_with_tls(self) -> RegistrySettings:

@@ -41,8 +41,9 @@ class Bus:
         self.name = name
         self._buckets: dict[str, KvStore] = {}
         self._closing = False
-        self._untrusted: asyncio.Future[ssl.SSLCertVerificationError] | None = None
-        """Set while connecting: the server's certificate failed verification."""
+        self._untrusted: asyncio.Future[Exception] | None = None
+        """Set while connecting: the server's certificate failed verification, or the server
+        refused our credentials."""
         self.secret_box: SecretBox | None = None
         """The installation's sealing key: sealed values are opened on read, and written
         sealed where the writer asks (see KvStore). Services install it at start."""
@@ -60,12 +61,20 @@ class Bus:
         request_timeout: float = 5.0,
         drain_timeout: float = 5.0,
         ca_file: Path | None = None,
+        credentials_file: Path | None = None,
+        inbox_prefix: str | None = None,
     ) -> Self:
         """Connect, reconnecting forever afterwards (the caller's readiness reflects the state).
 
         A `tls://` URL is verified against the system's CAs, or only `ca_file`'s when given.
+        `credentials_file` is the NATS user's `.creds` file (see foot.natsauth); a server that
+        refuses it (or its absence) is a configuration problem, reported at once.
+        `inbox_prefix` replaces `_INBOX` for replies (a pull agent's own, see natsauth).
         """
         bus = cls(Client(), name)
+        options = _credentials_options(credentials_file)
+        if inbox_prefix is not None:
+            options["inbox_prefix"] = inbox_prefix
         tls: dict[str, Any] = {}
         if ca_file is not None:
             try:
@@ -88,6 +97,7 @@ class Bus:
                 reconnected_cb=bus._on_reconnect,
                 error_cb=bus._on_error,
                 **tls,
+                **options,
             )
         )
         try:
@@ -100,7 +110,13 @@ class Bus:
                 with contextlib.suppress(asyncio.CancelledError, nats.errors.Error, OSError):
                     await connecting
                 await bus.client.close()
-                reason = untrusted.result().verify_message
+                refusal = untrusted.result()
+                if not isinstance(refusal, ssl.SSLCertVerificationError):
+                    raise PermanentError(
+                        f"NATS at {redact(url)} refused this client ({refusal}): give the "
+                        "NATS user's .creds file (nats_credentials_file)"
+                    )
+                reason = refusal.verify_message
                 raise PermanentError(
                     f"NATS at {redact(url)}: the server's certificate is not trusted ({reason}); "
                     "give the CA that signed it (nats_ca_file) and a tls:// URL"
@@ -123,10 +139,9 @@ class Bus:
 
     async def _on_error(self, exc: Exception) -> None:
         if (
-            isinstance(exc, ssl.SSLCertVerificationError)
-            and self._untrusted is not None
-            and not self._untrusted.done()
-        ):
+            isinstance(exc, ssl.SSLCertVerificationError | nats.errors.AuthorizationError)
+            or _is_auth_violation(exc)
+        ) and (self._untrusted is not None and not self._untrusted.done()):
             self._untrusted.set_result(exc)
         log.warning("NATS error: %s", exc, extra={"nats_client": self.name})
 
@@ -293,6 +308,20 @@ class Bus:
     async def flush(self) -> None:
         with nats_errors("flush"):
             await self.client.flush()
+
+
+def _credentials_options(credentials_file: Path | None) -> dict[str, Any]:
+    if credentials_file is None:
+        return {}
+    if not credentials_file.is_file():
+        raise PermanentError(f"the NATS credentials file {credentials_file} is missing")
+    return {"user_credentials": str(credentials_file)}
+
+
+def _is_auth_violation(exc: Exception) -> bool:
+    """The server refused the connection's credentials (nats-py reports it as a plain error
+    naming the violation)."""
+    return isinstance(exc, nats.errors.Error) and "authorization violation" in str(exc).lower()
 
 
 def header_map(msg: Msg) -> dict[str, Any]:

@@ -188,7 +188,10 @@ class Service(StartStop, Generic[SettingsT]):
         self._started = True
         started = time.perf_counter()
         bus = self._connection = await Bus.connect(
-            self.settings.nats_url, f"foot-{self.name}", ca_file=self.settings.nats_ca_file
+            self.settings.nats_url,
+            f"foot-{self.name}",
+            ca_file=self.settings.nats_ca_file,
+            credentials_file=self.settings.nats_credentials(self.name),
         )
         # Every service opens sealed values (a Secret template, a work carrying one); the
         # key file is shared by the installation and created by whoever starts first.

@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from foot.errors import FieldProblem, PermanentError
+from foot.natsauth import service_creds_path
 
 ENV_PREFIX = "FOOT_"
 
@@ -94,6 +95,9 @@ class ServiceSettings(BaseSettings):
     nats_ca_file: Path | None = None
     """CA certificate(s), PEM, that sign the NATS server's certificate, for a tls:// nats_url
     (unset: the system's CAs)."""
+    nats_credentials_file: Path | None = None
+    """The service's NATS user, a `.creds` file (mode 600) holding its JWT and nkey seed
+    (unset: <FOOT_HOME>/nats/<service>.creds, which `foot up` writes)."""
     admin_host: str = "127.0.0.1"
     """Interface the admin HTTP server (/healthz, /readyz, /metrics, /admin) binds to."""
     admin_port: int = Field(default=0, ge=0, le=65535)
@@ -146,6 +150,12 @@ class ServiceSettings(BaseSettings):
             raise ValueError("the read token must differ from the admin token")
         self._admin_tokens = AdminTokens(admin=admin, read=read)
         return self
+
+    def nats_credentials(self, service: str) -> Path:
+        """The `.creds` file `service` connects to NATS with."""
+        if self.nats_credentials_file is not None:
+            return self.nats_credentials_file
+        return service_creds_path(default_home(), service)
 
     @property
     def admin_tokens(self) -> AdminTokens:

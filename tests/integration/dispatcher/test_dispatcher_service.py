@@ -48,7 +48,13 @@ from foot_cli.processes import spawn
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_testenv.clusters import KubeCluster, KubeClusters
 from foot_testenv.member_objects import object_or_none, report_deployment_ready
-from support import deployment_template, node_port_service, run_foot
+from support import (
+    agent_credentials,
+    deployment_template,
+    harness_credentials,
+    node_port_service,
+    run_foot,
+)
 
 pytestmark = pytest.mark.kube
 
@@ -186,7 +192,9 @@ async def harness(
 ) -> AsyncIterator[Harness]:
     key_file = tmp_path / "secret.key"
     SecretBox.from_file(key_file, create=True)
-    async with await Bus.connect(nats_server.url, "harness") as bus:
+    async with await Bus.connect(
+        nats_server.url, "harness", credentials_file=harness_credentials()
+    ) as bus:
         await bus.declare()
         h = Harness(bus, kube_clusters, key_file)
         for cluster, region in zip(kube_clusters, REGIONS, strict=True):
@@ -701,6 +709,7 @@ class AgentProcess:
             "--cluster-name", cluster.name,
             "--nats-url", nats.url,
             "--bootstrap-token-file", str(token),
+            "--nats-credentials-file", str(agent_credentials(folder, cluster.name)),
             "--kubeconfig", str(cluster.kubeconfig_path),
             "--log-format", "text",
         ]  # fmt: skip

@@ -21,6 +21,8 @@ from registry_support import registry_settings
 from foot.bus import Bus
 from foot.catalog import HEALTH_PREFIX
 from foot.health import ClusterHealthEvent
+from foot.natsauth import CLI_IDENTITY, service_creds_path
+from foot.runtime.settings import default_home
 from foot_cli.natsserver import EmbeddedNats
 from foot_registry.service import RegistryService
 from foot_sim.background import BackgroundSimulator
@@ -39,6 +41,8 @@ async def foot(nats: EmbeddedNats, tmp_path: Path, *args: str) -> subprocess.Com
     """The CLI in a process of its own (in a thread: the registry shares this event loop)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOT_")}
     env["FOOT_HOME"] = str(tmp_path / "home")
+    # The CLI's own NATS user, as `foot up` made it in the run's home.
+    env["FOOT_NATS_CREDENTIALS_FILE"] = str(service_creds_path(default_home(), CLI_IDENTITY))
     command = [sys.executable, "-m", "foot_cli.main", *args, "--nats-url", nats.url]
     return await asyncio.to_thread(
         subprocess.run, command, capture_output=True, text=True, env=env, timeout=60, check=False

@@ -30,6 +30,7 @@ from foot_cli.processes import spawn
 from foot_scheduler.service import SchedulerService
 from foot_storage.service import StorageService, StorageSettings
 from foot_testenv.ceph import CephCluster
+from support import harness_credentials
 
 CLAIMS = KINDS.lookup("storage.foot.dev/v1alpha1", "StorageClaim")
 
@@ -195,7 +196,9 @@ async def storage_env(
         secret_key_file=settings.secret_key_file,
     )
     async with (
-        await Bus.connect(nats_server.url, "storage-test") as bus,
+        await Bus.connect(
+            nats_server.url, "storage-test", credentials_file=harness_credentials()
+        ) as bus,
         SchedulerService(scheduler_settings),
     ):
         bus.secret_box = SecretBox.from_file(settings.secret_key_file, create=True)

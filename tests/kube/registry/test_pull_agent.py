@@ -39,15 +39,19 @@ class AgentProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = tmp_path / f"agent-{cluster}.log"
 
-    def start(self, token: str) -> None:
+    def start(self, token: str, nats_creds: str) -> None:
         token_file = self.tmp_path / f"{self.cluster}.token"
         token_file.write_text(token)
         token_file.chmod(0o600)
+        creds_file = self.tmp_path / f"{self.cluster}.creds"
+        creds_file.write_text(nats_creds)
+        creds_file.chmod(0o600)
         argv = [
             sys.executable, "-m", "foot_agent",
             "--cluster-name", self.cluster,
             "--nats-url", self.nats.url,
             "--bootstrap-token-file", str(token_file),
+            "--nats-credentials-file", str(creds_file),
             "--kubeconfig", str(self.kubeconfig),
             "--log-format", "json",
         ]  # fmt: skip
@@ -90,6 +94,7 @@ async def test_agent_registers_heartbeats_and_its_absence_is_detected(
     ]  # fmt: skip
     secret = next(d for d in yaml.safe_load_all(reply.manifests) if d["kind"] == "Secret")
     assert secret["stringData"]["bootstrap-token"] == token
+    creds = secret["stringData"]["nats.creds"]
     assert secret["stringData"]["nats-url"] == nats_server.url
     # The registry keeps no token, only the sealed key derived from it.
     assert token.encode() not in await raw_bucket_bytes(bus)
@@ -97,7 +102,7 @@ async def test_agent_registers_heartbeats_and_its_absence_is_detected(
 
     agent = AgentProcess(tmp_path, nats_server, "north", member.kubeconfig_path)
     try:
-        agent.start(token)
+        agent.start(token, creds)
         await eventually(lambda: events[-1][1].ready == "True", within=30)
         assert events[-1][1].reason == "HeartbeatReceived"
         # The status arrives with a heartbeat (status period 10 s by default).
@@ -132,7 +137,7 @@ async def test_agent_registers_heartbeats_and_its_absence_is_detected(
         )
 
         # Restarted: Ready again (after the success threshold of heartbeats).
-        agent.start(token)
+        agent.start(token, creds)
         await eventually(lambda: events[-1][1].ready == "True", within=30)
         await eventually(lambda: not registry.clusters["north"].spec.taints, within=5)
         assert agent.terminate() == 0  # SIGTERM: a clean, staged stop
@@ -150,9 +155,11 @@ async def test_agent_with_a_wrong_token_is_refused(
 ) -> None:  # fmt: skip
     reply = await ask(bus, "register", {"name": "south"})
     assert reply.ok, reply.error
+    assert reply.manifests is not None
+    secret = next(d for d in yaml.safe_load_all(reply.manifests) if d["kind"] == "Secret")
     agent = AgentProcess(tmp_path, nats_server, "south", kube_clusters[1].kubeconfig_path)
     try:
-        agent.start("not-the-token-" * 3)
+        agent.start("not-the-token-" * 3, secret["stringData"]["nats.creds"])
         await eventually(
             lambda: "the registry refused this agent" in agent.log.read_text(), within=20
         )

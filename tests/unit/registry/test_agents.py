@@ -27,11 +27,13 @@ def test_heartbeat_signature_covers_every_field() -> None:
 
 def test_agent_manifests_carry_the_token_only_in_the_secret() -> None:
     text = agent_manifests(
-        cluster="a", nats_url="nats://hub:4222", bootstrap_token="t0k", image="i"
-    )
+        cluster="a", nats_url="nats://hub:4222", bootstrap_token="t0k", nats_creds="cr3ds",
+        image="i",
+    )  # fmt: skip
     documents = list(yaml.safe_load_all(text))
     holders = [d["kind"] for d in documents if "t0k" in yaml.safe_dump(d)]
     assert holders == ["Secret"]
+    assert [d["kind"] for d in documents if "cr3ds" in yaml.safe_dump(d)] == ["Secret"]
     deployment = documents[-1]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["foot", "agent"]
@@ -39,11 +41,11 @@ def test_agent_manifests_carry_the_token_only_in_the_secret() -> None:
 
 def test_agent_manifests_mount_the_hub_nats_ca_when_given() -> None:
     plain = list(yaml.safe_load_all(agent_manifests(
-        cluster="a", nats_url="tls://hub:4222", bootstrap_token="t0k", image="i"
+        cluster="a", nats_url="tls://hub:4222", bootstrap_token="t0k", nats_creds="c", image="i"
     )))  # fmt: skip
     with_ca = list(yaml.safe_load_all(agent_manifests(
-        cluster="a", nats_url="tls://hub:4222", bootstrap_token="t0k", image="i",
-        nats_ca_pem="-----BEGIN CERTIFICATE-----\nCA\n",
+        cluster="a", nats_url="tls://hub:4222", bootstrap_token="t0k", nats_creds="c",
+        image="i", nats_ca_pem="-----BEGIN CERTIFICATE-----\nCA\n",
     )))  # fmt: skip
 
     def parts(documents: list[dict[str, Any]]) -> tuple[set[str], dict[str, str], list[str]]:
@@ -56,8 +58,9 @@ def test_agent_manifests_mount_the_hub_nats_ca_when_given() -> None:
     keys, env, items = parts(plain)
     assert "nats-ca.crt" not in keys
     assert "FOOT_AGENT_NATS_CA_FILE" not in env
-    assert items == ["bootstrap-token"]
+    assert items == ["bootstrap-token", "nats.creds"]
+    assert env["FOOT_AGENT_NATS_CREDENTIALS_FILE"] == "/etc/foot-agent/nats.creds"
     keys, env, items = parts(with_ca)
     assert "nats-ca.crt" in keys
     assert env["FOOT_AGENT_NATS_CA_FILE"] == "/etc/foot-agent/nats-ca.crt"
-    assert items == ["bootstrap-token", "nats-ca.crt"]
+    assert items == ["bootstrap-token", "nats.creds", "nats-ca.crt"]

@@ -43,7 +43,9 @@ AGENT_RULES: list[dict[str, Any]] = [
 
 
 HUB_MOUNT = "/etc/foot-agent"
-"""Where the agent's Secret (bootstrap token, NATS CA) is mounted."""
+"""Where the agent's Secret (bootstrap token, NATS user, NATS CA) is mounted."""
+NATS_CREDS_KEY = "nats.creds"
+"""The Secret's key (and mounted file) holding the agent's NATS user, fenced to its cluster."""
 
 
 def agent_manifests(
@@ -51,21 +53,28 @@ def agent_manifests(
     cluster: str,
     nats_url: str,
     bootstrap_token: str,
+    nats_creds: str,
     image: str,
     nats_ca_pem: str | None = None,
 ) -> str:
-    """Namespace, ServiceAccount, ClusterRole and binding, Secret, Deployment; with
-    `nats_ca_pem`, the agent verifies the hub's NATS against that CA (mounted from the Secret)."""
+    """Namespace, ServiceAccount, ClusterRole and binding, Secret, Deployment; the agent
+    connects as its own NATS user (`nats_creds`, a `.creds` file mounted from the Secret); with
+    `nats_ca_pem`, it verifies the hub's NATS against that CA (mounted from the Secret)."""
     secret_data = {
         "cluster-name": cluster,
         "nats-url": nats_url,
         "bootstrap-token": bootstrap_token,
+        NATS_CREDS_KEY: nats_creds,
     }
-    mounted = [{"key": "bootstrap-token", "path": "bootstrap-token"}]
+    mounted = [
+        {"key": "bootstrap-token", "path": "bootstrap-token"},
+        {"key": NATS_CREDS_KEY, "path": NATS_CREDS_KEY},
+    ]
     env = [
         _from_secret("FOOT_AGENT_CLUSTER_NAME", "cluster-name"),
         _from_secret("FOOT_AGENT_NATS_URL", "nats-url"),
         {"name": "FOOT_AGENT_BOOTSTRAP_TOKEN_FILE", "value": f"{HUB_MOUNT}/bootstrap-token"},
+        {"name": "FOOT_AGENT_NATS_CREDENTIALS_FILE", "value": f"{HUB_MOUNT}/{NATS_CREDS_KEY}"},
     ]
     if nats_ca_pem is not None:
         secret_data["nats-ca.crt"] = nats_ca_pem
