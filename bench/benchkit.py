@@ -216,6 +216,13 @@ async def api_apply(bus: Bus, documents: list[dict[str, Any]]) -> ApiReply:
     return reply
 
 
+async def api_answers(bus: Bus) -> None:
+    """One request to `foot.api.apply` that is answered at all: an empty apply, which FOOT
+    refuses ("no objects in the request"); the answer shows the API is being served."""
+    body = orjson.dumps(ApiRequest(objects=[]).model_dump(mode="json", by_alias=True))
+    ApiReply.model_validate_json((await bus.request(API_APPLY, body, wait_seconds=5)).data)
+
+
 async def ask_registry(bus: Bus, verb: str, body: dict[str, Any]) -> RegistryReply:
     """One registry request (`join`, `unjoin`, ...); RuntimeError when it answers an error."""
     msg = await bus.request(registry_subject(verb), orjson.dumps(body), wait_seconds=60)

@@ -40,6 +40,7 @@ import orjson
 
 from benchkit import (
     Figure,
+    api_answers,
     api_apply,
     bench_credentials,
     bench_nats_auth,
@@ -316,7 +317,7 @@ async def run_service_bench(
     try:
         await synced.wait()
         # The service answers the front door once it runs.
-        await until_answers(functools.partial(api_apply, bus, []), within=60)
+        await until_answers(functools.partial(api_answers, bus), within=60)
         await api_apply(bus, [region_policy(r) for r in range(REGIONS)])
 
         say(f"\n2. end to end: {templates} Deployments through foot.api.apply, {clusters} clusters")
