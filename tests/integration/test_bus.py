@@ -301,6 +301,32 @@ async def test_snapshots_taken_during_writes_hold_every_key_written_before(bus: 
         await writer
 
 
+async def test_snapshots_taken_while_keys_are_rewritten_hold_every_one_of_them(bus: Bus) -> None:
+    """A key rewritten as a snapshot starts (after the bucket's last revision is read, before
+    the watch's replay is set up) is replayed past that revision: the snapshot must still
+    wait for it, not end at the revision read and miss it."""
+    spec = BucketSpec(name="test_rewrites", owner="test", description="t")
+    store = await bus.declare_bucket(spec)
+    keys = {f"key.{i}" for i in range(20)}
+    await asyncio.gather(*(store.put(key, b"0") for key in keys))
+    stop = asyncio.Event()
+
+    async def rewrite() -> None:
+        for round_ in itertools.count(1):
+            if stop.is_set():
+                return
+            await asyncio.gather(*(store.put(key, b"%d" % round_) for key in sorted(keys)))
+
+    writer = asyncio.create_task(rewrite(), name="test-rewrite")
+    try:
+        for _ in range(50):
+            seen = {entry.key for entry in await store.entries()}
+            assert keys <= seen, f"{len(keys - seen)} keys missing from a snapshot"
+    finally:
+        stop.set()
+        await writer
+
+
 async def test_a_watch_is_caught_up_at_once_when_nothing_matches_and_after_the_replay(
     bus: Bus,
 ) -> None:

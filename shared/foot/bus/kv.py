@@ -220,11 +220,13 @@ class KvStore:
         "Caught up" is decided here, not by nats-py's own marker: that one follows the
         per-message pending count, which under concurrent writes can read 0 before the
         replay is over (nats.py #842/#995, nats-server #4824), so a snapshot could miss
-        keys. Instead the bucket's last revision matching `pattern` is read first; the
-        replay is delivered in revision order, so once an entry at or past it arrives,
-        every key as of the start has been seen.
+        keys. Instead the bucket's last revision matching `pattern` is read once the
+        watch's consumer exists; the replay (each key's last entry as of the consumer's
+        creation, then every later change) is delivered in revision order, so once an
+        entry at or past that revision arrives, every key as of the read has been seen.
+        Read before the consumer instead, a key written between the two would be replayed
+        past that revision, after "caught up": a snapshot would miss it.
         """
-        caught_up_at = await self._last_revision(pattern)
         setup = asyncio.ensure_future(self._kv.watch(pattern))
         try:
             with nats_errors(f"{self.name}: watch {pattern}"):
@@ -234,6 +236,12 @@ class KvStore:
             # subscribed and started heartbeat tasks, so finish and undo the setup.
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await (await setup).stop()  # type: ignore[no-untyped-call]
+            raise
+        try:
+            caught_up_at = await self._last_revision(pattern)
+        except BaseException:
+            with contextlib.suppress(nats.errors.Error, TimeoutError, asyncio.CancelledError):
+                await watcher.stop()  # type: ignore[no-untyped-call]
             raise
 
         async def events() -> AsyncIterator[Entry | None]:

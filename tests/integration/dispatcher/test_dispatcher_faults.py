@@ -178,16 +178,18 @@ async def test_a_partitioned_member_holds_up_nobody_and_converges_when_healed(
         # Every worker of the partitioned member's lane now hangs for two minutes: had the
         # healthy members shared workers with it, their works would wait as long.
         await wait_applied(bus, healthy, within=60)
-        current = await works(bus)
         # A push work is stored with its first apply's answer; until then the binding's
-        # intent names the cluster and the objects being applied there.
+        # intent names the cluster and the objects being applied there. The intents are
+        # read first: an intent is dropped only once none of its works waits to be stored,
+        # so a work stored between the two reads is in the second, never missing from both.
+        intents = await (await bus.kv(DISPATCH_INTENTS.name)).entries()
+        named = {e.key: orjson.loads(e.value or b"{}")["clusters"] for e in intents}
+        current = await works(bus)
         assert all(
             k not in current or current[k].status.applied_hash is None
             for k in keys
             if k.startswith(stuck)
         )
-        intents = await (await bus.kv(DISPATCH_INTENTS.name)).entries()
-        named = {e.key: orjson.loads(e.value or b"{}")["clusters"] for e in intents}
         for k in keys:
             if k.startswith(f"{stuck}.") and k not in current:
                 assert stuck in named[k.partition(".")[2]]
