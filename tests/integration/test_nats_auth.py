@@ -13,6 +13,7 @@ import nats
 import nats.errors
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from foot.bus import Bus
 from foot.catalog import BUCKETS, WORKS, work_sync_subject
@@ -96,11 +97,10 @@ async def test_an_agent_cannot_publish_or_subscribe_on_another_clusters_subjects
     # The harness listens on every subject of cluster beta: nothing of alpha's arrives.
     heard: list[str] = []
 
-    async def hear(msg: object) -> None:
-        heard.append(msg.subject)  # type: ignore[attr-defined]
+    async def hear(msg: Msg) -> None:
+        heard.append(msg.subject)
 
-    await bus.client.subscribe("foot.>", cb=hear)
-    await bus.client.flush()
+    await bus.subscribe("foot.>", hear)
     agent = alpha_agent.client
     for family in AGENT_SUBJECT_FAMILIES:
         subject = f"{family}.beta"
@@ -129,11 +129,12 @@ async def test_an_agent_cannot_publish_or_subscribe_on_another_clusters_subjects
 
 
 async def test_an_agent_uses_its_own_subjects_and_inbox(alpha_agent: Recorder, bus: Bus) -> None:
-    async def answer(msg: object) -> None:
-        await msg.respond(b"alpha's works")  # type: ignore[attr-defined]
+    async def answer(msg: Msg) -> None:
+        await msg.respond(b"alpha's works")
 
-    await bus.client.subscribe(work_sync_subject("alpha"), cb=answer)
-    await bus.client.flush()
+    # The bus's serve returns once the server has the subscription (a raw nats-py flush does
+    # not promise it: its PING can overtake the SUB, see foot.bus.connection.flush_in_order).
+    await bus.serve(work_sync_subject("alpha"), answer)
     reply = await alpha_agent.client.request(work_sync_subject("alpha"), b"", timeout=5)
     assert reply.data == b"alpha's works"
     assert reply.subject.startswith(agent_inbox_prefix("alpha") + ".")
@@ -154,8 +155,13 @@ async def test_an_agent_cannot_read_the_works_or_any_bucket(
         f"$JS.API.DIRECT.GET.KV_{WORKS.name}.$KV.{WORKS.name}.beta.default.web", b""
     )
     await alpha_agent.client.flush()
+    # The refusals arrive in the order sent (the subscriptions', then the direct get's), each
+    # as it is read: wait for the last one too, not only for those before it.
     await eventually(
-        lambda: all(alpha_agent.refused("subscription", f"$KV.{b.name}.>") for b in BUCKETS),
+        lambda: (
+            all(alpha_agent.refused("subscription", f"$KV.{b.name}.>") for b in BUCKETS)
+            and alpha_agent.refused("publish", f"$JS.API.DIRECT.GET.KV_{WORKS.name}")
+        ),
         within=DENIED_WITHIN_SECONDS * 5,
     )
     assert alpha_agent.refused("publish", "$JS.API.STREAM.INFO.KV_works")

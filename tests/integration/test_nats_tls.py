@@ -108,8 +108,7 @@ async def test_a_pull_agent_reaches_the_hub_over_tls(
             await msg.respond(b"hello " + msg.data)  # type: ignore[attr-defined]
 
         # One of the subjects the agent's own NATS user may use.
-        await hub.client.subscribe(work_sync_subject("edge-1"), cb=answer)
-        await hub.client.flush()
+        await hub.serve(work_sync_subject("edge-1"), answer)  # flushed in order, unlike nats-py's
         async with await agent.connect() as connected:
             reply = await connected.client.request(
                 work_sync_subject("edge-1"), b"edge-1", timeout=5

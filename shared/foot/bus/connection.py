@@ -30,6 +30,9 @@ from foot.telemetry import inject_headers, tracer
 log = logging.getLogger(__name__)
 
 MSG_ID_HEADER = "Nats-Msg-Id"
+QUEUE_WRITE_TIMEOUT_SECONDS = 10.0
+"""How long the commands queued before a flush may take to reach the socket (nats-py's own
+flush timeout, which then bounds the round trip after them)."""
 
 
 class Bus:
@@ -282,7 +285,7 @@ class Bus:
 
         with nats_errors(f"subscribe to {subject}"):
             subscription = await self.client.subscribe(subject, queue=queue, cb=callback)
-            await self.client.flush()
+            await flush_in_order(self.client)
         return subscription
 
     async def subscribe(
@@ -306,8 +309,34 @@ class Bus:
             await self.client.publish(subject, payload, headers=outgoing or None)
 
     async def flush(self) -> None:
+        """Return once the server has read everything sent on this connection so far."""
         with nats_errors("flush"):
-            await self.client.flush()
+            await flush_in_order(self.client)
+
+
+async def flush_in_order(client: Client) -> None:
+    """A round trip to the server that follows every command this client sent before it.
+
+    nats-py's `flush()` writes its PING straight to the socket, ahead of the commands still
+    queued for its flusher task (the SUB of a subscription just made, say). The server can
+    then answer PONG before it has read them, and a request another connection sends right
+    after finds no responder (seen under CPU load). So the queue is written out first: a
+    future put on the flusher's own queue is resolved once everything queued before it is
+    on the socket; the PING, written after, follows it there.
+    """
+    queue = client._flush_queue  # noqa: SLF001 - nats-py offers no public way to wait for it
+    flusher = client._flusher_task  # noqa: SLF001
+    # Without a running flusher nats-py's flush() writes the queue out itself, in order.
+    if queue is not None and flusher is not None and not flusher.done() and client.is_connected:
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(QUEUE_WRITE_TIMEOUT_SECONDS):
+                await queue.put(written)
+                await written
+        except TimeoutError as exc:
+            written.cancel()
+            raise nats.errors.FlushTimeoutError from exc
+    await client.flush()
 
 
 def _credentials_options(credentials_file: Path | None) -> dict[str, Any]:
