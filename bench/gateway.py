@@ -56,6 +56,7 @@ from benchkit import (
     ApiRefusedError,
     Figure,
     HealthEvents,
+    api_answers,
     api_apply,
     ask_registry,
     bench_credentials,
@@ -405,9 +406,9 @@ async def kubelet(kube: KubeClient, app: int) -> bool:
 
 
 async def both_answer(bus: Bus) -> None:
-    """The registry answers and the API front door applies (the services are up)."""
+    """The registry answers and the API front door answers (the services are up)."""
     await bus.request(registry_subject("collect"), b"{}", wait_seconds=1)
-    await api_apply(bus, [])
+    await api_answers(bus)
 
 
 async def with_registry(kills: int, routes: int) -> list[Figure]:
