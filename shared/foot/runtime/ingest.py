@@ -154,12 +154,6 @@ class ApiIngest:
         self.responder = responder or Responder(bus)
         """Shared with the service's own request subjects when it runs in one (`Service`)."""
 
-    async def stop_taking_requests(self) -> None:
-        await self.responder.stop_taking_requests()
-
-    async def drain(self, deadline_seconds: float) -> None:
-        await self.responder.drain(deadline_seconds)
-
     async def start(self) -> None:
         serve = self._serve
         if self.kinds:

@@ -178,9 +178,7 @@ def as_settings(model: type[SettingsT], settings: ServiceSettings) -> SettingsT:
     """`settings` as the service's own model: given only the common settings (a test, an
     embedding program), the service's own fields take their defaults or FOOT_* variables.
 
-    `Service.__init__` does this for every service (its typed `self.settings`); the
-    dispatcher and the registry still call it themselves, for their `self.config`, until
-    they switch."""
+    `Service.__init__` does this for every service (its typed `self.settings`)."""
     if isinstance(settings, model):
         return settings
     return model(**settings.model_dump())
