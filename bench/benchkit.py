@@ -22,11 +22,12 @@ import orjson
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.catalog import API_APPLY, HEALTH_PREFIX, registry_subject
+from foot.catalog import API_APPLY, HEALTH_PREFIX
 from foot.health import ClusterHealthEvent
 from foot.natsauth import NatsAuthHome, service_creds_path
 from foot.natsjwt import Permissions
 from foot.registry_api import RegistryReply
+from foot.registry_client import RegistryClient
 from foot.runtime.settings import default_home
 
 JSON_DIGITS = 4
@@ -225,8 +226,7 @@ async def api_answers(bus: Bus) -> None:
 
 async def ask_registry(bus: Bus, verb: str, body: dict[str, Any]) -> RegistryReply:
     """One registry request (`join`, `unjoin`, ...); RuntimeError when it answers an error."""
-    msg = await bus.request(registry_subject(verb), orjson.dumps(body), wait_seconds=60)
-    reply = RegistryReply.model_validate_json(msg.data)
+    reply = await RegistryClient(bus, wait_seconds=60).ask(verb, body)
     if reply.error is not None:
         raise RuntimeError(f"{verb} {body.get('name')}: {reply.error.message}")
     return reply

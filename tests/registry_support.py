@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from foot.bus import Bus
-from foot.catalog import BUCKETS, registry_subject
+from foot.catalog import BUCKETS
 from foot.kube import KubeClient, KubeNotFoundError, KubeTarget
 from foot.registry_api import RegistryReply
+from foot.registry_client import RegistryClient
 from foot.runtime.logs import JsonFormatter
 from foot_cli.natsserver import EmbeddedNats
 from foot_registry.core.member_plan import JOINED_LABEL, SERVICE_ACCOUNT, role_name
@@ -76,8 +76,9 @@ async def registry(
 
 
 async def ask(bus: Bus, verb: str, body: dict[str, Any], wait: float = 30.0) -> RegistryReply:
-    msg = await bus.request(registry_subject(verb), orjson.dumps(body), wait_seconds=wait)
-    return RegistryReply.model_validate_json(msg.data)
+    """A registry request as the CLI sends it: kubeconfigs sealed, a register's answer
+    opened (`RegistryClient`)."""
+    return await RegistryClient(bus, wait_seconds=wait).ask(verb, body)
 
 
 def admin_target(cluster: KubeCluster, context: str | None = None) -> KubeTarget:

@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import orjson
 import yaml
 
-from foot.catalog import registry_subject
 from foot.registry_api import RegistryReply
+from foot.registry_client import RegistryClient
 from foot_cli.connection import connect
 from foot_cli.console import err, out
 from foot_cli.get import cmd_get
@@ -28,10 +27,7 @@ Subparsers = Any  # argparse's _SubParsersAction is private
 
 async def _ask(args: argparse.Namespace, verb: str, body: dict[str, Any]) -> RegistryReply:
     async with await connect(args) as bus:
-        msg = await bus.request(
-            registry_subject(verb), orjson.dumps(body), wait_seconds=args.timeout
-        )
-    return RegistryReply.model_validate_json(msg.data)
+        return await RegistryClient(bus, wait_seconds=args.timeout).ask(verb, body)
 
 
 def _failed(reply: RegistryReply) -> int:

@@ -13,8 +13,9 @@ lists derived from `foot.catalog`:
 - a pull agent of cluster C: only C's register, heartbeat, works sync/status subjects, C's
   deliveries, and its own inbox `_INBOX_C.>` (`agent_inbox_prefix`), so no agent reads
   another's replies, works or buckets;
-- the CLI: the API and registry requests, the JetStream API (reads), its own inbox
-  `_INBOX_cli.>` (no service reads its answers).
+- the CLI: the API and registry requests, the JetStream API's reads only (no stream or
+  bucket write, purge, delete or reconfiguration), its own inbox `_INBOX_cli.>` (no
+  service reads its answers).
 
 `NatsAuthHome` keeps the keys and the `.creds` files in a folder of FOOT's home (mode 600),
 where `foot up` and the test fixtures create them, and services and the CLI find them.
@@ -75,10 +76,28 @@ CLI_INBOX_PREFIX = f"{INBOX}_{CLI_IDENTITY}"
 service's user, which may subscribe only to `_INBOX.>`."""
 
 
+_JETSTREAM_READS = (
+    "$JS.API.INFO",
+    "$JS.API.STREAM.NAMES",
+    "$JS.API.STREAM.LIST",
+    "$JS.API.STREAM.INFO.*",
+    "$JS.API.STREAM.MSG.GET.*",
+    "$JS.API.DIRECT.GET.>",
+    # Ephemeral consumers only (`CREATE.<stream>`): a named create could rewrite a
+    # service's durable consumer.
+    "$JS.API.CONSUMER.CREATE.*",
+    "$JS.API.CONSUMER.INFO.*.*",
+    "$JS.FC.>",
+)
+"""The JetStream API calls that read: stream and bucket contents, never a write, a purge, a
+delete, or a change of a stream's or a consumer's configuration."""
+
+
 def cli_permissions() -> Permissions:
-    """The CLI's user: API and registry requests and JetStream reads (`foot status`)."""
+    """The CLI's user: API and registry requests and JetStream reads (`foot get`, `foot
+    status`). Secrets it could read in buckets are sealed with the services' key."""
     return Permissions(
-        publish=("foot.api.>", "foot.registry.>", "$JS.API.>"),
+        publish=("foot.api.>", "foot.registry.>", *_JETSTREAM_READS),
         subscribe=(f"{CLI_INBOX_PREFIX}.>",),
     )
 

@@ -1,9 +1,16 @@
-"""Sealing secrets at rest: credentials are stored only as AES-256-GCM ciphertext.
+"""Sealing secrets at rest, and in transit to one receiver.
 
-The key lives in a file readable by its owner only (`secret_key_file` in the
-settings; `foot up` creates one under FOOT_HOME). Each sealed value is bound to
-where it is stored (bucket and key as associated data), so a sealed credential
-copied under another cluster's key does not open.
+At rest: credentials are stored only as AES-256-GCM ciphertext. The key lives in a file
+readable by its owner only (`secret_key_file` in the settings; `foot up` creates one under
+FOOT_HOME). Each sealed value is bound to where it is stored (bucket and key as associated
+data), so a sealed credential copied under another cluster's key does not open.
+
+In transit: `seal_to` seals a message to one receiver's X25519 public key (an ephemeral key
+agreement, HKDF-SHA256, AES-256-GCM: libsodium's "sealed box" shape), bound to a context
+such as `join/east`. Only the holder of the private key (`BoxKey`) opens it; whoever else
+reads the bus sees ciphertext. The CLI seals a join's kubeconfig to the registry's key, and
+the registry seals a registration's bootstrap token and agent credentials to a key the CLI
+made for that one request.
 """
 
 from __future__ import annotations
@@ -14,13 +21,19 @@ import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from foot.errors import PermanentError
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
 FORMAT_PREFIX = b"foot-sealed-v1:"
+BOX_PREFIX = "foot-box-v1:"
+PUBLIC_KEY_PREFIX = "foot-x25519:"
+X25519_BYTES = 32
 
 
 class SecretKeyError(PermanentError):
@@ -38,6 +51,13 @@ class SecretBox:
         if len(key) != KEY_BYTES:
             raise SecretKeyError(f"the sealing key must be {KEY_BYTES} bytes, got {len(key)}")
         self._aead = AESGCM(key)
+        self._key = key
+
+    def box_key(self, purpose: str) -> BoxKey:
+        """A private key for sealed messages derived from this key for `purpose` (e.g.
+        `registry-requests`): every holder of the sealing key derives the same one, so no
+        second key file is needed and a restart keeps the public key."""
+        return BoxKey(_hkdf(self._key, info=f"foot-box-key-v1/{purpose}".encode()))
 
     def __repr__(self) -> str:
         return "SecretBox(<key hidden>)"
@@ -88,4 +108,76 @@ class SecretBox:
         except (ValueError, InvalidTag) as exc:
             raise UnsealError(
                 f"the value at {context} does not open with this key (wrong key or tampered)"
+            ) from exc
+
+
+def _hkdf(material: bytes, *, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(material)
+
+
+def _public_bytes(public_key: X25519PublicKey) -> bytes:
+    return public_key.public_bytes_raw()
+
+
+def _box_aead(shared: bytes, sender: bytes, receiver: bytes) -> AESGCM:
+    return AESGCM(_hkdf(shared, info=b"foot-box-v1" + sender + receiver))
+
+
+def parse_public_key(text: str) -> X25519PublicKey:
+    """A `foot-x25519:<base64>` public key; ValueError saying what is wrong otherwise."""
+    if not text.startswith(PUBLIC_KEY_PREFIX):
+        raise ValueError(f"a public key starts with {PUBLIC_KEY_PREFIX!r}")
+    try:
+        raw = base64.b64decode(text[len(PUBLIC_KEY_PREFIX) :], validate=True)
+    except ValueError:
+        raise ValueError("a public key is base64 after its prefix") from None
+    if len(raw) != X25519_BYTES:
+        raise ValueError(f"a public key is {X25519_BYTES} bytes, this one {len(raw)}")
+    return X25519PublicKey.from_public_bytes(raw)
+
+
+def seal_to(public_key: str, plaintext: bytes, *, context: str) -> str:
+    """`plaintext` sealed so that only the holder of `public_key`'s private key opens it,
+    and only for `context` (a sealed join for `east` does not open as one for `west`)."""
+    receiver = parse_public_key(public_key)
+    ephemeral = X25519PrivateKey.generate()
+    sender = _public_bytes(ephemeral.public_key())
+    aead = _box_aead(ephemeral.exchange(receiver), sender, _public_bytes(receiver))
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    sealed = aead.encrypt(nonce, plaintext, context.encode())
+    return BOX_PREFIX + base64.b64encode(sender + nonce + sealed).decode()
+
+
+class BoxKey:
+    """The private half of a sealed-message key pair (X25519)."""
+
+    def __init__(self, private: bytes | None = None) -> None:
+        self._private = (
+            X25519PrivateKey.from_private_bytes(private)
+            if private is not None
+            else X25519PrivateKey.generate()
+        )
+        self.public_key = (
+            PUBLIC_KEY_PREFIX + base64.b64encode(_public_bytes(self._private.public_key())).decode()
+        )
+        """The `foot-x25519:<base64>` text senders seal to."""
+
+    def __repr__(self) -> str:
+        return f"BoxKey(public={self.public_key})"
+
+    def open(self, sealed: str, *, context: str) -> bytes:
+        """Open a message sealed to this key for `context`, or raise UnsealError."""
+        if not sealed.startswith(BOX_PREFIX):
+            raise UnsealError(f"the {context} message is not sealed (it must start {BOX_PREFIX!r})")
+        try:
+            raw = base64.b64decode(sealed[len(BOX_PREFIX) :], validate=True)
+            sender, nonce = raw[:X25519_BYTES], raw[X25519_BYTES : X25519_BYTES + NONCE_BYTES]
+            shared = self._private.exchange(X25519PublicKey.from_public_bytes(sender))
+            receiver = _public_bytes(self._private.public_key())
+            aead = _box_aead(shared, sender, receiver)
+            return aead.decrypt(nonce, raw[X25519_BYTES + NONCE_BYTES :], context.encode())
+        except (ValueError, InvalidTag) as exc:
+            raise UnsealError(
+                f"the sealed {context} message does not open with this key "
+                "(sealed to another key, for another purpose, or tampered)"
             ) from exc

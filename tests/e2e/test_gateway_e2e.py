@@ -31,12 +31,13 @@ from pydantic import SecretStr
 
 from foot.api import ApiReply, ApiRequest
 from foot.bus import Bus
-from foot.catalog import API_APPLY, API_DELETE, HEALTH_PREFIX, WORKS, registry_subject
+from foot.catalog import API_APPLY, API_DELETE, HEALTH_PREFIX, WORKS
 from foot.health import ClusterHealthEvent
 from foot.kinds.works import Work
 from foot.kube import KubeClient, KubeTarget
 from foot.kube.errors import KubeNotFoundError
 from foot.registry_api import RegistryReply
+from foot.registry_client import RegistryClient
 from foot_cli.natsserver import EmbeddedNats
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_gateway_sync.core import object_id
@@ -201,8 +202,7 @@ async def api(bus: Bus, subject: str, docs: list[dict[str, Any]]) -> ApiReply:
 
 
 async def registry_ask(bus: Bus, verb: str, body: dict[str, Any]) -> RegistryReply:
-    msg = await bus.request(registry_subject(verb), orjson.dumps(body), wait_seconds=60)
-    return RegistryReply.model_validate_json(msg.data)
+    return await RegistryClient(bus, wait_seconds=60).ask(verb, body)
 
 
 @contextlib.asynccontextmanager

@@ -191,3 +191,50 @@ async def test_a_service_cannot_read_the_replies_of_the_cli_or_of_an_agent(
         )
     finally:
         await service.client.close()
+
+
+async def test_the_cli_reads_buckets_but_cannot_write_purge_or_delete_them(
+    nats_server: EmbeddedNats, bus: Bus
+) -> None:
+    works = await bus.kv(WORKS.name)
+    await works.put("alpha.default.web", b"alpha's manifests")
+    cli = Recorder()
+    await cli.client.connect(
+        nats_server.url,
+        user_credentials=str(NatsAuthHome(default_home()).creds(CLI_IDENTITY)),
+        inbox_prefix=CLI_INBOX_PREFIX,
+        error_cb=cli.on_error,
+        allow_reconnect=False,
+    )
+    try:
+        # Reads work: the bucket, one key, a watch (an ephemeral ordered consumer).
+        js = cli.client.jetstream(timeout=DENIED_WITHIN_SECONDS * 2)
+        kv = await js.key_value(WORKS.name)
+        assert (await kv.get("alpha.default.web")).value == b"alpha's manifests"
+        watcher = await kv.watchall()
+        first = await watcher.updates(timeout=DENIED_WITHIN_SECONDS * 2)
+        assert first is not None
+        await watcher.stop()
+        stream = f"KV_{WORKS.name}"
+        writes = (
+            f"$KV.{WORKS.name}.alpha.default.web",
+            f"$JS.API.STREAM.PURGE.{stream}",
+            f"$JS.API.STREAM.DELETE.{stream}",
+            f"$JS.API.STREAM.UPDATE.{stream}",
+            f"$JS.API.STREAM.MSG.DELETE.{stream}",
+            f"$JS.API.CONSUMER.CREATE.{stream}.dispatcher",
+            f"$JS.API.CONSUMER.DELETE.{stream}.dispatcher",
+            "$JS.API.STREAM.CREATE.stolen",
+        )
+        for subject in writes:
+            await cli.client.publish(subject, b"{}")
+        await cli.client.flush()
+        await eventually(
+            lambda: all(cli.refused("publish", subject) for subject in writes),
+            within=DENIED_WITHIN_SECONDS * 5,
+        )
+        entry = await works.get("alpha.default.web")
+        assert entry is not None
+        assert entry.value == b"alpha's manifests"
+    finally:
+        await cli.client.close()

@@ -99,6 +99,11 @@ class Onboarding:
         try:
             if await self.parts.store.exists(name):
                 raise AlreadyExistsError(f"cluster {name!r} is already joined or registered")
+            if request.kubeconfig is None:
+                # The shell opens a sealed kubeconfig before the join runs.
+                raise InvalidObjectError(
+                    "join request", [FieldProblem("sealedKubeconfig", "was not opened")]
+                )
             target = target_of(request.kubeconfig, request.context)
             cluster = new_cluster(
                 name,

@@ -27,7 +27,7 @@ from foot.bus import Bus
 from foot.catalog import AGENT_PREFIX
 from foot.errors import FieldProblem, FootError, InvalidObjectError
 from foot.objects import problems_from_validation
-from foot.registry_api import RegistryReply
+from foot.registry_api import RegistryReply, clear_secret_problems
 from foot.runtime.admin import Handler
 from foot.runtime.requests import RequestHandler
 from foot.runtime.wire import http_status
@@ -69,11 +69,15 @@ def error_reply(error: ApiError) -> bytes:
     return RegistryReply(error=error).to_json()
 
 
-def over_nats(handler: DocumentHandler) -> RequestHandler:
-    """`handler` as a request-reply handler (`Service.serve`, answered with `error_reply`)."""
+def over_nats(verb: str, handler: DocumentHandler) -> RequestHandler:
+    """`handler` as a request-reply handler (`Service.serve`, answered with `error_reply`);
+    a request that would put a secret on the bus in the clear is refused before it runs."""
 
     async def answer(body: bytes) -> bytes:
         document = request_document(body, not_an_object=NOT_AN_OBJECT_REQUEST)
+        problems = clear_secret_problems(verb, document)
+        if problems:
+            raise InvalidObjectError(f"{verb} request", problems)
         return (await handler(document)).to_json()
 
     return answer

@@ -2,7 +2,8 @@
 
 The wiring of its parts, each a module of its own over the pure core (`core`):
 
-* `routing`: requests `foot.registry.{join,unjoin,register,collect}` (request-reply,
+* `routing`: requests `foot.registry.{join,unjoin,register,collect,sealing-key}`
+  (request-reply,
   served by the runtime) and the same on the admin HTTP API (`/api/clusters/...`,
   behind the admin bearer token), and the agents' subjects;
 * `onboarding`: push joins (`member` sets FOOT up in the member), pull registrations,
@@ -17,7 +18,7 @@ The wiring of its parts, each a module of its own over the pure core (`core`):
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import orjson
 from aiohttp import web
@@ -25,18 +26,22 @@ from pydantic import SecretStr
 
 from foot.catalog import CLUSTER_AGENTS, CLUSTER_CREDENTIALS, CLUSTERS, registry_subject
 from foot.credentials import CredentialStore
+from foot.errors import FieldProblem, InvalidObjectError
 from foot.kinds.clusters import Cluster
 from foot.kube import KubeClient, KubeTarget
 from foot.registry_api import (
+    REGISTRY_BOX_PURPOSE,
     ClusterNameRequest,
+    EmptyRequest,
     JoinRequest,
     RegisterRequest,
     RegistryReply,
     UnjoinRequest,
+    join_context,
 )
 from foot.runtime.service import Service
 from foot.runtime.settings import ServiceSettings
-from foot.secrets import SecretBox
+from foot.secrets import SecretBox, UnsealError
 from foot_registry.clusters import ClusterStore, Roster
 from foot_registry.core.health import Health
 from foot_registry.health_monitor import HealthMonitor
@@ -54,6 +59,8 @@ from foot_registry.routing import (
 )
 from foot_registry.settings import RegistrySettings
 from foot_registry.status_collector import StatusCollector
+
+SealedKubeconfigT = TypeVar("SealedKubeconfigT", JoinRequest, UnjoinRequest)
 
 QUEUE = "registry"
 """Queue group of every registry subscription (replicas share the requests)."""
@@ -93,6 +100,7 @@ class RegistryService(Service[RegistrySettings]):
     async def setup(self) -> None:
         settings = self.settings
         self.box = SecretBox.from_file(settings.secret_key_file, create=True)
+        self.box_key = self.box.box_key(REGISTRY_BOX_PURPOSE)
         self.credentials = CredentialStore(await self.bus.kv(CLUSTER_CREDENTIALS.name), self.box)
         self.agents_kv = await self.bus.kv(CLUSTER_AGENTS.name)
         self.clusters_kv = await self.bus.kv(CLUSTERS.name)
@@ -124,10 +132,14 @@ class RegistryService(Service[RegistrySettings]):
             "unjoin": self._unjoin_document,
             "register": self._register_document,
             "collect": self._collect_document,
+            "sealing-key": self._sealing_key_document,
         }
         for verb, handler in handlers.items():
             await self.serve(
-                registry_subject(verb), over_nats(handler), error_reply=error_reply, queue=QUEUE
+                registry_subject(verb),
+                over_nats(verb, handler),
+                error_reply=error_reply,
+                queue=QUEUE,
             )
         await self.agent_subjects.open(
             self.bus,
@@ -165,22 +177,53 @@ class RegistryService(Service[RegistrySettings]):
     async def collect_now(self, name: str) -> Cluster:
         return await self.status.collect_now(name)
 
+    def _opened(self, request: SealedKubeconfigT, verb: str) -> SealedKubeconfigT:
+        """`request` with its sealed kubeconfig opened into `kubeconfig`."""
+        if request.sealed_kubeconfig is None:
+            return request
+        context = join_context(verb, request.name)
+        try:
+            text = self.box_key.open(request.sealed_kubeconfig, context=context).decode()
+        except (UnsealError, UnicodeDecodeError):
+            raise InvalidObjectError(
+                f"{verb} request",
+                [
+                    FieldProblem(
+                        "sealedKubeconfig",
+                        "does not open with the registry's key: seal the kubeconfig's UTF-8 "
+                        f"text to the key foot.registry.sealing-key answers, for {context}",
+                    )
+                ],
+            ) from None
+        return request.model_copy(update={"kubeconfig": SecretStr(text), "sealed_kubeconfig": None})
+
     async def _join_document(self, document: dict[str, Any]) -> RegistryReply:
-        cluster = await self.join(parse(JoinRequest, document, "join request"))
+        request = self._opened(parse(JoinRequest, document, "join request"), "join")
+        cluster = await self.join(request)
         return RegistryReply(cluster=cluster.to_dict(), message=f"cluster {cluster.name} joined")
 
     async def _unjoin_document(self, document: dict[str, Any]) -> RegistryReply:
-        message = await self.unjoin(parse(UnjoinRequest, document, "unjoin request"))
-        return RegistryReply(message=message)
+        request = self._opened(parse(UnjoinRequest, document, "unjoin request"), "unjoin")
+        return RegistryReply(message=await self.unjoin(request))
 
     async def _register_document(self, document: dict[str, Any]) -> RegistryReply:
         request = parse(RegisterRequest, document, "register request")
         cluster, manifests, token = await self.register(request)
-        return RegistryReply(
+        reply = RegistryReply(
             cluster=cluster.to_dict(),
             manifests=manifests,
             bootstrap_token=SecretStr(token),
             message=f"cluster {cluster.name} registered; apply the manifests in it",
+        )
+        if request.reply_key is None:
+            return reply  # the admin HTTP API: answered to its caller only
+        return reply.sealed_to(request.reply_key, cluster.name)
+
+    async def _sealing_key_document(self, document: dict[str, Any]) -> RegistryReply:
+        parse(EmptyRequest, document, "sealing-key request")
+        return RegistryReply(
+            sealing_key=self.box_key.public_key,
+            message="seal kubeconfigs to this key (foot-box-v1, context <verb>/<cluster>)",
         )
 
     async def _collect_document(self, document: dict[str, Any]) -> RegistryReply:

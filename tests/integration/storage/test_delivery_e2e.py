@@ -24,7 +24,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import orjson
 import pytest
 from integration.storage.conftest import (
     StorageEnv,
@@ -39,8 +38,9 @@ from kubernetes_asyncio import client as kube_client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from foot.bus import Bus
-from foot.catalog import BUCKETS, registry_subject
+from foot.catalog import BUCKETS
 from foot.registry_api import RegistryReply
+from foot.registry_client import RegistryClient
 from foot_cli.natsserver import EmbeddedNats
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_registry.service import RegistryService
@@ -118,8 +118,7 @@ class Member:
 
 
 async def registry_ask(bus: Bus, verb: str, body: dict[str, Any]) -> RegistryReply:
-    msg = await bus.request(registry_subject(verb), orjson.dumps(body), wait_seconds=60)
-    return RegistryReply.model_validate_json(msg.data)
+    return await RegistryClient(bus, wait_seconds=60).ask(verb, body)
 
 
 @contextlib.asynccontextmanager

@@ -32,7 +32,9 @@ def test_a_request_that_does_not_parse_is_invalid_with_its_fields() -> None:
         parse(JoinRequest, {"name": "east"}, "join request")
     error = ApiError.from_exception(caught.value)
     assert error.code == "Invalid"
-    assert "kubeconfig" in [field.path for field in error.fields]
+    assert [(f.path, f.reason) for f in error.fields] == [
+        ("", "give exactly one of kubeconfig and sealedKubeconfig")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -59,10 +61,35 @@ async def test_over_nats_the_reply_is_the_handlers() -> None:
     async def joined(document: dict[str, Any]) -> RegistryReply:
         return RegistryReply(message=f"cluster {document['name']} joined")
 
-    answer = await over_nats(joined)(b'{"name": "east"}')
+    answer = await over_nats("join", joined)(b'{"name": "east"}')
     assert RegistryReply.model_validate_json(answer).message == "cluster east joined"
     with pytest.raises(FootError, match=NOT_AN_OBJECT_REQUEST):
-        await over_nats(joined)(b"null")
+        await over_nats("join", joined)(b"null")
+
+
+@pytest.mark.parametrize(
+    ("verb", "body", "field"),
+    [
+        ("join", b'{"name": "east", "kubeconfig": "apiVersion: v1"}', "kubeconfig"),
+        ("unjoin", b'{"name": "east", "kubeconfig": "apiVersion: v1"}', "kubeconfig"),
+        ("register", b'{"name": "north"}', "replyKey"),
+    ],
+)
+async def test_over_nats_a_secret_in_the_clear_is_refused_before_the_handler(
+    verb: str, body: bytes, field: str
+) -> None:
+    ran: list[dict[str, Any]] = []
+
+    async def handler(document: dict[str, Any]) -> RegistryReply:
+        ran.append(document)
+        return RegistryReply()
+
+    with pytest.raises(FootError) as caught:
+        await over_nats(verb, handler)(body)
+    error = ApiError.from_exception(caught.value)
+    assert (error.code, [f.path for f in error.fields]) == ("Invalid", [field])
+    assert "NATS" in error.fields[0].reason
+    assert ran == []
 
 
 def test_the_error_reply_carries_the_error() -> None:
