@@ -211,10 +211,10 @@ async def test_the_cli_reads_buckets_but_cannot_write_purge_or_delete_them(
         js = cli.client.jetstream(timeout=DENIED_WITHIN_SECONDS * 2)
         kv = await js.key_value(WORKS.name)
         assert (await kv.get("alpha.default.web")).value == b"alpha's manifests"
-        watcher = await kv.watchall()
-        first = await watcher.updates(timeout=DENIED_WITHIN_SECONDS * 2)
-        assert first is not None
-        await watcher.stop()
+        watch = await js.subscribe(f"$KV.{WORKS.name}.>", ordered_consumer=True)
+        first = await watch.next_msg(timeout=DENIED_WITHIN_SECONDS * 2)
+        assert first.data == b"alpha's manifests"
+        await watch.unsubscribe()
         stream = f"KV_{WORKS.name}"
         writes = (
             f"$KV.{WORKS.name}.alpha.default.web",
