@@ -15,9 +15,10 @@ same code the dispatcher uses for push clusters (`foot.kube.apply`) and reports 
 
 Everything on this channel is sealed with keys derived from the agent key
 (`foot.agent_channel`, `Connected.channel`): a delivery or sync reply that does not open
-(forged, tampered, another cluster's or subject's), is too old, or is older than the
-newest delivery taken for the same work is dropped and logged at warning, never applied;
-every sync request and status report is sealed, with the process's agent id and sequence.
+(unsigned, forged, tampered, another cluster's or subject's) or is too old is dropped and
+logged at warning with the reason, never applied; one older than the newest delivery taken
+for the same work (a resend overtaken by a sync reply, or a replay) is ignored. Every sync
+request and status report is sealed, with the process's agent id and sequence.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class WorkPuller:
         """When the newest delivery taken per work key was sealed (kept after the work is
         removed, until older than the channel accepts: an older one is a replay)."""
         self.dropped = 0
-        """Deliveries and sync replies dropped (forged, stale, replayed)."""
+        """Deliveries and sync replies dropped (not sealed, forged, for another subject, or
+        stale)."""
         self.reported: dict[str, WorkStatusReport] = {}
         """Last report per work key that the dispatcher acknowledged."""
         self._objects: dict[Identity, set[str]] = {}
@@ -92,11 +94,8 @@ class WorkPuller:
             return
         newest = self.sent_at.get(delivery.key)
         if newest is not None and sent_at < newest:
-            self.dropped += 1
-            log.warning(
-                "dropped a delivery of %s sealed before the newest one taken (a replay?)",
-                delivery.key,
-            )
+            # A resend overtaken by a sync reply, or a replay: the newer one stands.
+            log.info("ignored a delivery of %s older than the newest one taken", delivery.key)
             return
         self.sent_at[delivery.key] = sent_at
         self.deliveries[delivery.key] = delivery

@@ -262,3 +262,11 @@ def test_deriving_keys_is_done_once_per_cluster() -> None:
     assert KEY_A.hex() not in repr(keys)
     with pytest.raises(ValueError, match="32 bytes"):
         ChannelKeys("a", b"short")
+
+
+def test_a_sealed_message_of_another_shape_is_refused_by_field() -> None:
+    hub, _ = ends()
+    keys = ChannelKeys("a", KEY_A)
+    wrong_shape = keys.seal(Purpose.STATUS, work_status_subject("a"), report())
+    with pytest.raises(ChannelRefusedError, match=r"malformed StatusMessage \(agentId, "):
+        hub.open_status(wrong_shape, now=T0)
