@@ -931,6 +931,7 @@ async def test_the_pull_channel_is_sealed_and_refuses_forgeries(
             await eventually(lambda: len(sniffed["status"]) >= 1, within=30)
             for data in sniffed["status"]:
                 assert ns.encode() not in data  # reports are sealed too
+            captured = sniffed["status"][-1]  # a real report of the agent, replayed below
 
             # (c) Forged deliveries on the pull member's subject, from a service's user: one
             # sealed with a wrong key, one unsigned. The agent drops both.
@@ -1001,7 +1002,7 @@ async def test_the_pull_channel_is_sealed_and_refuses_forgeries(
                 unsigned = await ask(as_agent, m3, lie.model_dump_json(by_alias=True).encode())
                 wrong = AgentChannel(m3, agent_key("a guessed token"), "x", max_skew_seconds=60)
                 guessed = await ask(as_agent, m3, wrong.seal_status(lie, now=utc_now()))
-                replayed = await ask(as_agent, m3, sniffed["status"][-1])
+                replayed = await ask(as_agent, m3, captured)
                 # Whatever key it is sealed with: a push member's works have no agent.
                 own = AgentChannel(m1, agent_key("t"), "x", max_skew_seconds=60)
                 pushed = await ask(as_push_agent, m1, own.seal_status(lie_push, now=utc_now()))
