@@ -19,12 +19,12 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from foot.agent_channel import AgentChannel, agent_key
 from foot.backoff import Backoff
 from foot.bus import Bus
 from foot.errors import FootError, TransportError
 from foot.kube import KubeClient, KubeTarget
 from foot.natsauth import agent_inbox_prefix
-from foot.registry_api import agent_key
 from foot.runtime.lifecycle import StartStop
 from foot.runtime.metrics import ServiceMetrics
 from foot.runtime.supervisor import Supervisor
@@ -120,11 +120,18 @@ class Agent(StartStop):
             user_agent="foot-agent",
         )
         self.bus = await self.connect()
-        connected = Connected(self.settings, self.agent_id, self.key, self.bus, self.kube)
+        channel = AgentChannel(
+            self.cluster,
+            self.key,
+            self.agent_id,
+            max_skew_seconds=self.settings.hub_max_skew_seconds,
+        )
+        connected = Connected(self.settings, self.agent_id, self.key, self.bus, self.kube, channel)
 
         async def pull_works() -> None:
-            # A fresh puller each run: a restarted task starts from a new queue and a resync.
-            await WorkPuller(connected.bus, connected.kube, connected.cluster).run()
+            # A fresh puller each run: a restarted task starts from a new queue and a resync
+            # (the channel, and so its sequence, stays the process's).
+            await WorkPuller(connected.bus, connected.kube, connected.channel).run()
 
         own_tasks: list[tuple[str, TaskFactory]] = [
             ("heartbeat", Heartbeats(connected).run),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from foot.agent_channel import AgentChannel
 from foot.bus import Bus
 from foot.kube import KubeClient
 from foot_agent.settings import AgentSettings
@@ -20,6 +21,9 @@ class Connected:
     """Signs every message to the registry."""
     bus: Bus
     kube: KubeClient
+    channel: AgentChannel
+    """Seals what the agent sends on the works channel and opens what the hub sends there
+    (keys derived once; one sequence for the process)."""
 
     @property
     def cluster(self) -> str:

@@ -9,6 +9,7 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from foot.agent_channel import MAX_SKEW_SECONDS
 from foot.errors import FieldProblem
 from foot.objects import DNS1123_LABEL_PATTERN
 from foot.runtime.settings import SettingsError, check_nats_ca
@@ -53,6 +54,9 @@ class AgentSettings(BaseSettings):
     """A status collection may take this long."""
     hello_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     """How long to wait for the registry's answer to a hello before trying again."""
+    hub_max_skew_seconds: float = Field(default=MAX_SKEW_SECONDS, gt=0, le=3600)
+    """A work delivery or sync reply is dropped when its time is further than this from the
+    agent's clock (see `foot.agent_channel`)."""
     shutdown_deadline_seconds: float = Field(default=5.0, gt=0, le=300)
     """On SIGTERM: how long tasks may take to finish."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

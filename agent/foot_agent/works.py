@@ -12,18 +12,26 @@ same code the dispatcher uses for push clusters (`foot.kube.apply`) and reports 
   and a change is reported for the work that holds the object;
 * reports go on `foot.works.status.<cluster>` as requests; without an answer they are
   retried with backoff (the dispatcher stores them before it answers).
+
+Everything on this channel is sealed with keys derived from the agent key
+(`foot.agent_channel`, `Connected.channel`): a delivery or sync reply that does not open
+(unsigned, forged, tampered, another cluster's or subject's) or is too old is dropped and
+logged at warning with the reason, never applied; one older than the newest delivery taken
+for the same work (a resend overtaken by a sync reply, or a replay) is ignored. Every sync
+request and status report is sealed, with the process's agent id and sequence.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from nats.aio.msg import Msg
-from pydantic import ValidationError
 
+from foot.agent_channel import WIRE_PREFIX, AgentChannel, ChannelRefusedError
 from foot.backoff import Backoff
 from foot.bus.reconcile import ReconcileQueue
 from foot.catalog import work_deliver_subject, work_status_subject, work_sync_subject
@@ -34,6 +42,7 @@ from foot.kube.apply import MemberApplier
 from foot.kube.watch import watch_collection
 from foot.manifests import MANAGED_SELECTOR, identity, observed_status
 from foot.object_health import WATCHED_KINDS
+from foot.objects import utc_now
 
 if TYPE_CHECKING:
     from foot.bus import Bus
@@ -41,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 30.0
+SYNC_RETRY_FIRST_SECONDS = 0.5
+"""A sync that failed is tried again after this (doubling up to RESYNC_SECONDS)."""
 REPORT_TIMEOUT_SECONDS = 5.0
 APPLY_WORKERS = 4
 Identity = tuple[str, str, str | None, str]
@@ -49,13 +60,20 @@ Identity = tuple[str, str, str | None, str]
 class WorkPuller:
     """Applies one cluster's works as they are delivered."""
 
-    def __init__(self, bus: Bus, kube: KubeClient, cluster: str) -> None:
+    def __init__(self, bus: Bus, kube: KubeClient, channel: AgentChannel) -> None:
         self.bus = bus
-        self.cluster = cluster
+        self.channel = channel
+        self.cluster = cluster = channel.cluster
         self.kube = kube
         self.applier = MemberApplier(kube)
         self.deliveries: dict[str, WorkDelivery] = {}
         """Newest delivery per work key."""
+        self.sent_at: dict[str, datetime] = {}
+        """When the newest delivery taken per work key was sealed (kept after the work is
+        removed, until older than the channel accepts: an older one is a replay)."""
+        self.dropped = 0
+        """Deliveries and sync replies dropped (not sealed, forged, for another subject, or
+        stale)."""
         self.reported: dict[str, WorkStatusReport] = {}
         """Last report per work key that the dispatcher acknowledged."""
         self._objects: dict[Identity, set[str]] = {}
@@ -70,10 +88,16 @@ class WorkPuller:
 
     # ---- intake -------------------------------------------------------------------------
 
-    def _accept(self, delivery: WorkDelivery) -> None:
+    def _accept(self, delivery: WorkDelivery, sent_at: datetime) -> None:
         if not delivery.key.startswith(f"{self.cluster}."):
             log.warning("ignored a work for another cluster: %s", delivery.key)
             return
+        newest = self.sent_at.get(delivery.key)
+        if newest is not None and sent_at < newest:
+            # A resend overtaken by a sync reply, or a replay: the newer one stands.
+            log.info("ignored a delivery of %s older than the newest one taken", delivery.key)
+            return
+        self.sent_at[delivery.key] = sent_at
         self.deliveries[delivery.key] = delivery
         for manifest in delivery.work.spec.manifests:
             self._objects.setdefault(identity(manifest), set()).add(delivery.key)
@@ -81,31 +105,56 @@ class WorkPuller:
 
     async def _on_delivery(self, msg: Msg) -> None:
         try:
-            self._accept(WorkDelivery.model_validate_json(msg.data))
-        except ValidationError as exc:
-            log.error("malformed work delivery: %s", exc)  # noqa: TRY400
+            message = self.channel.open_delivery(msg.data, now=utc_now())
+        except ChannelRefusedError as exc:
+            self.dropped += 1
+            log.warning("dropped a work delivery: %s", exc.message)
+            return
+        self._accept(message.delivery, message.sent_at)
 
     async def sync(self) -> None:
         """Ask for every work of this cluster."""
-        msg = await self.bus.request(work_sync_subject(self.cluster), b"", wait_seconds=10)
-        deliveries = orjson.loads(msg.data)
-        for document in deliveries:
-            self._accept(WorkDelivery.model_validate(document))
-        log.info("synced %d work(s) of cluster %s", len(deliveries), self.cluster)
+        request, payload = self.channel.sync_request(now=utc_now())
+        msg = await self.bus.request(work_sync_subject(self.cluster), payload, wait_seconds=10)
+        if not msg.data.startswith(WIRE_PREFIX):
+            raise FootError(f"the hub refused the sync: {_refusal(msg.data)}")
+        try:
+            reply = self.channel.open_sync_reply(msg.data, request, now=utc_now())
+        except ChannelRefusedError:
+            self.dropped += 1
+            raise
+        for delivery in reply.deliveries:
+            self._accept(delivery, reply.sent_at)
+        self._forget_old(reply.sent_at)
+        log.info("synced %d work(s) of cluster %s", len(reply.deliveries), self.cluster)
+
+    def _forget_old(self, now: datetime) -> None:
+        """Drop the times of removed works older than any delivery the channel accepts."""
+        horizon = now - timedelta(seconds=2 * self.channel.max_skew_seconds)
+        for key, sent_at in list(self.sent_at.items()):
+            if key not in self.deliveries and sent_at < horizon:
+                del self.sent_at[key]
 
     async def run(self) -> None:
-        """Subscribe, sync now and every RESYNC_SECONDS, apply until cancelled."""
+        """Subscribe, sync now and every RESYNC_SECONDS (sooner after a failure), apply
+        until cancelled."""
         subscription = await self.bus.subscribe(
             work_deliver_subject(self.cluster), self._on_delivery
         )
         worker = asyncio.create_task(self.queue.run(), name=f"agent:works:{self.cluster}")
+        retries = Backoff(SYNC_RETRY_FIRST_SECONDS, RESYNC_SECONDS).delays()
         try:
             while True:
                 try:
                     await self.sync()
-                except (FootError, ValidationError, orjson.JSONDecodeError) as exc:
-                    log.warning("cannot sync works yet: %s", exc)
-                await asyncio.sleep(RESYNC_SECONDS)
+                except FootError as exc:
+                    # A ChannelRefusedError says why a reply was dropped (never its content).
+                    delay = retries.next()
+                    log.warning("cannot sync works yet (%s); again in %.1fs", exc.message, delay)
+                else:
+                    retries.reset()
+                    delay = RESYNC_SECONDS
+                await asyncio.sleep(delay)
         finally:
             self.queue.shut_down()
             worker.cancel()
@@ -161,7 +210,7 @@ class WorkPuller:
         try:
             msg = await self.bus.request(
                 work_status_subject(self.cluster),
-                report.model_dump_json(by_alias=True).encode(),
+                self.channel.seal_status(report, now=utc_now()),
                 wait_seconds=REPORT_TIMEOUT_SECONDS,
             )
             answer = orjson.loads(msg.data)
@@ -214,3 +263,14 @@ class WorkPuller:
             updated = report.model_copy(update={"manifests": statuses})
             self.reported[key] = updated
             self.queue.add(key)  # reports the new status (the hash is applied already)
+
+
+def _refusal(data: bytes) -> str:
+    """The reason in a hub's `{"ok": false, "error": ...}` answer (or that it had none)."""
+    try:
+        answer = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return "an answer that is neither sealed nor an error"
+    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+        return str(answer["error"])
+    return "an answer that is neither sealed nor an error"

@@ -20,7 +20,8 @@ confine an agent's user to its own cluster:
 
 Both are authenticated with the cluster's agent key, an HMAC key derived from the
 per-cluster bootstrap token that `foot cluster register` printed
-(`agent_key(token)`). The token itself never travels after registration printed it;
+(`agent_key(token)`, in `foot.agent_channel`, which also seals the works channel with keys
+derived from it). The token itself never travels after registration printed it;
 the registry keeps only the derived key, sealed. Each message carries its time
 and a per-agent sequence, so a captured heartbeat cannot be replayed.
 """
@@ -35,14 +36,15 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import AfterValidator, Field, SecretStr, model_validator
 
+# The agent key lives with the works channel that derives its keys from it.
+from foot.agent_channel import AGENT_KEY_CONTEXT as AGENT_KEY_CONTEXT  # noqa: PLC0414 - re-exported
+from foot.agent_channel import agent_key as agent_key  # noqa: PLC0414 - re-exported
 from foot.api import ApiError
 from foot.cluster_status import CollectedStatus
 from foot.errors import FieldProblem
 from foot.kinds.policies import Labels
 from foot.objects import FrozenModel, check_label
 from foot.secrets import BoxKey, parse_public_key, seal_to
-
-AGENT_KEY_CONTEXT = b"foot-agent-key-v1"
 
 ClusterName = Annotated[str, AfterValidator(check_label)]
 """A cluster's name: an RFC 1123 label (it ends up in namespace names and bucket keys, so a
@@ -242,11 +244,6 @@ def clear_secret_problems(verb: str, document: dict[str, Any]) -> list[FieldProb
 
 
 # ---- the agent protocol --------------------------------------------------------------------
-
-
-def agent_key(bootstrap_token: str) -> bytes:
-    """The per-cluster HMAC key both sides derive from the bootstrap token."""
-    return hmac.new(bootstrap_token.encode(), AGENT_KEY_CONTEXT, hashlib.sha256).digest()
 
 
 class _Signed(FrozenModel):

@@ -14,7 +14,8 @@ The shell around the pure core (`foot_dispatcher.core`); this module only wires 
   retry with backoff, its own connection), so one slow or dead member never holds up the
   others, and the list-and-watch of the workload kinds FOOT applied in each push member,
   feeding a `status` queue that folds what the member reports into the works;
-* `pull`: delivery to pull members' agents and their reports;
+* `pull`: delivery to pull members' agents and their reports, sealed with each cluster's
+  agent key (mirrored from the registry's `cluster-agents` bucket);
 * `aggregation`: an `aggregate` queue keyed by binding that writes each template's status
   over all its clusters into the `aggregated-status` bucket (the template itself belongs to
   the scheduler);
@@ -38,11 +39,13 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from foot.agent_channel import MAX_SKEW_SECONDS, AgentRecord
 from foot.backoff import Backoff
 from foot.bus import KvStore, ReconcileQueue
 from foot.catalog import (
     AGGREGATED_STATUS,
     BINDINGS,
+    CLUSTER_AGENTS,
     CLUSTER_CREDENTIALS,
     CLUSTERS,
     DISPATCH_INTENTS,
@@ -103,6 +106,10 @@ class DispatcherSettings(ServiceSettings):
     the whole burst (a rollout to 100 clusters changes 100 works)."""
     pull_resend_seconds: float = Field(default=5.0, gt=0, le=300)
     """How often a work is published again to a pull agent that has not reported it applied."""
+    agent_max_skew_seconds: float = Field(default=MAX_SKEW_SECONDS, gt=0, le=3600)
+    """A pull agent's sync request or status report is refused when its time is further than
+    this from the dispatcher's clock (see `foot.agent_channel`: also how long one is
+    remembered against replay)."""
     gc_freeze_every_seconds: float = Field(default=0.2, ge=0, le=60)
     """How often new objects are frozen without a collection scanning them (0: never; young
     collections then scan them once, ~7 % of the CPU of a burst of applies). Reference cycles
@@ -172,7 +179,12 @@ class DispatcherService(Service[DispatcherSettings]):
         )
         self.renderer = Renderer(parts=parts)
         pull = self._pull = PullDelivery(
-            self.bus, self.works, self.queues, resend_seconds=settings.pull_resend_seconds
+            self.bus,
+            self.works,
+            self.queues,
+            self.mirrors.clusters,
+            resend_seconds=settings.pull_resend_seconds,
+            max_skew_seconds=settings.agent_max_skew_seconds,
         )
         self.apply_lanes = ApplyLanes(
             parts=parts,
@@ -185,7 +197,11 @@ class DispatcherService(Service[DispatcherSettings]):
             parts=parts, bucket=aggregates_store, render_errors=self.renderer.errors
         )
         await self._mirror_buckets()
-        await pull.start()
+        # The registry's agent records (read-only; the bus's SecretBox opens them): the keys
+        # that seal the pull works channel.
+        pull.listen_agents(
+            await self.mirror(CLUSTER_AGENTS.name, AgentRecord.model_validate_json, "agent record")
+        )
         self.supervisor.spawn("resume", self._resume, restart=False)
 
     async def _mirror_buckets(self) -> None:
@@ -248,8 +264,13 @@ class DispatcherService(Service[DispatcherSettings]):
             self._heap.uninstall()
 
     async def _resume(self) -> None:
-        """After (re)start: finish what the works say is unfinished, drop orphans."""
+        """After (re)start: answer the pull agents, finish what the works say is unfinished,
+        drop orphans."""
         await self.synced()
+        if self._pull is not None:
+            # Only now: a sync answered before the works and the agent keys are read would
+            # be refused or empty.
+            await self._pull.start()
         if self.tune_gc:
             # The caches hold long-lived objects (every work's manifests): keep the cyclic
             # collector from rescanning them (full collections show up as latency spikes).

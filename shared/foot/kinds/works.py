@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from foot.catalog import WORKS
 from foot.kinds import KindInfo
@@ -181,7 +181,7 @@ class AggregatedStatus(FrozenModel):
 
 
 class WorkDelivery(FrozenModel):
-    """A work sent to a pull-mode agent (`foot.works.deliver.<cluster>`, or in a sync reply)."""
+    """A work sent to a pull-mode agent (inside a `DeliveryMessage` or a `SyncReply`)."""
 
     key: str
     """Key of the work in the `works` bucket; status reports name it."""
@@ -190,7 +190,7 @@ class WorkDelivery(FrozenModel):
 
 
 class WorkStatusReport(FrozenModel):
-    """What a pull-mode agent applied (`foot.works.status.<cluster>`, request-reply)."""
+    """What a pull-mode agent applied (inside a `StatusMessage`)."""
 
     key: str
     """Key of the work reported on."""
@@ -202,6 +202,56 @@ class WorkStatusReport(FrozenModel):
     """The work was deleting and its objects are gone from the member."""
     error: str | None = None
     """The member's API server could not be reached (the agent retries)."""
+
+
+# ---- the works channel's messages (sealed: see foot.agent_channel) -------------------------
+
+
+class DeliveryMessage(FrozenModel):
+    """Hub -> agent on `foot.works.deliver.<cluster>`: one work."""
+
+    sent_at: AwareDatetime
+    """When the dispatcher sealed it; the agent refuses it outside its skew, and a delivery
+    older than the newest it took for the same work."""
+    delivery: WorkDelivery
+    """The work."""
+
+
+class SyncRequest(FrozenModel):
+    """Agent -> hub on `foot.works.sync.<cluster>` (request-reply): every work of its cluster."""
+
+    agent_id: str = Field(min_length=1, max_length=128)
+    """The agent process; sequences count per agent id."""
+    sequence: int = Field(ge=1)
+    """Increases by one per message of this agent process (sync requests and reports)."""
+    sent_at: AwareDatetime
+    """When it was sealed."""
+
+
+class SyncReply(FrozenModel):
+    """Hub -> agent: the answer to one `SyncRequest` (it names the request it answers)."""
+
+    sent_at: AwareDatetime
+    """When the dispatcher sealed it."""
+    agent_id: str
+    """The request's agent id."""
+    sequence: int
+    """The request's sequence."""
+    deliveries: list[WorkDelivery] = Field(default_factory=list)
+    """Every work of the cluster (suspended ones left out, deleting ones in)."""
+
+
+class StatusMessage(FrozenModel):
+    """Agent -> hub on `foot.works.status.<cluster>` (request-reply): one report."""
+
+    agent_id: str = Field(min_length=1, max_length=128)
+    """The agent process; sequences count per agent id."""
+    sequence: int = Field(ge=1)
+    """Increases by one per message of this agent process (sync requests and reports)."""
+    sent_at: AwareDatetime
+    """When it was sealed."""
+    report: WorkStatusReport
+    """What was applied."""
 
 
 def work_kinds() -> list[KindInfo]:

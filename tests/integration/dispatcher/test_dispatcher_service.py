@@ -9,8 +9,10 @@ through each member's own API.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
+import secrets
 import subprocess
 import sys
 import uuid
@@ -22,11 +24,14 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from nats.aio.msg import Msg
 
+from foot.agent_channel import AgentChannel, AgentRecord, HubChannel, agent_key
 from foot.bus import Bus
 from foot.catalog import (
     AGGREGATED_STATUS,
     BINDINGS,
+    CLUSTER_AGENTS,
     CLUSTER_CREDENTIALS,
     CLUSTERS,
     DISPATCH_INTENTS,
@@ -37,11 +42,14 @@ from foot.catalog import (
 from foot.cluster_credential import ClusterCredential
 from foot.credentials import CredentialStore
 from foot.kinds import KINDS
-from foot.kinds.works import AggregatedStatus, Work
+from foot.kinds.works import AggregatedStatus, Work, WorkDelivery, WorkStatusReport
 from foot.kube import KubeClient, KubeTarget
 from foot.kube.apply import MemberApplier
 from foot.kube.errors import KubeNotFoundError
 from foot.manifests import ownership_marks
+from foot.natsauth import NatsAuthHome, agent_inbox_prefix
+from foot.objects import utc_now
+from foot.runtime.settings import default_home
 from foot.secrets import SecretBox
 from foot_cli.natsserver import EmbeddedNats
 from foot_cli.processes import spawn
@@ -51,6 +59,7 @@ from foot_testenv.member_objects import object_or_none, report_deployment_ready
 from support import (
     agent_credentials,
     deployment_template,
+    eventually,
     harness_credentials,
     node_port_service,
     run_foot,
@@ -79,6 +88,8 @@ class Harness:
         self.key_file = key_file
         self.namespace = f"shop-{uuid.uuid4().hex[:6]}"
         self.kubes: dict[str, KubeClient] = {}
+        self.tokens: dict[str, str] = {}
+        """Bootstrap tokens of the pull members (their agents derive the agent key)."""
 
     @property
     def names(self) -> list[str]:
@@ -105,11 +116,22 @@ class Harness:
                 ca_pem=cluster.ca_path.read_text(),
             )
         )
+        if sync_mode == "Pull":
+            await self.register_agent(cluster.name)
         self.kubes[cluster.name] = KubeClient(
             KubeTarget.from_kubeconfig(
                 cluster.kubeconfig_path.read_text(), base_dir=cluster.kubeconfig_path.parent
             )
         )
+
+    async def register_agent(self, name: str) -> None:
+        """What the registry keeps at `register`: the agent key, sealed, in `cluster-agents`."""
+        token = self.tokens[name] = secrets.token_urlsafe(32)
+        record = AgentRecord(cluster=name, agent_key=agent_key(token).hex())
+        sealed = SecretBox.from_file(self.key_file).seal(
+            orjson.dumps(record.model_dump()), context=f"{CLUSTER_AGENTS.name}/{name}"
+        )
+        await (await self.bus.kv(CLUSTER_AGENTS.name)).put(name, sealed)
 
     async def template(self, document: dict[str, Any]) -> str:
         info = KINDS.lookup(document["apiVersion"], document["kind"])
@@ -697,13 +719,17 @@ async def test_an_object_applied_before_its_work_was_stored_is_not_orphaned(
 
 class AgentProcess:
     """`python -m foot_agent` for one member, with that member's kubeconfig (pull mode: it
-    only dials out to NATS). No registry runs here, so its hello goes unanswered; its work
+    only dials out to NATS) and the bootstrap token its agent key was derived from
+    (`Harness.register_agent`). No registry runs here, so its hello goes unanswered; its work
     pulling does not depend on that."""
 
-    def __init__(self, nats: EmbeddedNats, cluster: KubeCluster, folder: Path) -> None:
+    def __init__(
+        self, nats: EmbeddedNats, cluster: KubeCluster, folder: Path, bootstrap_token: str
+    ) -> None:
         token = folder / f"{cluster.name}.token"
-        token.write_text("bootstrap-token-not-checked-here")
+        token.write_text(bootstrap_token)
         token.chmod(0o600)
+        self.log = folder / f"agent-{cluster.name}.log"
         argv = [
             sys.executable, "-m", "foot_agent",
             "--cluster-name", cluster.name,
@@ -714,9 +740,7 @@ class AgentProcess:
             "--log-format", "text",
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("FOOT_")}
-        self.process: subprocess.Popen[bytes] = spawn(
-            argv, env=env, log_path=folder / f"agent-{cluster.name}.log"
-        )
+        self.process: subprocess.Popen[bytes] = spawn(argv, env=env, log_path=self.log)
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -747,7 +771,7 @@ async def test_pull_cluster_reaches_the_same_end_state_as_a_push_cluster(
     deployment_key, *_ = [await h.template(d) for d in app(ns)]
     web = await h.bind("Deployment", "web", {m1: 3, m3: 3}, propagateDeps=True)
     await h.bind("Service", "web", {m1: None, m3: None}, api_version="v1")
-    agent = AgentProcess(nats_server, kube_clusters[2], tmp_path)
+    agent = AgentProcess(nats_server, kube_clusters[2], tmp_path, h.tokens[m3])
     try:
         async with dispatcher(nats_server, h):
 
@@ -812,6 +836,204 @@ async def test_pull_cluster_reaches_the_same_end_state_as_a_push_cluster(
             assert web in {k.partition(".")[2] for k in await h.works()}
     finally:
         agent.kill()
+
+
+def plain_forms(value: str) -> list[bytes]:
+    """A value as it could leak: plain, base64, base64 of base64."""
+    once = base64.b64encode(value.encode())
+    return [value.encode(), once, base64.b64encode(once)]
+
+
+def comparable_status(work: Work) -> Any:
+    """What a status report would change in a stored work (not times)."""
+    status = work.status
+    return (
+        status.applied_hash,
+        status.manifests,
+        [(c.type, c.status, c.reason, c.message) for c in status.conditions],
+    )
+
+
+async def test_the_pull_channel_is_sealed_and_refuses_forgeries(
+    nats_server: EmbeddedNats, harness: Harness, kube_clusters: KubeClusters, tmp_path: Path
+) -> None:
+    """Issue 15: pull works reach only their agent and agents' reports are signed. With NATS
+    auth on, a service-level sniffer sees no manifest content in a delivery; a forged
+    delivery (a service user with a wrong key, or unsigned) is dropped by the agent and
+    never reaches its member; a forged work status (a user with exactly the agent's
+    permissions, with a wrong key or unsigned), a replayed one and one for a push cluster's
+    work are refused and change no stored work."""
+    h = harness
+    m1, _, m3 = h.names
+    ns = h.namespace
+    await h.join(kube_clusters[2], "us", sync_mode="Pull")
+    password = f"pw-{uuid.uuid4().hex}"
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": ns},
+        "data": {"password": base64.b64encode(password.encode()).decode()},
+    }
+    await h.template(secret)
+    binding_key = await h.bind("Secret", "db", {m1: None, m3: None}, api_version="v1")
+    pull_key, push_key = f"{m3}.{binding_key}", f"{m1}.{binding_key}"
+    secret_path = f"/api/v1/namespaces/{ns}/secrets/db"
+    box = SecretBox.from_file(h.key_file)
+    works = await h.bus.kv(WORKS.name)
+
+    async def stored(key: str) -> Work | None:
+        entry = await works.get(key)
+        if entry is None or entry.value is None:
+            return None
+        return Work.from_json(box.open_if_sealed(entry.value, context=f"{WORKS.name}/{key}"))
+
+    # A service-level identity (the scheduler's own user) listens on the pull member's
+    # deliveries and reports, and plays the forger on the hub's side.
+    sniffed: dict[str, list[bytes]] = {"deliver": [], "status": []}
+
+    async def sniff(msg: Msg) -> None:
+        sniffed[msg.subject.split(".")[2]].append(msg.data)
+
+    service_user = NatsAuthHome(default_home()).creds("scheduler")
+    settings = DispatcherSettings(
+        nats_url=nats_server.url,
+        secret_key_file=h.key_file,
+        log_format="text",
+        # A replay is told from a stale report only within the skew: wide here, so a slow
+        # machine never turns the replay below into "too old".
+        agent_max_skew_seconds=600,
+    )
+    async with (
+        await Bus.connect(nats_server.url, "sniffer", credentials_file=service_user) as sniffer,
+        DispatcherService(settings),
+    ):
+        for family in ("deliver", "status"):
+            await sniffer.subscribe(f"foot.works.{family}.{m3}", sniff)
+        # (b) The dispatcher publishes the pull work (again every resend period until its
+        # agent reports it): sealed, none of the manifest readable.
+        await eventually(lambda: len(sniffed["deliver"]) >= 1, within=30)
+        for data in sniffed["deliver"]:
+            for form in [*plain_forms(password), ns.encode(), b"Secret"]:
+                assert form not in data
+        assert (await stored(pull_key)) is not None
+        agent = AgentProcess(nats_server, kube_clusters[2], tmp_path, h.tokens[m3])
+        try:
+
+            async def applied(key: str) -> bool:
+                work = await stored(key)
+                return work is not None and work.status.applied_hash == work.spec.manifests_hash
+
+            await until(lambda: applied(pull_key), within=60)
+            await until(lambda: applied(push_key), within=60)
+            member_secret = await h.member_get(m3, secret_path)
+            assert member_secret is not None
+            assert member_secret["data"] == secret["data"]
+            await eventually(lambda: len(sniffed["status"]) >= 1, within=30)
+            for data in sniffed["status"]:
+                assert ns.encode() not in data  # reports are sealed too
+            captured = sniffed["status"][-1]  # a real report of the agent, replayed below
+
+            # (c) Forged deliveries on the pull member's subject, from a service's user: one
+            # sealed with a wrong key, one unsigned. The agent drops both.
+            work = await stored(pull_key)
+            assert work is not None
+            forged_map = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "forged", "namespace": ns},
+                "data": {"k": "forged"},
+            }
+            forged_work = work.model_copy(
+                update={
+                    "spec": work.spec.model_copy(
+                        update={"manifests": [forged_map], "manifests_hash": "forged"}
+                    )
+                }
+            )
+            forged_delivery = WorkDelivery(key=pull_key, work=forged_work)
+            wrong_hub = HubChannel(m3, agent_key("a guessed token"), max_skew_seconds=60)
+            await sniffer.notify(
+                f"foot.works.deliver.{m3}",
+                wrong_hub.seal_delivery(forged_delivery, now=utc_now()),
+            )
+            await sniffer.notify(
+                f"foot.works.deliver.{m3}", forged_delivery.model_dump_json(by_alias=True).encode()
+            )
+
+            def dropped() -> list[str]:
+                lines = agent.log.read_text(errors="replace").splitlines()
+                return [line for line in lines if "dropped a work delivery" in line]
+
+            await eventually(lambda: len(dropped()) >= 2, within=30)
+            reasons = "\n".join(dropped())
+            assert "forged or tampered" in reasons
+            assert "not sealed" in reasons
+            assert password not in agent.log.read_text(errors="replace")
+
+            # (a) Forged work status on the pull member's subject, from a user with exactly
+            # its agent's NATS permissions: unsigned, then sealed with a wrong key; then a
+            # real report of its agent replayed; then a status for the push member's work.
+            before = {key: await stored(key) for key in (pull_key, push_key)}
+            lie = WorkStatusReport(
+                key=pull_key, manifests_hash=work.spec.manifests_hash, error="forged: unreachable"
+            )
+            lie_push = lie.model_copy(update={"key": push_key})
+            forgers = tmp_path / "forgers"
+            forgers.mkdir()
+
+            async def ask(bus: Bus, cluster: str, payload: bytes) -> dict[str, Any]:
+                answer = await bus.request(f"foot.works.status.{cluster}", payload)
+                return dict(orjson.loads(answer.data))
+
+            async with (
+                await Bus.connect(
+                    nats_server.url,
+                    "forger-pull",
+                    credentials_file=agent_credentials(forgers, m3),
+                    inbox_prefix=agent_inbox_prefix(m3),
+                ) as as_agent,
+                await Bus.connect(
+                    nats_server.url,
+                    "forger-push",
+                    credentials_file=agent_credentials(forgers, m1),
+                    inbox_prefix=agent_inbox_prefix(m1),
+                ) as as_push_agent,
+            ):
+                unsigned = await ask(as_agent, m3, lie.model_dump_json(by_alias=True).encode())
+                wrong = AgentChannel(m3, agent_key("a guessed token"), "x", max_skew_seconds=60)
+                guessed = await ask(as_agent, m3, wrong.seal_status(lie, now=utc_now()))
+                replayed = await ask(as_agent, m3, captured)
+                # Whatever key it is sealed with: a push member's works have no agent.
+                own = AgentChannel(m1, agent_key("t"), "x", max_skew_seconds=60)
+                pushed = await ask(as_push_agent, m1, own.seal_status(lie_push, now=utc_now()))
+            assert unsigned["ok"] is False
+            assert "not sealed (unsigned)" in unsigned["error"]
+            assert guessed["ok"] is False
+            assert f"does not open with cluster {m3}'s agent key" in guessed["error"]
+            assert replayed["ok"] is False
+            assert "replayed" in replayed["error"]
+            assert pushed["ok"] is False
+            assert f"cluster '{m1}' is in Push mode" in pushed["error"]
+            for key, work_before in before.items():
+                after = await stored(key)
+                assert work_before is not None
+                assert after is not None
+                assert comparable_status(after) == comparable_status(work_before), key
+                assert "forged" not in after.model_dump_json(), key
+            assert await h.member_get(m3, f"/api/v1/namespaces/{ns}/configmaps/forged") is None
+
+            # The real agent still gets the real thing: a new password reaches the member.
+            changed = {**secret, "data": {"password": base64.b64encode(b"next").decode()}}
+            await h.template(changed)
+
+            async def rotated() -> bool:
+                member = await h.member_get(m3, secret_path)
+                return member is not None and member["data"] == changed["data"]
+
+            await until(rotated, within=60)
+            assert await h.member_get(m3, f"/api/v1/namespaces/{ns}/configmaps/forged") is None
+        finally:
+            agent.kill()
 
 
 async def test_with_the_real_scheduler_policy_to_members(

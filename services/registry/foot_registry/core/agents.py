@@ -2,7 +2,9 @@
 
 `foot cluster register NAME` makes a random bootstrap token, keeps only the agent
 key derived from it (sealed, in the `cluster-agents` bucket), and prints the
-manifests below; the token is in the Secret and nowhere else.
+manifests below; the token is in the Secret and nowhere else. The record
+(`AgentRecord`) is defined in the common library: the dispatcher reads it too, for the key
+that seals the works channel (`foot.agent_channel`).
 """
 
 from __future__ import annotations
@@ -12,20 +14,11 @@ from typing import Any
 
 import yaml
 
-from foot.objects import FrozenModel
+from foot.agent_channel import AgentRecord as AgentRecord  # noqa: PLC0414 - re-exported
 
 AGENT_NAMESPACE = "foot-agent"
 AGENT_NAME = "foot-agent"
 BOOTSTRAP_TOKEN_BYTES = 32
-
-
-class AgentRecord(FrozenModel):
-    """What the registry keeps per pull cluster (the value is sealed as a whole)."""
-
-    cluster: str
-    """Cluster name."""
-    agent_key: str
-    """Hex of the HMAC key derived from the bootstrap token (see foot.registry_api)."""
 
 
 def new_bootstrap_token() -> str:
