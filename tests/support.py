@@ -197,3 +197,25 @@ def problems(document: Mapping[str, Any]) -> dict[str, str]:
     with pytest.raises(InvalidObjectError) as refused:
         KINDS.parse(document)
     return {p.path: p.reason for p in refused.value.problems}
+
+
+def agent_argv(
+    cluster: str, nats_url: str, token_file: Path, creds_file: Path, kubeconfig: Path,
+    *, log_format: str = "text",
+) -> list[str]:  # fmt: skip
+    """`python -m foot_agent` for `cluster` as a local process with the member's kubeconfig
+    (pull mode: it only dials out to NATS)."""
+    return [
+        sys.executable, "-m", "foot_agent",
+        "--cluster-name", cluster,
+        "--nats-url", nats_url,
+        "--bootstrap-token-file", str(token_file),
+        "--nats-credentials-file", str(creds_file),
+        "--kubeconfig", str(kubeconfig),
+        "--log-format", log_format,
+    ]  # fmt: skip
+
+
+def agent_env() -> dict[str, str]:
+    """This environment without FOOT's variables (the agent reads only its flags)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FOOT_")}

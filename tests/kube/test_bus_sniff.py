@@ -20,9 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -52,6 +50,7 @@ from foot_registry.service import RegistryService
 from foot_registry.settings import RegistrySettings
 from foot_scheduler.service import SchedulerService, SchedulerSettings
 from foot_testenv.clusters import KubeCluster, KubeClusters
+from support import agent_argv, agent_env
 
 pytestmark = pytest.mark.kube
 
@@ -145,17 +144,8 @@ def start_agent(
     for path, text in ((token, secret["bootstrap-token"]), (creds, secret["nats.creds"])):
         path.write_text(text)
         path.chmod(0o600)
-    argv = [
-        sys.executable, "-m", "foot_agent",
-        "--cluster-name", cluster,
-        "--nats-url", nats_url,
-        "--bootstrap-token-file", str(token),
-        "--nats-credentials-file", str(creds),
-        "--kubeconfig", str(member.kubeconfig_path),
-        "--log-format", "text",
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOT_")}
-    return spawn(argv, env=env, log_path=folder / f"agent-{cluster}.log")
+    argv = agent_argv(cluster, nats_url, token, creds, member.kubeconfig_path)
+    return spawn(argv, env=agent_env(), log_path=folder / f"agent-{cluster}.log")
 
 
 def rollout(namespace: str, clusters: list[str]) -> list[dict[str, Any]]:

@@ -57,7 +57,9 @@ from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_testenv.clusters import KubeCluster, KubeClusters
 from foot_testenv.member_objects import object_or_none, report_deployment_ready
 from support import (
+    agent_argv,
     agent_credentials,
+    agent_env,
     deployment_template,
     eventually,
     harness_credentials,
@@ -730,16 +732,14 @@ class AgentProcess:
         token.write_text(bootstrap_token)
         token.chmod(0o600)
         self.log = folder / f"agent-{cluster.name}.log"
-        argv = [
-            sys.executable, "-m", "foot_agent",
-            "--cluster-name", cluster.name,
-            "--nats-url", nats.url,
-            "--bootstrap-token-file", str(token),
-            "--nats-credentials-file", str(agent_credentials(folder, cluster.name)),
-            "--kubeconfig", str(cluster.kubeconfig_path),
-            "--log-format", "text",
-        ]  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FOOT_")}
+        argv = agent_argv(
+            cluster.name,
+            nats.url,
+            token,
+            agent_credentials(folder, cluster.name),
+            cluster.kubeconfig_path,
+        )
+        env = agent_env()
         self.process: subprocess.Popen[bytes] = spawn(argv, env=env, log_path=self.log)
 
     def kill(self) -> None:

@@ -5,10 +5,8 @@ agent with the wrong token is refused (acceptance 2 of the registry issue)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from foot.health import ClusterHealthEvent
 from foot_cli.natsserver import EmbeddedNats
 from foot_registry.service import RegistryService
 from foot_testenv.clusters import KubeClusters
-from support import eventually
+from support import agent_argv, agent_env, eventually
 
 pytestmark = pytest.mark.kube
 
@@ -46,16 +44,10 @@ class AgentProcess:
         creds_file = self.tmp_path / f"{self.cluster}.creds"
         creds_file.write_text(nats_creds)
         creds_file.chmod(0o600)
-        argv = [
-            sys.executable, "-m", "foot_agent",
-            "--cluster-name", self.cluster,
-            "--nats-url", self.nats.url,
-            "--bootstrap-token-file", str(token_file),
-            "--nats-credentials-file", str(creds_file),
-            "--kubeconfig", str(self.kubeconfig),
-            "--log-format", "json",
-        ]  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FOOT_")}
+        argv = agent_argv(
+            self.cluster, self.nats.url, token_file, creds_file, self.kubeconfig, log_format="json"
+        )
+        env = agent_env()
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
 
