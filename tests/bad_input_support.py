@@ -133,7 +133,8 @@ def changed(document: dict[str, Any], path: tuple[str | int, ...], value: Any) -
     return result
 
 
-def without(document: dict[str, Any], *path: str) -> dict[str, Any]:
+def without(document: dict[str, Any], *path: str | int) -> dict[str, Any]:
+    """A copy of `document` without the value at `path`."""
     result = copy.deepcopy(document)
     here: Any = result
     for step in path[:-1]:
@@ -178,7 +179,7 @@ def data_object(kind: str, **fields: Any) -> dict[str, Any]:
 
 def pod_owner(api_version: str, kind: str, **spec: Any) -> dict[str, Any]:
     """A Job, StatefulSet or DaemonSet of one container, its pods labelled app=web."""
-    pod = {"containers": [{"name": "web", "image": "nginx:1.27"}]}
+    pod: dict[str, Any] = {"containers": [{"name": "web", "image": "nginx:1.27"}]}
     if kind == "Job":
         pod["restartPolicy"] = "Never"
     values: dict[str, Any] = {"template": {"metadata": {"labels": {"app": "web"}}, "spec": pod}}

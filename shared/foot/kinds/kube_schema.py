@@ -412,9 +412,10 @@ def _choice_problem(path: str, value: Any, choices: Sequence[str]) -> list[Field
     return [FieldProblem(path, f"must be one of {options}, got {value!r}")]
 
 
-def _is_in_int32(value: Any) -> bool:
-    low, high = INT_BOUNDS["int32"]
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+def _negative_int32(value: Any) -> bool:
+    """Below 0 but within int32 (beyond it, the bound is what the schema check reports)."""
+    low, _ = INT_BOUNDS["int32"]
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value < 0
 
 
 def spec_value_problems(kind: str, document: Mapping[str, Any]) -> list[FieldProblem]:
@@ -425,7 +426,7 @@ def spec_value_problems(kind: str, document: Mapping[str, Any]) -> list[FieldPro
     problems = [
         FieldProblem(f"spec.{field}", f"must be greater than or equal to 0, got {value}")
         for field in _NON_NEGATIVE.get(kind, ())
-        if _is_in_int32(value := spec.get(field)) and value < 0
+        if _negative_int32(value := spec.get(field))
     ]
     if kind in _SPEC_CHOICES:
         (parent, field), choices = _SPEC_CHOICES[kind]
