@@ -130,13 +130,41 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+_FIXED_REASONS = {"missing": "is required", "extra_forbidden": "unknown field"}
+"""pydantic's words for these, in the words the Kubernetes schema checks use."""
+_QUOTES_VALUE = frozenset(
+    {"literal_error", "enum", "greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+)
+"""Errors whose reason ends with the value given (a choice or a number, never free text)."""
+
+
+def _reason(item: Any) -> str:
+    """One pydantic error in FOOT's words: "is required", "unknown field", "must be ..."."""
+    kind = item["type"]
+    if kind in _FIXED_REASONS:
+        return _FIXED_REASONS[kind]
+    context = item.get("ctx") or {}
+    if kind == "too_short" and "min_length" in context:
+        least = context["min_length"]
+        return (
+            f"must have at least {least} item{'s' if least != 1 else ''}, "
+            f"got {context.get('actual_length', 0)}"
+        )
+    reason = str(item["msg"]).removeprefix("Value error, ")
+    if reason.startswith("Input should be "):
+        reason = "must be " + reason.removeprefix("Input should be ")
+        if kind in _QUOTES_VALUE:
+            reason += f", got {item['input']!r}"
+    return reason
+
+
 def problems_from_validation(error: ValidationError) -> list[FieldProblem]:
-    """Turn pydantic's error list into field paths a user recognises (`spec.replicas`)."""
+    """Turn pydantic's error list into field paths a user recognises (`spec.replicas`) and
+    reasons in the words of the Kubernetes checks (no pydantic phrasing, no docs URL)."""
     problems = []
     for item in error.errors(include_url=False):
         path = ".".join(str(part) for part in item["loc"] if part != "function-after")
-        reason = str(item["msg"]).removeprefix("Value error, ")
-        problems.append(FieldProblem(path=path, reason=reason))
+        problems.append(FieldProblem(path=path, reason=_reason(item)))
     return problems
 
 

@@ -19,6 +19,7 @@ Every failure is an `InvalidObjectError` with a field path and a reason, never a
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -211,7 +212,10 @@ def _check_integers(value: Any, source: str) -> None:
                 (child, f"{path}.{key}" if path else str(key)) for key, child in item.items()
             )
         elif isinstance(item, list):
-            pending.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+            # Dotted like every other field path (`spec.containers.0.ports.1`).
+            pending.extend(
+                (child, f"{path}.{i}" if path else str(i)) for i, child in enumerate(item)
+            )
         elif isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
             reason = f"the integer {item} is outside the 64-bit range ({INT64_MIN} to {INT64_MAX})"
             raise _problem(source, reason, path)
@@ -231,9 +235,18 @@ def load_json(data: str | bytes, source: str = "input") -> Any:
     except RecursionError:
         raise _problem(source, f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # an integer of more than 4300 digits
-        raise _problem(source, f"does not parse: {exc}") from None
+        raise _problem(source, _value_error_reason(exc)) from None
     _check_integers(value, source)
     return value
+
+
+def _value_error_reason(exc: ValueError) -> str:
+    """Python's refusal of an integer too long to convert, without its advice to the
+    programmer (`sys.set_int_max_str_digits()`)."""
+    if "digits" in str(exc):
+        limit = sys.get_int_max_str_digits()
+        return f"does not parse: an integer has more than {limit} digits"
+    return f"does not parse: {exc}"
 
 
 def _no_constant(name: str) -> Any:
@@ -265,7 +278,7 @@ def _load_yaml(text: str, source: str) -> list[Any]:
     except RecursionError:
         raise _problem(source, f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # an integer of more than 4300 digits
-        raise _problem(source, f"does not parse: {exc}") from None
+        raise _problem(source, _value_error_reason(exc)) from None
     finally:
         loader.dispose()
     for document in documents:
@@ -281,6 +294,8 @@ def load_documents(data: str | bytes, source: str = "input") -> list[dict[str, A
     """
     text = _text(data, source)
     stripped = text.lstrip()
+    if not stripped:  # whitespace only (a tab included, which YAML would call a bad token)
+        raise _problem(source, NO_OBJECTS)
     if stripped.startswith(("{", "[")):
         parsed = load_json(text, source)
         documents = parsed if isinstance(parsed, list) else [parsed]

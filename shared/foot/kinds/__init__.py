@@ -7,6 +7,7 @@ validate any kind before it is sent to its owner.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from foot.errors import FieldProblem, InvalidObjectError, NotFoundError
-from foot.objects import KubeObject, problems_from_validation
+from foot.objects import DNS1123_SUBDOMAIN_FRAGMENT, KubeObject, problems_from_validation
+
+_API_VERSION = re.compile(
+    rf"^({DNS1123_SUBDOMAIN_FRAGMENT}/)?v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?$"
+)
+"""Kubernetes' apiVersion: an optional API group and a version (v1, v1beta2, v2alpha1)."""
 
 DocumentCheck = Callable[[Mapping[str, Any]], list[FieldProblem]]
 """Every problem of a raw document, as field paths and reasons (empty: none)."""
@@ -82,11 +88,26 @@ class KindRegistry:
             generic = self.fallback(api_version, kind) if self.fallback else None
             if generic is not None:
                 return generic
-            known = ", ".join(sorted({f"{i.api_version}/{i.kind}" for i in self}))
             raise InvalidObjectError(
-                f"{kind or '<no kind>'}",
-                [FieldProblem("kind", f"{api_version}/{kind} is not a kind FOOT knows ({known})")],
+                f"{kind or '<no kind>'}", [self._unknown(api_version, kind)]
             ) from None
+
+    def _unknown(self, api_version: str, kind: str) -> FieldProblem:
+        """Why nothing handles (apiVersion, kind): a malformed apiVersion, a kind spelled in
+        the wrong case, or else the kinds FOOT knows."""
+        if not _API_VERSION.match(api_version):
+            reason = (
+                f"{api_version!r} is not an apiVersion: 'version' or 'group/version', the group "
+                "a lowercase DNS subdomain and the version like v1, v2beta1 (e.g. 'v1', 'apps/v1')"
+            )
+            return FieldProblem("apiVersion", reason)
+        spelled = [i.kind for i in self if i.kind.lower() == kind.lower() and i.kind != kind]
+        if spelled:
+            return FieldProblem(
+                "kind", f"{api_version}/{kind} is not a kind FOOT knows; did you mean {spelled[0]}?"
+            )
+        known = ", ".join(sorted({f"{i.api_version}/{i.kind}" for i in self}))
+        return FieldProblem("kind", f"{api_version}/{kind} is not a kind FOOT knows ({known})")
 
     def resolve(self, spelling: str) -> KindInfo:
         """Find a kind by what a person types: `Deployment`, `deployment`, `deployments`, `deploy`,
@@ -122,11 +143,11 @@ class KindRegistry:
         """
         api_version = document.get("apiVersion")
         kind = document.get("kind")
-        problems = []
-        if not isinstance(api_version, str) or not api_version:
-            problems.append(FieldProblem("apiVersion", "is required"))
-        if not isinstance(kind, str) or not kind:
-            problems.append(FieldProblem("kind", "is required"))
+        problems = [
+            FieldProblem(field, _required_string(value))
+            for field, value in (("apiVersion", api_version), ("kind", kind))
+            if not isinstance(value, str) or not value
+        ]
         if problems:
             raise InvalidObjectError(source, problems)
         assert isinstance(api_version, str)  # noqa: S101 - narrowed by the checks above
@@ -151,6 +172,17 @@ class KindRegistry:
                 name, [FieldProblem("metadata.namespace", f"{kind} is cluster-scoped")]
             )
         return parsed
+
+
+def _required_string(value: Any) -> str:
+    """Why `value` is no apiVersion or kind: missing, or not a string."""
+    if value is None or value == "":
+        return "is required"
+    if isinstance(value, bool):
+        return "must be a string, got a boolean"
+    if isinstance(value, int | float):
+        return f"must be a string, got the number {value!r}"
+    return f"must be a string, got {'a list' if isinstance(value, list) else 'a mapping'}"
 
 
 def describe(document: Mapping[str, Any], kind: str) -> str:

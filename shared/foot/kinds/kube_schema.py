@@ -5,8 +5,10 @@ The schemas are the OpenAPI schemas of a pinned Kubernetes release as shipped by
 compiled once per process, on first use, by jsonschema-rs (a few microseconds per object
 where the pure-Python jsonschema took about a millisecond), and reports every problem at
 once with its path. On top of the schemas, the checks the API server makes in code and the
-schemas cannot express: int32/int64 bounds, label and annotation syntax, and a workload's
-selector matching its pod template's labels.
+schemas cannot express: int32/int64 bounds, label and annotation syntax, a workload's
+selector matching its pod template's labels, container ports and names, the fields that may
+not be negative, resource quantities, the choices of a few enumerations the schemas leave
+open, ConfigMap and Secret data keys, and the names and ports of Namespaces and Services.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 import jsonschema_rs
 
 from foot.errors import FieldProblem
-from foot.objects import DNS1123_LABEL_MAX, DNS1123_SUBDOMAIN_MAX
+from foot.objects import DNS1123_LABEL, DNS1123_LABEL_MAX, DNS1123_SUBDOMAIN_MAX
+from foot.quantity import QuantityError, parse_quantity
 
 KUBERNETES_RELEASE = "1.36"
 """The release the test environment builds (kube-apiserver v1.36.x)."""
@@ -376,6 +379,187 @@ def port_problems(document: Mapping[str, Any]) -> list[FieldProblem]:
     return problems
 
 
+_NON_NEGATIVE = {
+    "Deployment": (
+        "replicas",
+        "minReadySeconds",
+        "revisionHistoryLimit",
+        "progressDeadlineSeconds",
+    ),
+    "ReplicaSet": ("replicas", "minReadySeconds"),
+    "StatefulSet": ("replicas", "minReadySeconds", "revisionHistoryLimit"),
+    "DaemonSet": ("minReadySeconds", "revisionHistoryLimit"),
+    "Job": ("parallelism", "completions", "backoffLimit", "ttlSecondsAfterFinished"),
+}
+"""`spec` fields the API server refuses below 0 (ValidateNonnegativeField)."""
+_SPEC_CHOICES = {
+    "Deployment": (("strategy", "type"), ("Recreate", "RollingUpdate")),
+    "StatefulSet": (("updateStrategy", "type"), ("RollingUpdate", "OnDelete")),
+    "DaemonSet": (("updateStrategy", "type"), ("RollingUpdate", "OnDelete")),
+}
+"""Enumerations of a workload's spec that the schemas leave as any string."""
+_POD_CHOICES = {"restartPolicy": ("Always", "OnFailure", "Never")}
+_CONTAINER_CHOICES = {"imagePullPolicy": ("Always", "Never", "IfNotPresent")}
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_DATA_FIELDS = {"ConfigMap": ("data", "binaryData"), "Secret": ("data", "stringData")}
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _choice_problem(path: str, value: Any, choices: Sequence[str]) -> list[FieldProblem]:
+    if not isinstance(value, str) or value in choices:
+        return []  # absent (defaulted), or not a string: the schema check reports it
+    options = ", ".join(repr(c) for c in choices)
+    return [FieldProblem(path, f"must be one of {options}, got {value!r}")]
+
+
+def _negative_int32(value: Any) -> bool:
+    """Below 0 but within int32 (beyond it, the bound is what the schema check reports)."""
+    low, _ = INT_BOUNDS["int32"]
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value < 0
+
+
+def spec_value_problems(kind: str, document: Mapping[str, Any]) -> list[FieldProblem]:
+    """A workload's counts below 0 and its strategy types outside their choices."""
+    spec = document.get("spec")
+    if not isinstance(spec, Mapping):
+        return []
+    problems = [
+        FieldProblem(f"spec.{field}", f"must be greater than or equal to 0, got {value}")
+        for field in _NON_NEGATIVE.get(kind, ())
+        if _negative_int32(value := spec.get(field))
+    ]
+    if kind in _SPEC_CHOICES:
+        (parent, field), choices = _SPEC_CHOICES[kind]
+        strategy = spec.get(parent)
+        if isinstance(strategy, Mapping):
+            problems += _choice_problem(f"spec.{parent}.{field}", strategy.get(field), choices)
+    return problems
+
+
+def _quantity_problems(resources: Any, at: str) -> list[FieldProblem]:
+    """Every `requests`/`limits` value of a `resources` mapping must be a quantity."""
+    problems = []
+    for part in ("requests", "limits"):
+        amounts = resources.get(part) if isinstance(resources, Mapping) else None
+        for name, amount in (amounts or {}).items() if isinstance(amounts, Mapping) else ():
+            if not isinstance(amount, str | int | float) or isinstance(amount, bool):
+                continue  # the schema check reports the type
+            try:
+                parse_quantity(amount)
+            except QuantityError as exc:
+                problems.append(FieldProblem(f"{at}.{part}.{name}", f"must be a quantity: {exc}"))
+    return problems
+
+
+def container_problems(document: Mapping[str, Any]) -> list[FieldProblem]:
+    """Container names (DNS-1123 labels), resource quantities and the pod's and containers'
+    policies with fixed choices."""
+    found = _pod_spec(document)
+    if found is None:
+        return []
+    at, pod = found
+    problems = _choice_problem(
+        f"{at}.restartPolicy", pod.get("restartPolicy"), *_POD_CHOICES.values()
+    )
+    for group in ("initContainers", "containers"):
+        containers = pod.get(group)
+        for index, container in enumerate(containers if isinstance(containers, list) else []):
+            if not isinstance(container, Mapping):
+                continue
+            where = f"{at}.{group}.{index}"
+            name = container.get("name")
+            if isinstance(name, str) and (
+                len(name) > DNS1123_LABEL_MAX or not DNS1123_LABEL.match(name)
+            ):
+                reason = (
+                    "must be a lowercase RFC 1123 label (a-z, 0-9 and '-', starting and ending "
+                    f"alphanumeric, at most {DNS1123_LABEL_MAX} characters), got {name!r}"
+                )
+                problems.append(FieldProblem(f"{where}.name", reason))
+            problems += _quantity_problems(container.get("resources"), f"{where}.resources")
+            for field, choices in _CONTAINER_CHOICES.items():
+                problems += _choice_problem(f"{where}.{field}", container.get(field), choices)
+    return problems
+
+
+def config_key_problem(key: str) -> str | None:
+    """Why `key` cannot be a ConfigMap or Secret data key (None when it can)."""
+    if not key or len(key) > DNS1123_SUBDOMAIN_MAX or not _CONFIG_KEY.match(key):
+        return (
+            "must be 1 to 253 characters of letters, digits, '-', '_' or '.' "
+            "(e.g. 'key.name', 'KEY_NAME' or 'key-name')"
+        )
+    if key in (".", "..") or key.startswith(".."):
+        return "must not be '.' or '..' nor start with '..'"
+    return None
+
+
+def data_key_problems(kind: str, document: Mapping[str, Any]) -> list[FieldProblem]:
+    """ConfigMap and Secret keys; a ConfigMap key in both `data` and `binaryData`."""
+    problems = []
+    seen: dict[str, str] = {}
+    for field in _DATA_FIELDS.get(kind, ()):
+        values = document.get(field)
+        for key in values if isinstance(values, Mapping) else ():
+            reason = config_key_problem(str(key))
+            if reason is not None:
+                problems.append(FieldProblem(field, f"key {key!r}: {reason}"))
+            elif kind == "ConfigMap" and key in seen:
+                reason = f"key {key!r} is also in {seen[key]} (a key may be in only one of them)"
+                problems.append(FieldProblem(field, reason))
+            seen.setdefault(str(key), field)
+    return problems
+
+
+def _label_problems(labels: Any, at: str) -> list[FieldProblem]:
+    """Label key and value syntax of one mapping (a Service's selector)."""
+    problems = []
+    for key, value in labels.items() if isinstance(labels, Mapping) else ():
+        key_reason = key_problem(str(key))
+        if key_reason is not None:
+            problems.append(FieldProblem(at, f"key {key!r}: {key_reason}"))
+        value_reason = label_value_problem(value) if isinstance(value, str) else None
+        if value_reason is not None:
+            problems.append(FieldProblem(f"{at}.{key}", value_reason))
+    return problems
+
+
+def named_kind_problems(kind: str, document: Mapping[str, Any]) -> list[FieldProblem]:
+    """A Namespace's name is a DNS-1123 label, a Service's a DNS-1035 label; a Service's
+    selector is labels, and its ports are named (uniquely) when there are several."""
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    problems = []
+    if kind == "Namespace" and isinstance(name, str) and "." in name:
+        reason = "must be a lowercase RFC 1123 label (a-z, 0-9 and '-', no '.'), got {!r}"
+        problems.append(FieldProblem("metadata.name", reason.format(name)))
+    if kind != "Service":
+        return problems
+    if isinstance(name, str) and (len(name) > DNS1123_LABEL_MAX or not _DNS1035_LABEL.match(name)):
+        reason = (
+            "must be a lowercase RFC 1035 label (a-z, 0-9 and '-', starting with a letter, "
+            f"ending alphanumeric, at most {DNS1123_LABEL_MAX} characters), got {name!r}"
+        )
+        problems.append(FieldProblem("metadata.name", reason))
+    spec = document.get("spec")
+    if not isinstance(spec, Mapping):
+        return problems
+    problems += _label_problems(spec.get("selector"), "spec.selector")
+    ports = spec.get("ports")
+    ports = [p for p in ports if isinstance(p, Mapping)] if isinstance(ports, list) else []
+    names: dict[Any, int] = {}
+    for index, port in enumerate(ports):
+        port_name = port.get("name")
+        if not port_name and len(ports) > 1:
+            reason = "is required when the Service has more than one port"
+            problems.append(FieldProblem(f"spec.ports.{index}.name", reason))
+        elif port_name and port_name in names:
+            reason = f"duplicate name {port_name!r} (also of spec.ports.{names[port_name]})"
+            problems.append(FieldProblem(f"spec.ports.{index}.name", reason))
+        names.setdefault(port_name, index)
+    return problems
+
+
 def kubernetes_problems(
     validator: SchemaValidator, document: Mapping[str, Any]
 ) -> list[FieldProblem]:
@@ -389,4 +573,10 @@ def kubernetes_problems(
         problems += metadata_problems(template.get("metadata"), "spec.template.metadata")
     problems += workload_problems(kind, document)
     problems += port_problems(document)
+    problems += container_problems(document)
+    problems += spec_value_problems(kind, document)
+    problems += data_key_problems(kind, document)
+    problems += named_kind_problems(kind, document)
+    if kind == "PersistentVolumeClaim" and isinstance(spec, Mapping):
+        problems += _quantity_problems(spec.get("resources"), "spec.resources")
     return problems

@@ -27,6 +27,7 @@ from foot.runtime.openapi import OPENAPI_PATH, admin_api_document
 from foot.runtime.settings import AdminTokens
 from foot.runtime.wire import http_status, redact_secrets
 from foot.store import ObjectStore
+from foot.yamlsafe import MAX_INPUT_BYTES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -76,7 +77,10 @@ def http_error_response(exc: web.HTTPException) -> web.Response:
     size limit) in the one error shape rather than its plain text; the status and the
     headers (Allow) kept."""
     code = exc.reason.title().replace(" ", "")
-    error = ApiError(code=code, message=f"{exc.reason}: {exc.status}")
+    message = f"{exc.reason}: {exc.status}"
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        message = f"the body is larger than the limit of {MAX_INPUT_BYTES} bytes"
+    error = ApiError(code=code, message=message)
     response = json_response({"error": error.model_dump(mode="json", by_alias=True)}, exc.status)
     for header in ("Allow",):
         if header in exc.headers:
@@ -174,7 +178,8 @@ class AdminServer:
         self.guard = AdminGuard(tokens)
         self.metrics = metrics
         self.readiness_problems = readiness_problems
-        self.app = web.Application(middlewares=[self._guard])
+        # Bodies up to the loader's own limit (kube-apiserver's 3 MiB), not aiohttp's 1 MiB.
+        self.app = web.Application(middlewares=[self._guard], client_max_size=MAX_INPUT_BYTES)
         self.add_route("GET", "/healthz", self._healthz)
         self.add_route("GET", "/readyz", self._readyz)
         self.add_route("GET", "/metrics", self._metrics)

@@ -85,8 +85,11 @@ def parse_request(data: bytes) -> ApiRequest:
         raise InvalidObjectError("request", [FieldProblem("", "must be a JSON object")])
     objects = body.get("objects")
     problems = [FieldProblem(key, "unknown field") for key in body if key != "objects"]
-    if not isinstance(objects, list):
+    if objects is None:
         problems.append(FieldProblem("objects", "is required, a list of objects"))
+    elif not isinstance(objects, list):
+        given = "a mapping" if isinstance(objects, dict) else f"{objects!r}"[:80]
+        problems.append(FieldProblem("objects", f"must be a list of objects, got {given}"))
     elif not objects:
         problems.append(FieldProblem("objects", NO_OBJECTS))
     else:

@@ -75,7 +75,7 @@ def test_unknown_type_zero_size_and_unknown_failure_domain_name_their_fields() -
         ({"access": {"clusters": ["a", "a"]}}, "spec.access", "twice"),
         ({"access": {"clusters": ["Not_A_Cluster"]}}, "spec.access.clusters.0", "subdomain"),
         ({"quota": {"maxObjects": 0}}, "spec.quota.maxObjects", "greater than or equal to 1"),
-        ({"colour": "blue"}, "spec.colour", "Extra inputs"),
+        ({"colour": "blue"}, "spec.colour", "unknown field"),
     ],
 )
 def test_each_invalid_field_is_named(spec: dict[str, Any], path: str, reason: str) -> None:
