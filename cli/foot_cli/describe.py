@@ -1,13 +1,11 @@
 """`foot describe <kind>/<name>` (a template: its policy, its placement and why) and the
-table of `foot get bindings`."""
+columns of `foot get bindings`."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
-
-from rich.table import Table
 
 from foot.errors import NotFoundError
 from foot.kinds import KINDS
@@ -34,30 +32,38 @@ def _scheduled(binding: ResourceBinding) -> tuple[str, str]:
     return condition.status, condition.reason
 
 
-def render_bindings(objects: Sequence[KubeObject], *, show_namespace: bool) -> None:
+def binding_table(
+    objects: Sequence[KubeObject], *, show_namespace: bool
+) -> tuple[list[str], list[list[str]]]:
     """`foot get bindings`: template, policy, placement and whether it is scheduled."""
-    if not objects:
-        err.print("no resourcebindings found")
-        return
-    table = Table(box=None, pad_edge=False)
-    columns = ["NAMESPACE"] if show_namespace else []
-    for column in [*columns, "NAME", "TEMPLATE", "POLICY", "SCHEDULED", "REASON", "CLUSTERS"]:
-        table.add_column(column, overflow="fold")
+    headers = [
+        *(["NAMESPACE"] if show_namespace else []),
+        "NAME",
+        "TEMPLATE",
+        "POLICY",
+        "SCHEDULED",
+        "REASON",
+        "CLUSTERS",
+    ]
+    rows = []
     for obj in objects:
-        assert isinstance(obj, ResourceBinding)  # noqa: S101 - only called for bindings
+        if not isinstance(obj, ResourceBinding):
+            continue
         spec = obj.spec
         policy = f"{spec.policy.kind}/{spec.policy.name}" if spec.policy else "<none>"
         status, reason = _scheduled(obj)
-        row = [
-            obj.metadata.name,
-            f"{spec.resource.kind}/{spec.resource.name}",
-            policy,
-            status,
-            reason,
-            _placement(obj),
-        ]
-        table.add_row(*([obj.metadata.namespace or ""] if show_namespace else []), *row)
-    out.print(table)
+        rows.append(
+            [
+                *([obj.metadata.namespace or ""] if show_namespace else []),
+                obj.metadata.name,
+                f"{spec.resource.kind}/{spec.resource.name}",
+                policy,
+                status,
+                reason or "-",
+                _placement(obj),
+            ]
+        )
+    return headers, rows
 
 
 def _split(target: str, name: str | None) -> tuple[str, str]:

@@ -13,9 +13,9 @@ import orjson
 
 from foot.api import ApiReply, ApiRequest, ObjectResult
 from foot.catalog import API_APPLY, API_DELETE
-from foot.errors import FootError, InvalidObjectError
+from foot.errors import FootError, InvalidObjectError, PermanentError
 from foot.kinds import KINDS
-from foot.yamlsafe import load_documents
+from foot.yamlsafe import NO_OBJECTS, load_documents
 from foot_cli.cluster import add_commands as add_cluster_commands
 from foot_cli.cluster import exec_agent
 from foot_cli.connection import connect
@@ -24,12 +24,25 @@ from foot_cli.describe import add_describe
 from foot_cli.get import cmd_get
 
 
+class EmptyFileError(PermanentError):
+    """A file given to `-f` holds no object: almost always the wrong file."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(f"no objects in {source} (it is empty, or only comments and `---`)")
+
+
 def read_files(paths: Sequence[str]) -> list[dict[str, Any]]:
     documents = []
     for path in paths:
         # Bytes: the loader itself refuses what is not UTF-8, with a clear error.
         data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-        documents += load_documents(data, source="stdin" if path == "-" else path)
+        source = "stdin" if path == "-" else path
+        try:
+            documents += load_documents(data, source=source)
+        except InvalidObjectError as exc:
+            if [problem.reason for problem in exc.problems] == [NO_OBJECTS]:
+                raise EmptyFileError(source) from None
+            raise
     return documents
 
 
@@ -138,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
     get.add_argument("name", nargs="?")
     get.add_argument("-n", "--namespace")
     get.add_argument("-A", "--all-namespaces", action="store_true")
-    get.add_argument("-o", "--output", choices=["table", "yaml", "json"], default="table")
+    get.add_argument("-o", "--output", choices=["table", "wide", "yaml", "json"], default="table")
     get.set_defaults(run=cmd_get, is_async=True)
 
     add_describe(commands, with_nats)

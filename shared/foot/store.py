@@ -46,16 +46,34 @@ class ObjectStore:
         self.owner = owner
 
     async def get(self, info: KindInfo, namespace: str | None, name: str) -> KubeObject | None:
+        found = await self._entry(info, namespace, name)
+        return None if found is None else decode(info, found)
+
+    async def _entry(self, info: KindInfo, namespace: str | None, name: str) -> Entry | None:
+        """The stored entry of `name`: read by its key, or found among the objects of its
+        namespace for a kind whose keys do not hold the name (works)."""
+        if info.stored_under is None:
+            entry = await (await self.bus.kv(info.bucket)).get(info.key(namespace, name))
+            return None if entry is None or entry.deleted else entry
+        for entry, obj in await self._listed(info, namespace):
+            if obj.name == name:
+                return entry
+        return None
+
+    async def _listed(
+        self, info: KindInfo, namespace: str | None
+    ) -> list[tuple[Entry, KubeObject]]:
         store = await self.bus.kv(info.bucket)
-        entry = await store.get(info.key(namespace, name))
-        if entry is None or entry.deleted:
-            return None
-        return decode(info, entry)
+        if info.stored_under is None:
+            entries = await store.entries(info.pattern(namespace))
+            return [(entry, decode(info, entry)) for entry in entries]
+        # Keyed by the object they come from: a work of a cluster-scoped binding (key `_`)
+        # is in `default`, so the namespace is the one the object itself names.
+        listed = [(entry, decode(info, entry)) for entry in await store.entries(info.pattern())]
+        return [(e, o) for e, o in listed if namespace is None or o.namespace == namespace]
 
     async def list(self, info: KindInfo, namespace: str | None = None) -> list[KubeObject]:
-        store = await self.bus.kv(info.bucket)
-        pattern = f"{info.key_prefix}.{namespace}.>" if namespace else f"{info.key_prefix}.>"
-        objects = [decode(info, entry) for entry in await store.entries(pattern)]
+        objects = [obj for _, obj in await self._listed(info, namespace)]
         return sorted(objects, key=lambda o: (o.metadata.namespace or "", o.metadata.name))
 
     def _check_owner(self, info: KindInfo) -> None:
@@ -73,6 +91,11 @@ class ObjectStore:
         """
         info = KINDS.lookup(desired.api_version, desired.kind)
         self._check_owner(info)
+        if info.stored_under is not None:
+            raise PermanentError(
+                f"{info.kind} objects are made by the {info.owner} service from the objects "
+                "they come from; they are not applied"
+            )
         store = await self.bus.kv(info.bucket)
         key = info.key(desired.metadata.namespace, desired.metadata.name)
         for _ in range(WRITE_ATTEMPTS):
@@ -97,12 +120,10 @@ class ObjectStore:
     async def delete(self, info: KindInfo, namespace: str | None, name: str) -> bool:
         """Delete; False when there was nothing to delete."""
         self._check_owner(info)
-        store = await self.bus.kv(info.bucket)
-        key = info.key(namespace, name)
-        entry = await store.get(key)
-        if entry is None or entry.deleted:
+        entry = await self._entry(info, namespace, name)
+        if entry is None:
             return False
-        await store.delete(key)
+        await (await self.bus.kv(info.bucket)).delete(entry.key)
         return True
 
 

@@ -24,7 +24,7 @@ from nats.aio.client import Client as NatsClient
 
 from foot.catalog import API_APPLY, BUCKETS
 from foot.errors import InvalidObjectError
-from foot_cli.main import read_files
+from foot_cli.main import EmptyFileError, read_files
 from support import stored_values
 
 HTTP_EXAMPLES = 3000
@@ -157,6 +157,9 @@ def test_bad_files_are_refused_by_the_cli_loader(*, input_file: Path, body: byte
     input_file.write_bytes(body)
     try:
         read_files([str(input_file)])
+    except EmptyFileError as exc:
+        if str(input_file) not in exc.message:
+            raise crashed(f"CLI loader: an empty file refused without its name: {exc}") from None
     except InvalidObjectError as exc:
         if not exc.problems or not all(p.reason.strip() for p in exc.problems):
             raise crashed(f"CLI loader: an error without a reason: {exc}") from None

@@ -265,7 +265,9 @@ async def test_cli_apply_get_delete(
 
     listed = await run(foot_cli, nats_server, "get", "deployments", "-n", "shop")
     assert listed.returncode == 0
-    assert listed.stdout.split("\n")[1].split()[:2] == ["web", "1"]
+    header, web = (line.split() for line in listed.stdout.splitlines()[:2])
+    assert header == ["NAME", "READY", "CLUSTERS", "AGE"]
+    assert web[:3] == ["web", "-", "-"], "no dispatcher runs: not rolled out anywhere"
     as_json = await run(foot_cli, nats_server, "get", "deploy", "web", "-n", "shop", "-o", "json")
     assert orjson.loads(as_json.stdout)["spec"]["template"]["spec"]["containers"][0]["image"] == (
         "nginx:1.27"

@@ -45,6 +45,13 @@ class KindInfo:
     check: DocumentCheck | None = None
     """Checks of the raw document beyond the model (a template's Kubernetes schema); every
     problem it finds is reported together with the model's."""
+    stored_under: str | None = None
+    """For a kind stored once per member cluster under the key of the object it comes from
+    (a work: `<cluster>.<its binding's key>`), that object's key prefix. Its objects are found
+    by listing: their own name is not in their key."""
+    sealed_when_secret: bool = False
+    """Objects holding a Secret are stored sealed (a work carrying one), so only the owner,
+    holding the sealing key, reads them all."""
 
     @property
     def group(self) -> str:
@@ -58,10 +65,30 @@ class KindInfo:
     def key(self, namespace: str | None, name: str) -> str:
         return f"{self.key_prefix}.{namespace or '_'}.{name}"
 
+    def pattern(self, namespace: str | None = None) -> str:
+        """Bucket keys of every object of this kind (in `namespace`), as a NATS pattern."""
+        prefix = self.key_prefix if self.stored_under is None else f"*.{self.stored_under}"
+        return f"{prefix}.{namespace}.>" if namespace else f"{prefix}.>"
+
     def names(self) -> Iterator[str]:
         yield self.kind.lower()
         yield self.plural
         yield from self.short_names
+
+    def group_spellings(self) -> set[str]:
+        """How a person names this kind's group after the kind: `apps`, `v1.apps`, `core`."""
+        version = self.api_version.rpartition("/")[2].lower()
+        group = self.group.lower() or "core"
+        return {group, f"{version}.{group}"} | ({version} if not self.group else set())
+
+    @property
+    def qualified(self) -> str:
+        """`plural.group`, the spelling that names this kind in one group only."""
+        return f"{self.plural}.{self.group or 'core'}"
+
+    def same_kind(self, other: KindInfo) -> bool:
+        """One kind accepted in two groups (Karmada's policies beside FOOT's own)."""
+        return self.kind == other.kind and self.model is other.model
 
 
 @dataclass(slots=True)
@@ -110,23 +137,44 @@ class KindRegistry:
         return FieldProblem("kind", f"{api_version}/{kind} is not a kind FOOT knows ({known})")
 
     def resolve(self, spelling: str) -> KindInfo:
-        """Find a kind by what a person types: `Deployment`, `deployment`, `deployments`, `deploy`,
-        or `deployments.apps` to pick a group."""
-        wanted, _, group = spelling.lower().partition(".")
+        """Find a kind by what a person types: `Deployment`, `deployment`, `deployments`,
+        `deploy`, or `deployments.apps` (`deployments.v1.apps`) to pick a group. A kind FOOT
+        accepts in several groups (`pp`: FOOT's and Karmada's) answers with the group
+        registered first; `resolve_all` gives every one."""
+        return self.resolve_all(spelling)[0]
+
+    def resolve_all(self, spelling: str) -> list[KindInfo]:
+        """Every group of the kind `spelling` names (one, unless it is a kind FOOT accepts in
+        several groups). Two different kinds of the same name are refused: the person has to
+        say which, as `plural.group`."""
+        wanted, _, group = spelling.strip().lower().partition(".")
         matches = [
             info
             for info in self
-            if wanted in info.names() and (not group or info.group.lower() == group)
+            if wanted in info.names() and (not group or group in info.group_spellings())
         ]
-        if len(matches) == 1:
-            return matches[0]
         if not matches:
             raise NotFoundError(f"unknown kind {spelling!r}; try one of: {self.spellings()}")
-        choices = ", ".join(f"{m.plural}.{m.group or 'core'}" for m in matches)
-        raise NotFoundError(f"kind {spelling!r} is ambiguous: {choices}")
+        if all(matches[0].same_kind(other) for other in matches[1:]):
+            return matches
+        choices = ", ".join(info.qualified for info in matches)
+        raise NotFoundError(
+            f"kind {spelling!r} names kinds of several groups: say which, as KIND.GROUP ({choices})"
+        )
 
     def spellings(self) -> str:
-        return ", ".join(sorted(info.plural for info in self))
+        """Every kind once, by its plural (`plural.group` where kinds of different groups
+        share a plural), with its short names."""
+        shown: dict[str, str] = {}
+        for info in self:
+            siblings = [other for other in self if other.plural == info.plural]
+            if all(info.same_kind(other) for other in siblings):
+                name = info.plural
+            else:
+                name = info.qualified
+            short = f" ({', '.join(info.short_names)})" if info.short_names else ""
+            shown.setdefault(name, f"{name}{short}")
+        return ", ".join(shown[name] for name in sorted(shown))
 
     def parse(
         self,

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, Field
 
 from foot.catalog import WORKS
 from foot.kinds import KindInfo
-from foot.kinds.bindings import ObjectReference
+from foot.kinds.bindings import ObjectReference, binding_kinds
 from foot.objects import FrozenModel, KubeObject
 
 WORK_API_VERSION = "work.foot.dev/v1alpha1"
@@ -265,5 +265,7 @@ def work_kinds() -> list[KindInfo]:
             plural="works",
             namespaced=True,
             short_names=("work",),
+            stored_under=binding_kinds()[0].key_prefix,  # `<cluster>.<binding key>`
+            sealed_when_secret=True,
         )
     ]
