@@ -33,7 +33,7 @@ SECRET_WITH_BINARY = (
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe"
 CLI_SECONDS = 60.0
 
-# (id, file content, what stderr says after the file's name)
+# (id, file content, what stderr says after the file's name, or all of it with `{path}`)
 FILE_CASES: list[tuple[str, bytes, str]] = [
     ("not-utf-8", "kind: Caf\xe9\n".encode("latin-1"), "is not UTF-8 text (byte 0xe9 at offset 9)"),
     ("png-image", PNG, "is not UTF-8 text (byte 0x89 at offset 0)"),
@@ -44,7 +44,7 @@ FILE_CASES: list[tuple[str, bytes, str]] = [
         b"kind: !!python/object/apply:os.system ['id']\n",
         "tag !!python/object/apply:os.system is not allowed",
     ),
-    ("empty", b"", "no objects in the request"),
+    ("empty", b"", "error: no objects in {path} (it is empty, or only comments and `---`)"),
     (
         "duplicate-key",
         b"kind: ConfigMap\nmetadata:\n  name: a\n  name: b\n",
@@ -108,7 +108,10 @@ async def test_foot_apply_refuses_a_bad_file_clearly(
     path.write_bytes(content)
     before = await stored(nats_server.url)
     code, stdout, stderr = await foot_apply(nats_server.url, str(path))
-    assert_refused_clearly(code, stdout, stderr, f"error: {path} ", "is invalid", reason)
+    if "{path}" in reason:  # a file without objects: the whole message names the file
+        assert_refused_clearly(code, stdout, stderr, reason.format(path=path))
+    else:
+        assert_refused_clearly(code, stdout, stderr, f"error: {path} ", "is invalid", reason)
     assert await stored(nats_server.url) == before
 
 
