@@ -85,8 +85,16 @@ class Dashboard:
             ) as response:
                 text = await response.text()
                 status = response.status
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise CephUnavailableError(f"{what}: Ceph does not answer ({exc!r})") from exc
+        except TimeoutError as exc:
+            seconds = self._timeout.total
+            raise CephUnavailableError(
+                f"{what}: Ceph dashboard at {self.url} gave no answer within {seconds:g}s"
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise CephUnavailableError(
+                f"{what}: Ceph dashboard at {self.url} does not answer: {detail}"
+            ) from exc
         try:
             answer = json.loads(text) if text else None
         except ValueError:
@@ -138,6 +146,13 @@ class Dashboard:
                     raise CephRefusedError(f"{name} failed: {exception.get('detail', exception)}")
                 return
             await asyncio.sleep(TASK_POLL_SECONDS)
+
+    async def probe(self) -> str:
+        """Log in if needed and read the cluster's summary: its health status
+        (HEALTH_OK, ...). Raises CephUnavailableError / CephRefusedError."""
+        answer = await self.call("GET", "/api/summary")
+        health = answer.get("health_status") if isinstance(answer, dict) else None
+        return str(health or "unknown")
 
     # ---- pools, CRUSH rules, RBD --------------------------------------------------------
 
@@ -280,6 +295,10 @@ class CephCli:
             "json",
         ]
         what = "ceph " + " ".join(args[:4])
+        if not self.conf.is_file():
+            raise CephUnavailableError(
+                f"{what}: no ceph.conf at {self.conf} (set ceph_conf, FOOT_CEPH_CONF)"
+            )
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,
