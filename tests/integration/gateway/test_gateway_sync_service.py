@@ -521,6 +521,12 @@ async def test_without_apisix_the_route_status_shows_the_computed_upstream_and_n
         status = await status_until(world.bus, lambda s: "192.0.2.1:30080" not in node_weights(s))
         assert node_weights(status) == {"192.0.2.2:30081": 5, "192.0.2.3:30082": 1}
         assert not service.readiness_problems()  # no gateway is a configuration, not a fault
+        # Deleted and made again, the same route gets the same status again.
+        await world.api(API_DELETE, route_document())
+        await until(lambda: not service.routes)
+        await world.apply(route_document())
+        again = await status_until(world.bus, lambda s: s.condition(PROGRAMMED) is not None)
+        assert node_weights(again) == node_weights(status)
 
     # A route stored with an empty status (by an older gateway-sync) gets its status at start.
     store = await world.bus.kv(ROUTE_KIND.bucket)
