@@ -15,6 +15,7 @@ import errno
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -424,8 +425,20 @@ _RETRYABLE_ERRNOS = {
 }
 
 
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\S+ [0-9a-f]+ +-?\d+ ")
+"""A line of librados's own log (`2026-01-01T00:00:00.000+0000 7f00 -1 auth: ...`), which the
+CLI writes to stderr before the error itself (missing keyrings, retries, ...)."""
+
+
+def _cli_detail(stderr: str) -> str:
+    """The CLI's error without the librados log lines in front of it (unless that is all)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    said = [line for line in lines if not _LOG_LINE.match(line)] or lines
+    return " ".join(" ".join(said).split())[:300]
+
+
 def _cli_error(what: str, code: int, stderr: str) -> Exception:
-    detail = " ".join(stderr.split())[:300]
+    detail = _cli_detail(stderr)
     message = f"{what}: exit {code}: {detail}"
     if code == errno.ENOENT or "ENOENT" in stderr or "does not exist" in stderr:
         return NotFoundError(message)
