@@ -33,8 +33,9 @@ from foot.bus import KvStore
 from foot.catalog import GATEWAY_ROUTES, WORKS
 from foot.errors import ConflictError, FootError, PermanentError
 from foot.kinds.clusters import Cluster
-from foot.kinds.gateway import GatewayInstanceStatus, GatewayRoute, GatewayRouteStatus
+from foot.kinds.gateway import GatewayRoute, GatewayRouteStatus
 from foot.kinds.works import Work
+from foot.objects import utc_now
 from foot.runtime.clusters import Heard
 from foot.runtime.service import Service
 from foot.runtime.settings import ServiceSettings
@@ -45,12 +46,14 @@ from foot_gateway_sync.core import (
     ClusterView,
     DesiredState,
     HeardHealth,
+    InstanceView,
     Operation,
     cluster_view,
     desired_state,
     phases,
     plan,
     route_key,
+    route_status,
 )
 
 log = logging.getLogger(__name__)
@@ -172,7 +175,10 @@ class GatewaySyncService(Service[GatewaySyncSettings]):
 
     async def setup(self) -> None:
         if not self.settings.apisix_urls:
-            log.warning("no APISIX instance configured (apisix_urls): routes are computed only")
+            log.warning(
+                "no APISIX instance configured (apisix_urls): routes are computed only, and "
+                "each GatewayRoute's status says so (Programmed=False, NoGatewayConfigured)"
+            )
         key = self.settings.admin_key() if self.settings.apisix_urls else ""
         self._session = aiohttp.ClientSession()
         self.instances = [
@@ -245,9 +251,14 @@ class GatewaySyncService(Service[GatewaySyncSettings]):
         self._desired = None
         for instance in self.instances:
             instance.wake.set()
+        if not self.instances:
+            # Nothing to write to: the status (computed upstreams, NoGatewayConfigured) is
+            # all there is to show. With instances, each sync pass brings the status.
+            self._status_due.set()
 
-    def _on_route(self, _: str, old: GatewayRoute | None, route: GatewayRoute | None) -> None:
+    def _on_route(self, key: str, old: GatewayRoute | None, route: GatewayRoute | None) -> None:
         if route is None:
+            self._status_written.pop(key, None)  # a route made again gets its status again
             if old is not None:
                 self._changed()
         elif old is None or old.spec != route.spec or old.metadata.name != route.metadata.name:
@@ -399,25 +410,35 @@ class GatewaySyncService(Service[GatewaySyncSettings]):
 
     # ---- GatewayRoute status (written by this service only) -----------------------------
 
-    def route_status(self, route: GatewayRoute) -> GatewayRouteStatus:
+    def route_status(
+        self, route: GatewayRoute, previous: GatewayRouteStatus | None = None
+    ) -> GatewayRouteStatus | None:
+        """The route's status from the computed plan and what each instance holds (None when
+        the route is not in the desired state yet)."""
         plan = self.desired().plans.get(route_key(route))
-        nodes = (
-            {}
-            if plan is None
-            else {role: [node.address for node in found] for role, found in plan.nodes.items()}
-        )
-        return GatewayRouteStatus(
-            observed_generation=route.metadata.generation,
-            nodes=nodes,
-            answering_fast=plan is not None and plan.answering_fast,
-            instances=[
-                GatewayInstanceStatus(url=i.url, synced=i.synced, message=i.last_error)
-                for i in self.instances
-            ],
+        if plan is None:
+            return None
+        views = [
+            InstanceView(
+                url=i.url,
+                synced=i.synced,
+                actual=i.actual,
+                last_error=i.last_error,
+            )
+            for i in self.instances
+        ]
+        return route_status(
+            route,
+            plan,
+            views,
+            previous=route.status if previous is None else previous,
+            now=utc_now(),
         )
 
     async def _status_loop(self) -> None:
         await self.synced()
+        if not self.instances:
+            self._status_due.set()  # routes stored before this start get their status
         while True:
             self._stop_if_stopping()
             await self._status_due.wait()
@@ -426,8 +447,9 @@ class GatewaySyncService(Service[GatewaySyncSettings]):
                 route = self.routes.get(key)
                 if route is None:
                     continue
-                status = self.route_status(route)
-                if self._status_written.get(key) == status or route.status == status:
+                written = self._status_written.get(key)
+                status = self.route_status(route, written)
+                if status is None or status in (written, route.status):
                     continue
                 assert self._routes_store is not None  # noqa: S101 - set in setup()
                 # One try, not update_with: a stop may land with the read's reply, and then

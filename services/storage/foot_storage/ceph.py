@@ -15,6 +15,7 @@ import errno
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,16 @@ class Dashboard:
             ) as response:
                 text = await response.text()
                 status = response.status
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise CephUnavailableError(f"{what}: Ceph does not answer ({exc!r})") from exc
+        except TimeoutError as exc:
+            seconds = self._timeout.total
+            raise CephUnavailableError(
+                f"{what}: Ceph dashboard at {self.url} gave no answer within {seconds:g}s"
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise CephUnavailableError(
+                f"{what}: Ceph dashboard at {self.url} does not answer: {detail}"
+            ) from exc
         try:
             answer = json.loads(text) if text else None
         except ValueError:
@@ -138,6 +147,13 @@ class Dashboard:
                     raise CephRefusedError(f"{name} failed: {exception.get('detail', exception)}")
                 return
             await asyncio.sleep(TASK_POLL_SECONDS)
+
+    async def probe(self) -> str:
+        """Log in if needed and read the cluster's summary: its health status
+        (HEALTH_OK, ...). Raises CephUnavailableError / CephRefusedError."""
+        answer = await self.call("GET", "/api/summary")
+        health = answer.get("health_status") if isinstance(answer, dict) else None
+        return str(health or "unknown")
 
     # ---- pools, CRUSH rules, RBD --------------------------------------------------------
 
@@ -280,6 +296,10 @@ class CephCli:
             "json",
         ]
         what = "ceph " + " ".join(args[:4])
+        if not self.conf.is_file():
+            raise CephUnavailableError(
+                f"{what}: no ceph.conf at {self.conf} (set ceph_conf, FOOT_CEPH_CONF)"
+            )
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -405,8 +425,20 @@ _RETRYABLE_ERRNOS = {
 }
 
 
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\S+ [0-9a-f]+ +-?\d+ ")
+"""A line of librados's own log (`2026-01-01T00:00:00.000+0000 7f00 -1 auth: ...`), which the
+CLI writes to stderr before the error itself (missing keyrings, retries, ...)."""
+
+
+def _cli_detail(stderr: str) -> str:
+    """The CLI's error without the librados log lines in front of it (unless that is all)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    said = [line for line in lines if not _LOG_LINE.match(line)] or lines
+    return " ".join(" ".join(said).split())[:300]
+
+
 def _cli_error(what: str, code: int, stderr: str) -> Exception:
-    detail = " ".join(stderr.split())[:300]
+    detail = _cli_detail(stderr)
     message = f"{what}: exit {code}: {detail}"
     if code == errno.ENOENT or "ENOENT" in stderr or "does not exist" in stderr:
         return NotFoundError(message)

@@ -31,7 +31,7 @@ from foot.objects import utc_now
 from foot.runtime.service import Service
 from foot.runtime.settings import ServiceSettings
 from foot.secrets import SecretBox
-from foot_storage.ceph import CephCli, Dashboard
+from foot_storage.ceph import CephCli, CephUnavailableError, Dashboard
 from foot_storage.core import machine
 from foot_storage.core.access import target_clusters
 from foot_storage.core.delivery import secret_names, storage_class_name
@@ -75,6 +75,9 @@ class StorageSettings(ServiceSettings):
     """First backoff after a transient Ceph error (doubling per failure)."""
     retry_max_seconds: float = Field(default=10.0, gt=0, le=600)
     """Longest backoff between attempts."""
+    ceph_probe_seconds: float = Field(default=15.0, gt=0, le=600)
+    """How often the service checks that Ceph answers (the dashboard and the ceph CLI);
+    while it does not, /readyz says why and the service is not ready."""
 
 
 def _decode_claim(data: bytes) -> StorageClaim:
@@ -89,6 +92,8 @@ class StorageService(Service[StorageSettings]):
         super().__init__(settings)
         self.dashboard: Dashboard | None = None
         """The Ceph dashboard's client, from setup() on."""
+        self.ceph_problem: str | None = "ceph not checked yet (first probe pending)"
+        """Why Ceph cannot be used, from the last probe (None: it answered)."""
 
     async def setup(self) -> None:
         settings = self.settings
@@ -126,11 +131,41 @@ class StorageService(Service[StorageSettings]):
         self.records.notify(self.queue)
         self.clusters.listen(lambda _entry: self._requeue_all())
         self.bindings.listen(lambda _entry: self._requeue_all())
+        self.supervisor.spawn("ceph-probe", self._probe_loop)
 
     async def stop(self) -> None:
         await super().stop()
         if self.dashboard is not None:
             await self.dashboard.close()
+
+    def readiness_problems(self) -> list[str]:
+        problems = super().readiness_problems()
+        if self.ceph_problem is not None:
+            problems.append(self.ceph_problem)
+        return problems
+
+    async def probe_ceph(self) -> str | None:
+        """Why Ceph cannot be used now (None when the dashboard and the ceph CLI answer)."""
+        assert self.dashboard is not None  # noqa: S101 - set in setup()
+        try:
+            await self.dashboard.probe()
+            await self.cli.fsid()
+        except CephUnavailableError as exc:
+            return f"ceph unreachable: {exc}"
+        except FootError as exc:
+            return f"ceph refused: {exc}"
+        return None
+
+    async def _probe_loop(self) -> None:
+        while True:
+            problem = await self.probe_ceph()
+            if problem != self.ceph_problem:
+                if problem is None:
+                    log.info("Ceph answers (%s)", self.settings.ceph_dashboard_url)
+                else:
+                    log.warning("%s", problem)
+            self.ceph_problem = problem
+            await asyncio.sleep(self.settings.ceph_probe_seconds)
 
     def _requeue_all(self) -> None:
         for entry in self.claims.values():
@@ -177,18 +212,23 @@ class StorageService(Service[StorageSettings]):
         return await self.records_kv.update(key, data, revision)
 
     async def _write_status(self, key: str, record: ProvisioningRecord) -> None:
-        status = machine.status_of(
-            record,
-            secrets=secret_names(record, record.delivered or ()),
-            storage_class=storage_class_name(record),
-            rgw_endpoint=self.settings.rgw_endpoint,
-        )
+        now = utc_now()
 
         def with_status(current: Versioned[StorageClaim] | None) -> StorageClaim | None:
             if current is None:
                 return None
             claim = current.value
-            if claim.metadata.uid != record.claim_uid or claim.status == status:
+            if claim.metadata.uid != record.claim_uid:
+                return None
+            status = machine.status_of(
+                record,
+                secrets=secret_names(record, record.delivered or ()),
+                storage_class=storage_class_name(record),
+                rgw_endpoint=self.settings.rgw_endpoint,
+                previous=claim.status,
+                now=now,
+            )
+            if claim.status == status:
                 return None
             return claim.model_copy(update={"status": status})
 
@@ -303,6 +343,7 @@ class StorageService(Service[StorageSettings]):
                 message=str(outcome),
                 now=utc_now(),
                 backoff=self.backoff,
+                unavailable=isinstance(outcome, CephUnavailableError),
             )
             log.warning(
                 "claim %s/%s: step %s failed (attempt %d): %s",
@@ -317,22 +358,31 @@ class StorageService(Service[StorageSettings]):
         record = machine.step_done(record, step, outcome)
         await self._event(record, "step-done", completed=step.id)
         if step.action == "retain":
-            log.info(
-                "claim %s/%s deleted with reclaimPolicy Retain: kept %s",
-                record.namespace,
-                record.name,
-                machine.resources_of(record, self.settings.rgw_endpoint).model_dump(
-                    exclude_none=True
-                ),
-            )
+            kept = self._kept(record)
+            if kept:
+                log.info(
+                    "claim %s/%s deleted with reclaimPolicy Retain: kept %s",
+                    record.namespace,
+                    record.name,
+                    kept,
+                )
+            else:
+                log.info(
+                    "claim %s/%s deleted: nothing had been created on Ceph, nothing to keep",
+                    record.namespace,
+                    record.name,
+                )
         return record
+
+    def _kept(self, record: ProvisioningRecord) -> dict[str, object]:
+        """The claim's Ceph objects a Retain deletion leaves (only those that exist)."""
+        resources = machine.resources_of(record, self.settings.rgw_endpoint)
+        return resources.model_dump(exclude_none=True)
 
     async def _forget(self, key: str, record: ProvisioningRecord) -> None:
         kept = None
         if record.spec.reclaim_policy == "Retain":
-            kept = machine.resources_of(record, self.settings.rgw_endpoint).model_dump(
-                exclude_none=True
-            )
+            kept = self._kept(record)
         await self._event(record, "deleted", retained=kept)
         await self.records_kv.delete(key)
         if self.claims.get(key) is not None:

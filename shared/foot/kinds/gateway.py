@@ -24,11 +24,19 @@ reached from outside) into APISIX upstreams and a route, and keeps them so.
           backend: {service: shop-v2, port: 80}
           weight: 10                              # percent of traffic, 0..100
           match: {header: {name: x-canary, value: always}}
+
+Its status (gateway-sync's) shows the computed upstreams (per role: APISIX id, nodes with
+their weights and cluster, share of traffic) whether or not an APISIX instance is
+configured, what each configured instance holds of the route, and two conditions:
+Programmed (True once every instance holds the route as computed; False with reason
+NoGatewayConfigured, Pending or GatewayError) and BackendsReady (False, NoReadyBackend,
+while APISIX answers 503 at once).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -339,24 +347,83 @@ class GatewayRouteSpec(FrozenModel):
         return {"stable": self.backend}
 
 
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+PROGRAMMED = "Programmed"
+"""Condition: the route and its upstreams are in every configured APISIX instance as computed."""
+BACKENDS_READY = "BackendsReady"
+"""Condition: at least one node can serve the route (else APISIX answers 503 at once)."""
+
+
+class GatewayRouteCondition(FrozenModel):
+    type: str
+    """Programmed or BackendsReady."""
+    status: ConditionStatus
+    """Whether it holds."""
+    reason: str
+    """Machine-readable reason: Programmed, NoGatewayConfigured, Pending, GatewayError;
+    BackendsFound, NoReadyBackend."""
+    message: str = ""
+    """Detail in words."""
+    last_transition_time: datetime | None = None
+    """When status last changed."""
+
+
+class GatewayNodeStatus(FrozenModel):
+    address: str
+    """`host:port` APISIX sends requests to (a NodePort or a load balancer address)."""
+    weight: int
+    """Relative weight: the ready replicas behind this address."""
+    cluster: str
+    """Member cluster the address belongs to."""
+
+
+class GatewayUpstreamStatus(FrozenModel):
+    role: str
+    """stable, canary, blue or green."""
+    id: str
+    """The APISIX upstream id (the same on every instance)."""
+    type: LoadBalancerType
+    """Load-balancing algorithm."""
+    traffic_percent: int
+    """Percent of the route's requests sent to this upstream (those no canary match or
+    preview header catches); 0 for every upstream while no backend is ready."""
+    nodes: list[GatewayNodeStatus] = Field(default_factory=list)
+    """Its nodes and their weights; empty when no cluster has a ready replica."""
+
+
 class GatewayInstanceStatus(FrozenModel):
     url: str
     """Admin API of one APISIX instance."""
     synced: bool
-    """Its managed objects match the desired state."""
+    """Its managed objects match the desired state (every route, not only this one)."""
+    programmed: bool = False
+    """This route and its upstreams are in that instance exactly as computed."""
     message: str = ""
-    """Last error, if any."""
+    """Why not, when not: last error of the instance, or what is missing there."""
 
 
 class GatewayRouteStatus(FrozenModel):
     observed_generation: int | None = None
-    """The spec generation last written to APISIX."""
+    """The spec generation this status was computed from."""
+    route_id: str | None = None
+    """The APISIX route id (the same on every instance)."""
+    upstreams: list[GatewayUpstreamStatus] = Field(default_factory=list)
+    """The computed upstreams: per role, the nodes with their weights and the share of
+    traffic. Computed whether or not an APISIX instance is configured."""
     nodes: dict[str, list[str]] = Field(default_factory=dict)
-    """Per role (stable, canary, blue, green): `host:port` nodes in APISIX."""
+    """Per role (stable, canary, blue, green): `host:port` nodes (see `upstreams`)."""
     answering_fast: bool = False
     """No backend is ready anywhere: APISIX answers 503 at once (fault-injection)."""
     instances: list[GatewayInstanceStatus] = Field(default_factory=list)
-    """Per APISIX instance: in sync or not."""
+    """Per configured APISIX instance: whether this route is written there; empty when no
+    instance is configured."""
+    conditions: list[GatewayRouteCondition] = Field(default_factory=list)
+    """Programmed (written to APISIX, or why not: NoGatewayConfigured, Pending,
+    GatewayError) and BackendsReady."""
+
+    def condition(self, condition_type: str) -> GatewayRouteCondition | None:
+        return next((c for c in self.conditions if c.type == condition_type), None)
 
 
 class GatewayRoute(KubeObject):

@@ -168,6 +168,29 @@ class ClaimResources(FrozenModel):
     endpoint: str | None = None
 
 
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+READY = "Ready"
+"""Condition: the claim's Ceph objects exist and its Secret (and StorageClass) is delivered."""
+CEPH_UNAVAILABLE = "CephUnavailable"
+"""Condition (like a Node's NetworkUnavailable): True while the last attempt could not reach
+Ceph; the claim's steps are retried with backoff until it answers."""
+
+
+class StorageClaimCondition(FrozenModel):
+    type: str
+    """Ready or CephUnavailable."""
+    status: ConditionStatus
+    """Whether it holds."""
+    reason: str
+    """Machine-readable reason. Ready: Provisioned, Provisioning, CephUnavailable, Retrying,
+    Failed, Deleting. CephUnavailable: CephUnreachable, CephAnswered."""
+    message: str = ""
+    """Detail in words."""
+    last_transition_time: datetime | None = None
+    """When status last changed."""
+
+
 class StorageClaimStatus(FrozenModel):
     phase: Phase = "Pending"
     """Pending: not started; Provisioning: steps under way; Ready: delivered; Failed: stopped
@@ -191,7 +214,7 @@ class StorageClaimStatus(FrozenModel):
     reason: str | None = None
     """Why the claim failed (phase Failed)."""
     resources: ClaimResources = Field(default_factory=ClaimResources)
-    """What the claim created on Ceph."""
+    """What the claim created on Ceph (only objects that exist: none before Ceph answered)."""
     clusters: list[str] = Field(default_factory=list)
     """Member clusters that hold a key."""
     secrets: dict[str, str] = Field(default_factory=dict)
@@ -200,6 +223,11 @@ class StorageClaimStatus(FrozenModel):
     storage_class: str | None = None
     """Name of the StorageClass delivered (block and filesystem): one name in every member
     cluster, each copy using that cluster's Secret."""
+    conditions: list[StorageClaimCondition] = Field(default_factory=list)
+    """Ready (with why not: CephUnavailable, Retrying, Failed, ...) and CephUnavailable."""
+
+    def condition(self, condition_type: str) -> StorageClaimCondition | None:
+        return next((c for c in self.conditions if c.type == condition_type), None)
 
 
 class StorageClaim(KubeObject):
@@ -229,9 +257,12 @@ def storage_kinds() -> list[KindInfo]:
 
 
 __all__ = [
+    "CEPH_UNAVAILABLE",
+    "READY",
     "STORAGE_API_VERSION",
     "ClaimResources",
     "StorageClaim",
+    "StorageClaimCondition",
     "StorageClaimSpec",
     "StorageClaimStatus",
     "size_bytes",

@@ -23,7 +23,7 @@ from foot.bus import Bus
 from foot.catalog import API_APPLY, API_DELETE, CLUSTERS, WORKS, health_subject
 from foot.health import ReadyStatus
 from foot.kinds import KINDS
-from foot.kinds.gateway import GatewayRoute
+from foot.kinds.gateway import BACKENDS_READY, PROGRAMMED, GatewayRoute, GatewayRouteStatus
 from foot.kinds.works import Work
 from foot_cli.natsserver import EmbeddedNats
 from foot_gateway_sync.core import object_id
@@ -120,6 +120,42 @@ def nodes(fake: ApisixFake, upstream_id: str = STABLE) -> dict[str, int]:
 
 async def until(check: Callable[[], bool], within: float = 10.0) -> None:
     await eventually(check, within=within)
+
+
+ROUTE_KIND = KINDS.lookup("gateway.foot.dev/v1alpha1", "GatewayRoute")
+
+
+async def stored_route(bus: Bus) -> GatewayRoute | None:
+    store = await bus.kv(ROUTE_KIND.bucket)
+    entry = await store.get(ROUTE_KIND.key("shop", "shop"))
+    if entry is None or entry.value is None:
+        return None
+    return GatewayRoute.from_json(entry.value)
+
+
+async def status_until(
+    bus: Bus, check: Callable[[GatewayRouteStatus], bool], within: float = 10.0
+) -> GatewayRouteStatus:
+    """The stored route's status once `check` holds (polled: the status is state gateway-sync
+    owns, with no event of its own)."""
+    last: GatewayRouteStatus | None = None
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                stored = await stored_route(bus)
+                last = stored.status if stored is not None else None
+                if last is not None and check(last):
+                    return last
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        pytest.fail(f"route status never matched; last {last}")
+
+
+def node_weights(status: GatewayRouteStatus, role: str = "stable") -> dict[str, int]:
+    for upstream in status.upstreams:
+        if upstream.role == role:
+            return {node.address: node.weight for node in upstream.nodes}
+    return {}
 
 
 def split(fake: ApisixFake) -> list[Any]:
@@ -449,3 +485,118 @@ async def test_invalid_gateway_routes_are_rejected_with_field_paths(
         assert {p.path for p in second.error.fields} == {"spec.loadBalancer.type"}
         await asyncio.sleep(0.2)
         assert fake.writes() == []
+
+
+async def test_without_apisix_the_route_status_shows_the_computed_upstream_and_no_gateway(
+    nats_server: EmbeddedNats, world: World
+) -> None:
+    await world.three_clusters()
+    config = GatewaySyncSettings(nats_url=nats_server.url)  # as a bare `foot up` runs it
+    async with running(config) as service:
+        await world.apply(route_document())
+        weights = {"192.0.2.1:30080": 3, "192.0.2.2:30081": 2, "192.0.2.3:30082": 1}
+        status = await status_until(world.bus, lambda s: node_weights(s) == weights)
+        (upstream,) = status.upstreams
+        assert (upstream.role, upstream.id, upstream.type) == ("stable", STABLE, "roundrobin")
+        assert upstream.traffic_percent == 100
+        assert {n.address: n.cluster for n in upstream.nodes} == {
+            "192.0.2.1:30080": "east",
+            "192.0.2.2:30081": "west",
+            "192.0.2.3:30082": "north",
+        }
+        assert status.route_id == ROUTE
+        assert status.instances == []
+        assert status.observed_generation == 1
+        programmed = status.condition(PROGRAMMED)
+        assert programmed is not None
+        assert (programmed.status, programmed.reason) == ("False", "NoGatewayConfigured")
+        assert "no APISIX instance is configured" in programmed.message
+        backends = status.condition(BACKENDS_READY)
+        assert backends is not None
+        assert (backends.status, backends.reason) == ("True", "BackendsFound")
+        # Readiness moving in a member and a cluster going NotReady move the status.
+        await world.put_work(work("west", "shop", ready=5, node_port=30081))
+        await status_until(world.bus, lambda s: node_weights(s).get("192.0.2.2:30081") == 5)
+        await world.health("east", "False")
+        status = await status_until(world.bus, lambda s: "192.0.2.1:30080" not in node_weights(s))
+        assert node_weights(status) == {"192.0.2.2:30081": 5, "192.0.2.3:30082": 1}
+        assert not service.readiness_problems()  # no gateway is a configuration, not a fault
+        # Deleted and made again, the same route gets the same status again.
+        await world.api(API_DELETE, route_document())
+        await until(lambda: not service.routes)
+        await world.apply(route_document())
+        again = await status_until(world.bus, lambda s: s.condition(PROGRAMMED) is not None)
+        assert node_weights(again) == node_weights(status)
+
+    # A route stored with an empty status (by an older gateway-sync) gets its status at start.
+    store = await world.bus.kv(ROUTE_KIND.bucket)
+    stored = await stored_route(world.bus)
+    assert stored is not None
+    await store.put(
+        ROUTE_KIND.key("shop", "shop"),
+        stored.model_copy(update={"status": GatewayRouteStatus()}).to_json(),
+    )
+    async with running(config):
+        status = await status_until(world.bus, lambda s: s.condition(PROGRAMMED) is not None)
+        assert set(node_weights(status)) == {
+            "192.0.2.1:30080",
+            "192.0.2.2:30081",
+            "192.0.2.3:30082",
+        }
+
+
+async def test_with_apisix_the_route_status_says_what_each_instance_holds(
+    nats_server: EmbeddedNats, world: World
+) -> None:
+    await world.three_clusters()
+    async with (
+        ApisixFake(admin_key=KEY) as one,
+        ApisixFake(admin_key=KEY) as two,
+        running(settings(nats_server, one, two, resync_seconds=600)),
+    ):
+        await world.apply(route_document())
+
+        def programmed_everywhere(status: GatewayRouteStatus) -> bool:
+            condition = status.condition(PROGRAMMED)
+            return condition is not None and condition.status == "True"
+
+        status = await status_until(world.bus, programmed_everywhere)
+        assert [(i.url, i.programmed, i.message) for i in status.instances] == [
+            (one.url, True, ""),
+            (two.url, True, ""),
+        ]
+        programmed = status.condition(PROGRAMMED)
+        assert programmed is not None
+        assert (programmed.reason, programmed.message) == (
+            "Programmed",
+            "written to 2 APISIX instance(s)",
+        )
+        assert node_weights(status) == nodes(one) == nodes(two)
+        since = programmed.last_transition_time
+
+        # One instance goes away; a change cannot reach it, and the status says so.
+        await two.pause()
+        await world.put_work(work("west", "shop", ready=7, node_port=30081))
+        status = await status_until(
+            world.bus,
+            lambda s: (
+                node_weights(s).get("192.0.2.2:30081") == 7
+                and "connect" in s.instances[1].message.lower()
+            ),
+        )
+        assert nodes(one)["192.0.2.2:30081"] == 7
+        assert status.instances[0].programmed
+        assert not status.instances[1].programmed
+        assert not status.instances[1].synced
+        programmed = status.condition(PROGRAMMED)
+        assert programmed is not None
+        assert (programmed.status, programmed.reason) == ("False", "GatewayError")
+        assert programmed.message.startswith(f"written to 1 of 2 APISIX instance(s); {two.url}: ")
+        assert since is not None
+        assert programmed.last_transition_time is not None
+        assert programmed.last_transition_time > since
+
+        await two.resume()
+        status = await status_until(world.bus, programmed_everywhere)
+        assert nodes(two)["192.0.2.2:30081"] == 7
+        assert all(i.programmed for i in status.instances)

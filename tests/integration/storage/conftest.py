@@ -188,6 +188,7 @@ async def storage_env(
         ceph_timeout_seconds=5.0,
         retry_base_seconds=0.2,
         retry_max_seconds=2.0,
+        ceph_probe_seconds=5.0,
     )
     scheduler_settings = ServiceSettings(
         nats_url=nats_server.url,

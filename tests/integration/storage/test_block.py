@@ -30,9 +30,10 @@ from integration.storage.conftest import (
 )
 
 from foot.catalog import API_APPLY, POLICIES, STORAGE_PROVISIONING, TEMPLATES
+from foot.kinds.storage import CEPH_UNAVAILABLE, READY
 from foot.secrets import FORMAT_PREFIX
 from foot_storage.service import StorageService
-from support import stored_values
+from support import eventually, stored_values
 
 
 def rbd_as(env: StorageEnv, user: str, key: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -62,6 +63,13 @@ async def test_block_claim_creates_pool_rule_image_scoped_keys_and_delivery(
     assert status.clusters == ["east", "west"]
     assert status.secrets == {c: f"{name}-ceph-{c}" for c in ("east", "west")}
     assert status.storage_class == f"foot-apps-{name}"
+    ready, ceph = status.condition(READY), status.condition(CEPH_UNAVAILABLE)
+    assert ready is not None
+    assert ceph is not None
+    assert (ready.status, ready.reason) == ("True", "Provisioned")
+    assert (ceph.status, ceph.reason) == ("False", "CephAnswered")
+    # The service's own probe of Ceph (dashboard and CLI) finds it answering: ready.
+    await eventually(lambda: not storage.readiness_problems())
 
     # The pool uses a CRUSH rule spreading over OSDs of class hdd.
     details = {p["pool_name"]: p for p in ceph_json(env.ceph, "osd", "pool", "ls", "detail")}

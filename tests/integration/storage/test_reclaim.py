@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 
+import pytest
 from integration.storage.conftest import (
     CLAIMS,
     StorageEnv,
@@ -75,8 +77,9 @@ def entities(claim: StorageClaim) -> list[str]:
 
 
 async def test_retain_keeps_pool_and_image_but_withdraws_delivery_and_keys(
-    storage_env: StorageEnv, storage: StorageService
+    storage_env: StorageEnv, storage: StorageService, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="foot_storage")
     env, bus = storage_env, storage_env.bus
     document = claim_document(unique("keep"))
     name = str(document["metadata"]["name"])
@@ -92,6 +95,10 @@ async def test_retain_keeps_pool_and_image_but_withdraws_delivery_and_keys(
     assert image in env.ceph.rbd("ls", str(pool)).split()
     assert not any(key_exists(env.ceph, e) for e in entities(claim))
     assert await delivered(bus, name) == {}
+    # The log names what was kept, all of which exists.
+    kept = {"crush_rule": claim.status.resources.crush_rule, "pool": pool, "image": image}
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("foot_storage")]
+    assert f"claim apps/{name} deleted with reclaimPolicy Retain: kept {kept}" in said
 
 
 async def test_delete_removes_image_pool_rule_subvolume_bucket_user_and_keys(

@@ -32,7 +32,9 @@ from integration.storage.conftest import (
 
 from foot.bus import Bus
 from foot.catalog import API_APPLY, STORAGE_PROVISIONING
+from foot.kinds.storage import CEPH_UNAVAILABLE, READY
 from foot_storage.service import StorageService
+from support import eventually
 
 OUTAGE_SECONDS = 30.0
 
@@ -139,6 +141,20 @@ async def test_ceph_down_for_30s_reports_retrying_then_converges(
         assert retrying.phase == "Provisioning"
         assert retrying.attempts >= 1
         assert retrying.last_error
+        # Said as a condition of the claim, and by the service's readiness.
+        ceph, ready = retrying.condition(CEPH_UNAVAILABLE), retrying.condition(READY)
+        assert ceph is not None
+        assert ready is not None
+        assert (ceph.status, ceph.reason, ceph.message) == (
+            "True",
+            "CephUnreachable",
+            retrying.last_error,
+        )
+        assert (ready.status, ready.reason) == ("False", "CephUnavailable")
+        await eventually(
+            lambda: any(p.startswith("ceph unreachable: ") for p in storage.readiness_problems()),
+            within=20,
+        )
         await asyncio.sleep(max(OUTAGE_SECONDS - (time.monotonic() - paused_at), 0))
         still = await get_claim(bus, name)
         assert still is not None
@@ -150,3 +166,7 @@ async def test_ceph_down_for_30s_reports_retrying_then_converges(
     assert claim.status is not None
     assert not claim.status.retrying
     assert claim.status.last_error is None
+    ceph = claim.status.condition(CEPH_UNAVAILABLE)
+    assert ceph is not None
+    assert (ceph.status, ceph.reason) == ("False", "CephAnswered")
+    await eventually(lambda: not storage.readiness_problems(), within=20)

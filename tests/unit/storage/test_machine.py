@@ -9,6 +9,7 @@ from datetime import timedelta
 from foot.kinds import KINDS
 from foot.kinds.bindings import ResourceBinding
 from foot.kinds.clusters import Cluster
+from foot.kinds.storage import CEPH_UNAVAILABLE, READY, ClaimResources, StorageClaimStatus
 from foot_storage.core.access import target_clusters
 from foot_storage.core.delivery import (
     CephFacts,
@@ -25,6 +26,7 @@ from foot_storage.core.machine import (
     StepResult,
     WaitUntil,
     decide,
+    resources_of,
     retarget,
     start_deleting,
     status_of,
@@ -357,3 +359,119 @@ def test_a_step_done_beside_a_failing_one_keeps_that_ones_retry() -> None:
     assert (record.attempts, record.next_retry_at, record.last_error) == (0, None, None)
     failed = step_failed(record, rule, retryable=False, message="EINVAL", now=NOW)
     assert step_done(failed, east, StepResult(sealed_key="x")).phase == "Failed"
+
+
+# ---- Ceph unreachable, and what exists -------------------------------------------------------
+
+
+HOUR = timedelta(hours=1)
+
+
+def conditions(status: StorageClaimStatus) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in status.conditions}
+
+
+def test_ceph_unreachable_shows_a_condition_with_reason_message_and_since() -> None:
+    record = make_record(make_claim())
+    fresh = status_of(record, secrets={}, storage_class=None, now=NOW)
+    assert conditions(fresh) == {
+        "Ready": ("False", "Provisioning"),
+        "CephUnavailable": ("Unknown", "NotContactedYet"),
+    }
+    decision = decide(record, NOW)
+    assert isinstance(decision, RunStep)
+    refused = (
+        "dashboard GET /api/crush_rule/x: Ceph dashboard at http://127.0.0.1:9 does not answer"
+    )
+    record = step_failed(
+        record, decision.step, retryable=True, message=refused, now=NOW, unavailable=True
+    )
+    later = NOW + timedelta(seconds=5)
+    record = step_failed(
+        record, decision.step, retryable=True, message=refused, now=later, unavailable=True
+    )
+    assert record.ceph_unavailable_since == NOW  # since the first attempt that missed
+    status = status_of(record, secrets={}, storage_class=None, previous=fresh, now=later)
+    assert conditions(status) == {
+        "Ready": ("False", "CephUnavailable"),
+        "CephUnavailable": ("True", "CephUnreachable"),
+    }
+    ceph = status.condition(CEPH_UNAVAILABLE)
+    assert ceph is not None
+    assert ceph.message == refused
+    assert ceph.last_transition_time == NOW
+    ready = status.condition(READY)
+    assert ready is not None
+    assert ready.message.startswith("waiting for Ceph to answer (attempt 2, next at ")
+    assert ready.message.endswith(refused)
+    assert ready.last_transition_time == NOW  # still False since the claim was made
+    assert status.resources == ClaimResources()  # nothing exists on Ceph yet
+
+    # Ceph answers again: the step is done and the condition clears.
+    record = step_done(record, decision.step, StepResult())
+    assert record.ceph_unavailable_since is None
+    back = NOW + timedelta(seconds=30)
+    status = status_of(record, secrets={}, storage_class=None, previous=status, now=back)
+    assert conditions(status)["CephUnavailable"] == ("False", "CephAnswered")
+    cleared = status.condition(CEPH_UNAVAILABLE)
+    assert cleared is not None
+    assert (cleared.message, cleared.last_transition_time) == ("", back)
+
+
+def test_other_transient_errors_retry_without_saying_ceph_is_unreachable() -> None:
+    record = make_record(make_claim())
+    decision = decide(record, NOW)
+    assert isinstance(decision, RunStep)
+    record = step_failed(record, decision.step, retryable=True, message="HTTP 409", now=NOW)
+    assert record.ceph_unavailable_since is None
+    status = status_of(record, secrets={}, storage_class=None, now=NOW)
+    assert conditions(status)["Ready"] == ("False", "Retrying")
+    assert conditions(status)["CephUnavailable"] == ("Unknown", "NotContactedYet")
+
+
+def test_ready_condition_and_kept_transition_times() -> None:
+    record, _ = run_all(make_record(make_claim()))
+    status = status_of(record, secrets={}, storage_class=None, now=NOW)
+    assert conditions(status) == {
+        "Ready": ("True", "Provisioned"),
+        "CephUnavailable": ("False", "CephAnswered"),
+    }
+    again = status_of(record, secrets={}, storage_class=None, previous=status, now=NOW + HOUR)
+    assert again == status  # nothing changed: nothing to write
+
+
+def test_status_and_a_retained_deletion_name_only_what_was_created() -> None:
+    record = make_record(make_claim())
+    decision = decide(record, NOW)
+    assert isinstance(decision, RunStep)
+    record = step_done(record, decision.step, StepResult())  # the CRUSH rule, nothing else
+    assert resources_of(record, None) == ClaimResources(crush_rule=record.names.crush_rule)
+    deleting = start_deleting(record)
+    assert resources_of(deleting, None) == ClaimResources(crush_rule=record.names.crush_rule)
+
+    # Deleted before Ceph ever answered: no key to revoke, nothing kept, nothing to say.
+    never = start_deleting(make_record(make_claim()))
+    finished, ran = run_all(never)
+    assert ran == ["withdraw", "await-unreferenced", "retain"]
+    assert resources_of(finished, None) == ClaimResources()
+    assert decide(finished, NOW) == Settled(forget=True)
+
+    # Everything made, then deleted with Delete: what is removed is no longer named.
+    made, _ = run_all(make_record(make_claim(reclaimPolicy="Delete")))
+    assert made.created == ("crush_rule", "image", "pool")
+    gone, _ = run_all(start_deleting(made))
+    assert gone.created == ()
+    assert resources_of(gone, None) == ClaimResources()
+
+
+def test_records_written_before_created_was_kept_are_read_as_before() -> None:
+    made, _ = run_all(make_record(make_claim(type="filesystem")))
+    old = made.model_copy(update={"created": None})
+    assert resources_of(old, None).subvolume == made.names.subvolume  # from its done steps
+    older = start_deleting(made).model_copy(update={"created": None})
+    assert resources_of(older, None).subvolume == made.names.subvolume
+    untouched = make_record(make_claim(type="object")).model_copy(update={"created": None})
+    assert resources_of(untouched, "http://rgw") == ClaimResources()
+    assert resources_of(run_all(untouched)[0], "http://rgw") == ClaimResources(
+        bucket=made.names.bucket, rgw_user=made.names.rgw_user, endpoint="http://rgw"
+    )

@@ -16,6 +16,14 @@ from foot_gateway_sync.core.desired import (
     route_key,
 )
 from foot_gateway_sync.core.diff import Operation, Plan, covers, drifted, phases, plan
+from foot_gateway_sync.core.status import (
+    NO_GATEWAY_MESSAGE,
+    InstanceView,
+    merge_conditions,
+    programmed_on,
+    route_status,
+    traffic_shares,
+)
 from foot_gateway_sync.core.topology import (
     ClusterView,
     HeardHealth,
@@ -28,12 +36,14 @@ from foot_gateway_sync.core.topology import (
 __all__ = [
     "MANAGED_BY",
     "MANAGED_BY_FOOT",
+    "NO_GATEWAY_MESSAGE",
     "ROUTES",
     "ROUTE_LABEL",
     "UPSTREAMS",
     "ClusterView",
     "DesiredState",
     "HeardHealth",
+    "InstanceView",
     "Node",
     "Operation",
     "Plan",
@@ -44,11 +54,15 @@ __all__ = [
     "desired_state",
     "drifted",
     "is_managed",
+    "merge_conditions",
     "nodes_for",
     "object_id",
     "phases",
     "plan",
     "plan_route",
+    "programmed_on",
     "referenced_upstreams",
     "route_key",
+    "route_status",
+    "traffic_shares",
 ]

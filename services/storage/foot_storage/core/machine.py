@@ -18,7 +18,7 @@ CRUSH rule; bucket before its user).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -27,7 +27,11 @@ from pydantic import Field
 
 from foot.backoff import Backoff
 from foot.kinds.storage import (
+    CEPH_UNAVAILABLE,
+    READY,
     ClaimResources,
+    ConditionStatus,
+    StorageClaimCondition,
     StorageClaimSpec,
     StorageClaimStatus,
     size_bytes,
@@ -37,6 +41,32 @@ from foot_storage.core.actions import Action
 from foot_storage.core.names import CephNames
 
 RecordPhase = Literal["Provisioning", "Ready", "Failed", "Deleting"]
+Resource = Literal["crush_rule", "pool", "image", "subvolume", "rgw_user", "bucket"]
+"""A Ceph object of the claim's own, by its `ClaimResources` field."""
+
+CREATES: Mapping[str, Resource] = {
+    "crush-rule": "crush_rule",
+    "pool": "pool",
+    "image": "image",
+    "subvolume": "subvolume",
+    "rgw-user": "rgw_user",
+    "bucket": "bucket",
+}
+"""Step actions whose success means the object exists."""
+REMOVES: Mapping[str, Resource] = {
+    "delete-image": "image",
+    "delete-pool": "pool",
+    "delete-crush-rule": "crush_rule",
+    "delete-subvolume": "subvolume",
+    "delete-bucket": "bucket",
+    "delete-rgw-user": "rgw_user",
+}
+"""Step actions whose success means the object is gone."""
+RESOURCES_OF_TYPE: Mapping[str, tuple[Resource, ...]] = {
+    "block": ("crush_rule", "pool", "image"),
+    "filesystem": ("subvolume",),
+    "object": ("rgw_user", "bucket"),
+}
 
 
 class Step(FrozenModel):
@@ -104,6 +134,11 @@ class ProvisioningRecord(FrozenModel):
     last_error: str | None = None
     next_retry_at: datetime | None = None
     reason: str | None = None
+    created: tuple[Resource, ...] | None = None
+    """The claim's own Ceph objects known to exist (a create step recorded done, its delete
+    step not yet). None in records written before this field: see `created_resources`."""
+    ceph_unavailable_since: datetime | None = None
+    """Since when the failing attempts do not reach Ceph (None while it answers)."""
 
 
 # ---- planning -----------------------------------------------------------------------------
@@ -308,6 +343,7 @@ def begin(
         clusters=tuple(sorted(clusters)),
         fs_name=fs_name,
         subvolume_group=subvolume_group,
+        created=(),
     )
 
 
@@ -356,6 +392,8 @@ def start_deleting(record: ProvisioningRecord) -> ProvisioningRecord:
             "next_retry_at": None,
             "last_error": None,
             "reason": None,
+            "ceph_unavailable_since": None,
+            "created": tuple(sorted(created_resources(record))),
         }
     )
 
@@ -379,7 +417,18 @@ def step_done(record: ProvisioningRecord, step: Step, result: StepResult) -> Pro
     update: dict[str, object] = {}
     if record.attempts == 0 or record.step == step.id:
         # (A step that ran beside a failing one leaves that one's retry as it is.)
-        update = {"step": step.id, "attempts": 0, "next_retry_at": None, "last_error": None}
+        update = {
+            "step": step.id,
+            "attempts": 0,
+            "next_retry_at": None,
+            "last_error": None,
+            "ceph_unavailable_since": None,
+        }
+    created = set(created_resources(record))
+    if step.action in CREATES:
+        created.add(CREATES[step.action])
+    if step.action in REMOVES:
+        created.discard(REMOVES[step.action])
     if step.action in {"cephx-key", "s3-key"} and step.cluster and result.sealed_key:
         keys[step.cluster] = result.sealed_key
     if step.action == "revoke-key" and step.cluster:
@@ -394,7 +443,7 @@ def step_done(record: ProvisioningRecord, step: Step, result: StepResult) -> Pro
         update["delivered"] = None
     if result.path:
         update["path"] = result.path
-    update |= {"done": tuple(done), "keys": keys}
+    update |= {"done": tuple(done), "keys": keys, "created": tuple(sorted(created))}
     advanced = record.model_copy(update=update)
     if not advanced.deleting and advanced.phase != "Failed":
         phase: RecordPhase = "Provisioning" if plan_pending(advanced) else "Ready"
@@ -410,10 +459,13 @@ def step_failed(
     message: str,
     now: datetime,
     backoff: Backoff | None = None,
+    unavailable: bool = False,
 ) -> ProvisioningRecord:
     """A transient error is retried after a backoff; a permanent one fails the claim
-    (a failing deletion keeps being retried: giving up would leak Ceph objects)."""
+    (a failing deletion keeps being retried: giving up would leak Ceph objects).
+    `unavailable`: Ceph could not be reached (the claim then says so: CephUnavailable)."""
     attempts = record.attempts + 1
+    since = (record.ceph_unavailable_since or now) if unavailable else None
     if retryable or record.deleting:
         delay = (backoff or CEPH_BACKOFF).delay(attempts)
         return record.model_copy(
@@ -422,6 +474,7 @@ def step_failed(
                 "attempts": attempts,
                 "last_error": message,
                 "next_retry_at": now + timedelta(seconds=delay),
+                "ceph_unavailable_since": since,
             }
         )
     return record.model_copy(
@@ -432,6 +485,7 @@ def step_failed(
             "next_retry_at": None,
             "phase": "Failed",
             "reason": f"step {step.id} failed: {message}",
+            "ceph_unavailable_since": since,
         }
     )
 
@@ -439,19 +493,113 @@ def step_failed(
 # ---- status ----------------------------------------------------------------------------
 
 
+def created_resources(record: ProvisioningRecord) -> frozenset[Resource]:
+    """The claim's own Ceph objects known to exist. A record from before `created` was
+    kept: while provisioning, what its done steps made; while deleting (its done steps are
+    the deletion's), every object of its type, as that record's service assumed."""
+    if record.created is not None:
+        return frozenset(record.created)
+    if record.deleting:
+        return frozenset(RESOURCES_OF_TYPE[record.spec.type])
+    return frozenset(CREATES[a] for a in map(_action_of, record.done) if a in CREATES)
+
+
 def resources_of(record: ProvisioningRecord, rgw_endpoint: str | None) -> ClaimResources:
+    """The names of the claim's Ceph objects that exist (what a Retain deletion keeps)."""
     names = record.names
+    exists = created_resources(record)
+
+    def named(resource: Resource, name: str) -> str | None:
+        return name if resource in exists else None
+
     spec = record.spec
     if spec.type == "block":
-        return ClaimResources(crush_rule=names.crush_rule, pool=names.pool, image=names.image)
+        return ClaimResources(
+            crush_rule=named("crush_rule", names.crush_rule),
+            pool=named("pool", names.pool),
+            image=named("image", names.image),
+        )
     if spec.type == "filesystem":
+        if "subvolume" not in exists:
+            return ClaimResources()
         return ClaimResources(
             fs_name=record.fs_name,
             subvolume_group=record.subvolume_group,
             subvolume=names.subvolume,
             path=record.path,
         )
-    return ClaimResources(bucket=names.bucket, rgw_user=names.rgw_user, endpoint=rgw_endpoint)
+    return ClaimResources(
+        bucket=named("bucket", names.bucket),
+        rgw_user=named("rgw_user", names.rgw_user),
+        endpoint=rgw_endpoint if "bucket" in exists else None,
+    )
+
+
+def _ready_condition(
+    record: ProvisioningRecord, completed: int, total: int
+) -> tuple[ConditionStatus, str, str]:
+    if record.phase == "Ready":
+        clusters = ", ".join(sorted(record.keys)) or "none yet"
+        return "True", "Provisioned", f"Ceph objects made; access delivered to: {clusters}"
+    if record.phase == "Failed":
+        return "False", "Failed", record.reason or "failed"
+    retry = ""
+    if record.next_retry_at is not None:
+        retry = (
+            f" (attempt {record.attempts}, next at {record.next_retry_at.isoformat()}): "
+            f"{record.last_error}"
+        )
+    if record.ceph_unavailable_since is not None:
+        return "False", "CephUnavailable", f"waiting for Ceph to answer{retry}"
+    if record.phase == "Deleting":
+        return "False", "Deleting", f"being deleted, step {record.step or 'withdraw'}{retry}"
+    if record.next_retry_at is not None:
+        return "False", "Retrying", f"step {record.step} failed{retry}"
+    return "False", "Provisioning", f"{completed} of {total} steps done"
+
+
+def _ceph_condition(record: ProvisioningRecord) -> tuple[ConditionStatus, str, str]:
+    if record.ceph_unavailable_since is not None:
+        return "True", "CephUnreachable", record.last_error or "Ceph does not answer"
+    answered = created_resources(record) or any(
+        _action_of(d) not in {"deliver", "withdraw", "await-unreferenced", "retain"}
+        for d in record.done
+    )
+    if not answered:
+        return "Unknown", "NotContactedYet", ""
+    return "False", "CephAnswered", ""
+
+
+def conditions_of(
+    record: ProvisioningRecord,
+    *,
+    completed: int,
+    total: int,
+    previous: Sequence[StorageClaimCondition] = (),
+    now: datetime | None = None,
+) -> list[StorageClaimCondition]:
+    """Ready and CephUnavailable; a condition's transition time is kept from `previous`
+    while its status stays (CephUnavailable=True: since when Ceph does not answer)."""
+    before = {c.type: c for c in previous}
+    made = []
+    for condition_type, (status, reason, message) in (
+        (READY, _ready_condition(record, completed, total)),
+        (CEPH_UNAVAILABLE, _ceph_condition(record)),
+    ):
+        old = before.get(condition_type)
+        when = old.last_transition_time if old is not None and old.status == status else None
+        if condition_type == CEPH_UNAVAILABLE and status == "True":
+            when = record.ceph_unavailable_since
+        made.append(
+            StorageClaimCondition(
+                type=condition_type,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=when or now,
+            )
+        )
+    return made
 
 
 def status_of(
@@ -460,6 +608,8 @@ def status_of(
     secrets: Mapping[str, str],
     storage_class: str | None,
     rgw_endpoint: str | None = None,
+    previous: StorageClaimStatus | None = None,
+    now: datetime | None = None,
 ) -> StorageClaimStatus:
     steps = plan(record)
     completed = sum(1 for s in steps if s.id in record.done)
@@ -479,4 +629,11 @@ def status_of(
         clusters=sorted(record.keys),
         secrets=dict(secrets) if record.delivered else {},
         storage_class=storage_class if record.delivered else None,
+        conditions=conditions_of(
+            record,
+            completed=completed,
+            total=len(steps),
+            previous=previous.conditions if previous is not None else (),
+            now=now,
+        ),
     )
