@@ -397,6 +397,44 @@ def app_documents(app: int, names: list[str]) -> list[dict[str, Any]]:
     ]
 
 
+async def unsettled(bus: Bus, fake: ApisixFake, members: list[KubeCluster], routes: int) -> None:
+    """Why the apps did not settle: each app's upstream nodes against the NodePorts pinned,
+    what the Service works report, and what each member holds."""
+    upstreams = fake.objects("upstreams")
+    nodes = {f"{n['host']}:{n['port']}" for u in upstreams.values() for n in u["nodes"]}
+    say(f"not settled: {len(upstreams)} upstreams of {routes}")
+    works = {
+        e.key: e.value for e in await (await bus.kv(WORKS.name)).entries() if e.value is not None
+    }
+    for app in range(routes):
+        for index, member in enumerate(members):
+            wanted = f"127.0.0.1:{node_port(app, index)}"
+            if wanted in nodes:
+                continue
+            key = next(
+                (k for k in works if k.startswith(member.name) and f"app{app:03d}-service" in k),
+                None,
+            )
+            status = json.loads(works[key]).get("status") if key else None
+            kube = KubeClient(
+                KubeTarget.from_kubeconfig(
+                    member.kubeconfig_path.read_text(), base_dir=member.kubeconfig_path.parent
+                )
+            )
+            try:
+                found = await kube.get(f"/api/v1/namespaces/{NAMESPACE}/services/app{app:03d}")
+                port = found["spec"]["ports"][0].get("nodePort")
+            except Exception as exc:  # noqa: BLE001 - a diagnosis prints whatever it finds
+                port = f"({exc})"
+            finally:
+                await kube.close()
+            say(
+                f"  app{app:03d} on {member.name}: wanted {wanted}, member has {port}, "
+                f"work {key}: {json.dumps(status)[:600]}"
+            )
+    say(f"  upstream nodes: {sorted(nodes)}")
+
+
 async def kubelet(kube: KubeClient, app: int) -> bool:
     """Every replica of the app's Deployment ready, written through the status subresource
     (the members have no kubelet); False while the Deployment is not there yet."""
@@ -468,7 +506,11 @@ async def kill_members(  # noqa: PLR0917 - the bench's one long measurement
     finally:
         for kube in kubes:
             await kube.close()
-    await wait_for(lambda: settled(fake, routes), within=120)
+    try:
+        await wait_for(lambda: settled(fake, routes), within=120)
+    except TimeoutError:
+        await unsettled(bus, fake, members, routes)
+        raise
     say(f"{routes} apps over 3 members, every upstream has 3 nodes; {kills} kube-apiserver kills")
     watch = Watch(fake)
     from_kill: list[float] = []
