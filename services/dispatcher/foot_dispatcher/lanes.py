@@ -135,6 +135,7 @@ class ApplyLanes:
             )
         if stored is not None:
             self._watch_member(member, stored)
+            self._fold_observed_again(key, stored)
         self._parts.queues.aggregate_soon(split_work_key(key)[1])
         refused = [f"{s.kind} {s.name}: {s.error}" for s in statuses if s.error]
         if refused:
@@ -168,6 +169,16 @@ class ApplyLanes:
         self._parts.queues.render.add(split_work_key(key)[1])
 
     # ---- member status -------------------------------------------------------------------
+
+    def _fold_observed_again(self, key: str, work: Work) -> None:
+        """Fold what the member's watch last reported into a work just written with its
+        apply's answer: that answer may be older than a report that came while the apply
+        was in flight (a kubelet marking the replicas ready; the report was dropped then, as
+        the work was not applied yet), and the watch sends nothing more until the object
+        changes again. The work would show 0 ready replicas for good."""
+        cluster = work.spec.cluster
+        if any((cluster, identity(m)) in self._observed for m in work.spec.manifests):
+            self._parts.queues.status.add(key)
 
     def _watch_member(self, member: Member, work: Work) -> None:
         if not self._watch_member_status:
