@@ -146,8 +146,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def add_commands(
-    commands: Subparsers, with_nats: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+    commands: Subparsers,
+    with_nats: Callable[..., argparse.ArgumentParser],
+    *,
+    member_timeout: float,
 ) -> None:
+    """`with_nats(parser, timeout=...)` adds --home, --nats-url and --timeout; join and
+    unjoin wait on the member's API server, so their default is `member_timeout`."""
     cluster = commands.add_parser("cluster", help="join, register and inspect member clusters")
     verbs = cluster.add_subparsers(dest="cluster_command", required=True, metavar="VERB")
 
@@ -161,7 +166,10 @@ def add_commands(
         )
         sub.add_argument("--label", action="append", metavar="KEY=VALUE", help="cluster label")
 
-    join = with_nats(verbs.add_parser("join", help="push mode: set FOOT up in a cluster"))
+    join = with_nats(
+        verbs.add_parser("join", help="push mode: set FOOT up in a cluster"),
+        timeout=member_timeout,
+    )
     join.add_argument("name")
     join.add_argument("--kubeconfig", required=True, help="admin kubeconfig (not stored)")
     join.add_argument("--context", help="kubeconfig context (default: current-context)")
@@ -173,7 +181,10 @@ def add_commands(
     placement(join)
     join.set_defaults(run=cmd_join, is_async=True)
 
-    unjoin = with_nats(verbs.add_parser("unjoin", help="forget a cluster, remove FOOT from it"))
+    unjoin = with_nats(
+        verbs.add_parser("unjoin", help="forget a cluster, remove FOOT from it"),
+        timeout=member_timeout,
+    )
     unjoin.add_argument("name")
     unjoin.add_argument("--kubeconfig", help="admin kubeconfig: remove FOOT's objects at once")
     unjoin.add_argument("--context", help="kubeconfig context")

@@ -1,30 +1,49 @@
-"""The `foot` command line."""
+"""The `foot` command line.
+
+Every command that talks to FOOT finds it the same way (foot_cli.connection): `--nats-url`,
+else `FOOT_NATS_URL`, else the state file of the running `foot up` of `--home` (else
+`FOOT_HOME`, else `~/.foot`), else nats://127.0.0.1:4222; `--timeout` bounds the whole
+command, connecting included. Modules a command does not need are imported when it runs,
+so start-up stays short.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from foot.api import ApiReply, ApiRequest, ObjectResult
-from foot.catalog import API_APPLY, API_DELETE
 from foot.errors import FootError, InvalidObjectError
-from foot.kinds import KINDS
-from foot.yamlsafe import load_documents
 from foot_cli.cluster import add_commands as add_cluster_commands
 from foot_cli.cluster import exec_agent
-from foot_cli.connection import connect
+from foot_cli.connection import NoFootError, connect, nats_target, no_foot
 from foot_cli.console import err, out
 from foot_cli.describe import add_describe
-from foot_cli.get import cmd_get
+from foot_cli.home import HOME_HELP
+
+if TYPE_CHECKING:
+    from foot.api import ObjectResult
+
+DEFAULT_TIMEOUT_SECONDS = 5.0
+"""How long a command may take by default, connecting included."""
+MEMBER_TIMEOUT_SECONDS = 60.0
+"""The default for commands that wait on a member cluster's API server (join, unjoin)."""
+ENVIRONMENT_HELP = """\
+where FOOT is (first found wins):
+  --nats-url URL                 or FOOT_NATS_URL
+  the state file of `foot up`    HOME/up.json, HOME from --home, else FOOT_HOME, else ~/.foot
+  nats://127.0.0.1:4222          otherwise
+the CLI's NATS user: FOOT_NATS_CREDENTIALS_FILE, else the one `foot up` made in HOME.
+Every command that talks to FOOT gives up after --timeout seconds (connecting included)."""
 
 
 def read_files(paths: Sequence[str]) -> list[dict[str, Any]]:
+    from foot.yamlsafe import load_documents
+
     documents = []
     for path in paths:
         # Bytes: the loader itself refuses what is not UTF-8, with a clear error.
@@ -52,6 +71,10 @@ def print_results(results: Sequence[ObjectResult]) -> bool:
 
 
 async def call_api(args: argparse.Namespace, subject: str, documents: list[dict[str, Any]]) -> int:
+    import orjson
+
+    from foot.api import ApiReply, ApiRequest
+
     async with await connect(args) as bus:
         payload = ApiRequest(objects=documents).model_dump(mode="json", by_alias=True)
         msg = await bus.request(subject, orjson.dumps(payload), wait_seconds=args.timeout)
@@ -63,10 +86,21 @@ async def call_api(args: argparse.Namespace, subject: str, documents: list[dict[
 
 
 async def cmd_apply(args: argparse.Namespace) -> int:
+    from foot.catalog import API_APPLY
+
     return await call_api(args, API_APPLY, read_files(args.filename))
 
 
+async def cmd_get(args: argparse.Namespace) -> int:
+    from foot_cli.get import cmd_get as run_get
+
+    return await run_get(args)
+
+
 async def cmd_delete(args: argparse.Namespace) -> int:
+    from foot.catalog import API_DELETE
+    from foot.kinds import KINDS
+
     if args.filename:
         documents = read_files(args.filename)
     elif args.kind and args.names:
@@ -86,30 +120,46 @@ async def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from foot_cli.up import foot_home, run_up
+    from foot_cli.home import foot_home
+    from foot_cli.up import run_up
 
     return run_up(
         nats_url=args.nats_url,
         nats_port=args.nats_port,
         admin_port_base=args.admin_port_base,
-        home=Path(args.home) if args.home else foot_home(),
+        home=foot_home(args.home),
         log_level=args.log_level,
         simulated_clusters=args.sim,
     )
 
 
+def with_nats(
+    sub: argparse.ArgumentParser, timeout: float = DEFAULT_TIMEOUT_SECONDS
+) -> argparse.ArgumentParser:
+    """The options of every command that talks to FOOT: where it is, and how long to wait."""
+    sub.add_argument("--home", help=HOME_HELP)
+    sub.add_argument(
+        "--nats-url",
+        help="NATS to talk to (default: FOOT_NATS_URL, else the URL the `foot up` of --home "
+        "recorded, else nats://127.0.0.1:4222)",
+    )
+    sub.add_argument(
+        "--timeout",
+        type=float,
+        default=timeout,
+        help=f"seconds the whole command may take, connecting included (default {timeout:g})",
+    )
+    return sub
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="foot", description="FOOT: one control plane for many Kubernetes clusters."
+        prog="foot",
+        description="FOOT: one control plane for many Kubernetes clusters.",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def with_nats(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sub.add_argument(
-            "--nats-url", help="NATS to talk to (default: FOOT_NATS_URL, else what `foot up` runs)"
-        )
-        sub.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for FOOT")
-        return sub
 
     up = commands.add_parser("up", help="start FOOT: embedded NATS and the five services")
     up.add_argument("--nats-url", help="use this NATS instead of starting one")
@@ -120,7 +170,7 @@ def parser() -> argparse.ArgumentParser:
         default=8470,
         help="admin servers listen on BASE+1..BASE+5 (0: free ports)",
     )
-    up.add_argument("--home", help="data and logs folder (default: FOOT_HOME or ~/.foot)")
+    up.add_argument("--home", help=HOME_HELP)
     up.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     up.add_argument(
         "--sim", type=int, default=0, metavar="N", help="also start N simulated member clusters"
@@ -134,7 +184,7 @@ def parser() -> argparse.ArgumentParser:
     apply.set_defaults(run=cmd_apply, is_async=True)
 
     get = with_nats(commands.add_parser("get", help="show objects"))
-    get.add_argument("kind", help=f"kind to show ({KINDS.spellings()})")
+    get.add_argument("kind", help=f"kind to show ({kind_spellings()})")
     get.add_argument("name", nargs="?")
     get.add_argument("-n", "--namespace")
     get.add_argument("-A", "--all-namespaces", action="store_true")
@@ -150,8 +200,53 @@ def parser() -> argparse.ArgumentParser:
     delete.add_argument("-f", "--filename", action="append")
     delete.set_defaults(run=cmd_delete, is_async=True)
 
-    add_cluster_commands(commands, with_nats)
+    add_cluster_commands(commands, with_nats, member_timeout=MEMBER_TIMEOUT_SECONDS)
     return root
+
+
+def kind_spellings() -> str:
+    from foot.kinds import KINDS
+
+    return KINDS.spellings()
+
+
+async def run_within_timeout(args: argparse.Namespace) -> int:
+    """Run a command that talks to FOOT, all of it (connecting included) within --timeout."""
+    run: Callable[[argparse.Namespace], Any] = args.run
+    timeout = getattr(args, "timeout", None)
+    if timeout is None:
+        return int(await run(args))
+    try:
+        async with asyncio.timeout(timeout) as bound:
+            return int(await run(args))
+    except TimeoutError:
+        if not bound.expired():
+            raise
+        target = getattr(args, "connecting_to", None) or nats_target(args)
+        if not getattr(args, "connected", False):
+            raise no_foot(target, f"no answer within {timeout:g}s") from None
+        raise CommandTimeoutError(
+            f"FOOT at {target.url} did not finish within {timeout:g}s (--timeout {timeout:g})"
+        ) from None
+
+
+class CommandTimeoutError(FootError):
+    """A command ran out of --timeout after it reached FOOT."""
+
+    retryable = True
+    code = "Unavailable"
+
+
+def report(exc: FootError | OSError) -> None:
+    """A failed command as a person reads it: one line (and the problems of an object)."""
+    if isinstance(exc, NoFootError | CommandTimeoutError):
+        err.print(f"foot: {exc.message}", markup=False)
+        return
+    message = exc.message if isinstance(exc, FootError) else str(exc)
+    err.print(f"[red]error[/red]: {message}")
+    if isinstance(exc, InvalidObjectError):
+        for problem in exc.problems:
+            err.print(f"    {problem}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -159,14 +254,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if words[:1] == ["agent"]:  # every option after it is the agent's own
         exec_agent(words[1:])
     args = parser().parse_args(words)
+    # The CLI speaks through its own output: library warnings (a NATS client's complaint,
+    # an unclosed session at exit) are not for the person at the terminal.
+    logging.getLogger().addHandler(logging.NullHandler())
     try:
-        code = asyncio.run(args.run(args)) if args.is_async else args.run(args)
+        code = asyncio.run(run_within_timeout(args)) if args.is_async else args.run(args)
     except (FootError, OSError) as exc:
-        message = exc.message if isinstance(exc, FootError) else str(exc)
-        err.print(f"[red]error[/red]: {message}")
-        if isinstance(exc, InvalidObjectError):
-            for problem in exc.problems:
-                err.print(f"    {problem}")
+        report(exc)
         code = 1
     except KeyboardInterrupt:
         code = 130
