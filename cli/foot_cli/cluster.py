@@ -12,20 +12,22 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import yaml
-
-from foot.registry_api import RegistryReply
-from foot.registry_client import RegistryClient
-from foot_cli.connection import connect
 from foot_cli.console import err, out
-from foot_cli.get import cmd_get
+
+if TYPE_CHECKING:
+    from foot.registry_api import RegistryReply
 
 Subparsers = Any  # argparse's _SubParsersAction is private
+# What only a command's run needs (the registry's client, the store, YAML) is imported
+# there: the parser is built for every command, so what it imports every command pays.
 
 
 async def _ask(args: argparse.Namespace, verb: str, body: dict[str, Any]) -> RegistryReply:
+    from foot.registry_client import RegistryClient
+    from foot_cli.connection import connect
+
     async with await connect(args) as bus:
         return await RegistryClient(bus, wait_seconds=args.timeout).ask(verb, body)
 
@@ -109,17 +111,22 @@ async def cmd_register(args: argparse.Namespace) -> int:
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
+    from foot_cli.get import cmd_get
+
     args.kind, args.name, args.namespace, args.all_namespaces = "clusters", None, None, False
     return await cmd_get(args)
 
 
 async def cmd_describe(args: argparse.Namespace) -> int:
+    import yaml
+
     reply = await _ask(args, "collect", {"name": args.name}) if args.refresh else None
     if reply is not None and not reply.ok:
         return _failed(reply)
     if reply is None:
         from foot.kinds import KINDS
         from foot.store import ObjectStore
+        from foot_cli.connection import connect
 
         info = KINDS.resolve("clusters")
         async with await connect(args) as bus:
@@ -176,7 +183,8 @@ def add_commands(
     join.add_argument(
         "--use-given-credential",
         action="store_true",
-        help="store the kubeconfig's own token instead of creating a ServiceAccount",
+        help="store the kubeconfig's own token instead of creating a ServiceAccount "
+        "(for a cluster without the TokenRequest API, such as foot-sim's)",
     )
     placement(join)
     join.set_defaults(run=cmd_join, is_async=True)

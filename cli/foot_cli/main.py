@@ -10,19 +10,12 @@ so start-up stays short.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from foot.errors import FootError, InvalidObjectError
-from foot_cli.cluster import add_commands as add_cluster_commands
-from foot_cli.cluster import exec_agent
-from foot_cli.connection import NoFootError, connect, nats_target, no_foot
-from foot_cli.console import err, out
-from foot_cli.describe import add_describe
 from foot_cli.home import HOME_HELP
 
 if TYPE_CHECKING:
@@ -53,6 +46,8 @@ def read_files(paths: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def print_results(results: Sequence[ObjectResult]) -> bool:
+    from foot_cli.console import err, out
+
     ok = True
     for result in results:
         info_kind = result.ref.kind.lower()
@@ -74,6 +69,8 @@ async def call_api(args: argparse.Namespace, subject: str, documents: list[dict[
     import orjson
 
     from foot.api import ApiReply, ApiRequest
+    from foot_cli.connection import connect
+    from foot_cli.console import err
 
     async with await connect(args) as bus:
         payload = ApiRequest(objects=documents).model_dump(mode="json", by_alias=True)
@@ -100,6 +97,7 @@ async def cmd_get(args: argparse.Namespace) -> int:
 async def cmd_delete(args: argparse.Namespace) -> int:
     from foot.catalog import API_DELETE
     from foot.kinds import KINDS
+    from foot_cli.console import err
 
     if args.filename:
         documents = read_files(args.filename)
@@ -152,7 +150,21 @@ def with_nats(
     return sub
 
 
-def parser() -> argparse.ArgumentParser:
+COMMANDS = {
+    "up": "start FOOT: embedded NATS and the five services",
+    "apply": "create or update objects from files",
+    "get": "show objects",
+    "describe": "show a template's policy, placement and why",
+    "delete": "delete objects",
+    "cluster": "join, register and inspect member clusters",
+    "agent": "run the pull-mode agent (options: foot agent --help)",
+}
+"""Every command and its one-line help, in the order `foot --help` lists them."""
+
+
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line. Only `command`'s own parser is built in full (every one when None):
+    the others are their names and help, so that a command imports only what it needs."""
     root = argparse.ArgumentParser(
         prog="foot",
         description="FOOT: one control plane for many Kubernetes clusters.",
@@ -160,8 +172,25 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    builders: dict[str, Callable[[Any], None]] = {
+        "up": add_up,
+        "apply": add_apply,
+        "get": add_get,
+        "describe": add_describe_command,
+        "delete": add_delete,
+        "cluster": add_cluster_commands,
+        "agent": lambda _commands: None,  # `cluster` adds it
+    }
+    for name, summary in COMMANDS.items():
+        if command is None or name == command:
+            builders[name](commands)
+        elif name not in commands.choices:
+            commands.add_parser(name, help=summary)
+    return root
 
-    up = commands.add_parser("up", help="start FOOT: embedded NATS and the five services")
+
+def add_up(commands: Any) -> None:
+    up = commands.add_parser("up", help=COMMANDS["up"])
     up.add_argument("--nats-url", help="use this NATS instead of starting one")
     up.add_argument("--nats-port", type=int, default=4222, help="embedded NATS port (0: free)")
     up.add_argument(
@@ -177,13 +206,17 @@ def parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(run=cmd_up, is_async=False)
 
-    apply = with_nats(commands.add_parser("apply", help="create or update objects from files"))
+
+def add_apply(commands: Any) -> None:
+    apply = with_nats(commands.add_parser("apply", help=COMMANDS["apply"]))
     apply.add_argument(
         "-f", "--filename", action="append", required=True, help="YAML/JSON file, - for stdin"
     )
     apply.set_defaults(run=cmd_apply, is_async=True)
 
-    get = with_nats(commands.add_parser("get", help="show objects"))
+
+def add_get(commands: Any) -> None:
+    get = with_nats(commands.add_parser("get", help=COMMANDS["get"]))
     get.add_argument("kind", help=f"kind to show ({kind_spellings()})")
     get.add_argument("name", nargs="?")
     get.add_argument("-n", "--namespace")
@@ -191,17 +224,26 @@ def parser() -> argparse.ArgumentParser:
     get.add_argument("-o", "--output", choices=["table", "yaml", "json"], default="table")
     get.set_defaults(run=cmd_get, is_async=True)
 
+
+def add_describe_command(commands: Any) -> None:
+    from foot_cli.describe import add_describe
+
     add_describe(commands, with_nats)
 
-    delete = with_nats(commands.add_parser("delete", help="delete objects"))
+
+def add_delete(commands: Any) -> None:
+    delete = with_nats(commands.add_parser("delete", help=COMMANDS["delete"]))
     delete.add_argument("kind", nargs="?")
     delete.add_argument("names", nargs="*")
     delete.add_argument("-n", "--namespace")
     delete.add_argument("-f", "--filename", action="append")
     delete.set_defaults(run=cmd_delete, is_async=True)
 
-    add_cluster_commands(commands, with_nats, member_timeout=MEMBER_TIMEOUT_SECONDS)
-    return root
+
+def add_cluster_commands(commands: Any) -> None:
+    from foot_cli.cluster import add_commands
+
+    add_commands(commands, with_nats, member_timeout=MEMBER_TIMEOUT_SECONDS)
 
 
 def kind_spellings() -> str:
@@ -212,6 +254,8 @@ def kind_spellings() -> str:
 
 async def run_within_timeout(args: argparse.Namespace) -> int:
     """Run a command that talks to FOOT, all of it (connecting included) within --timeout."""
+    import asyncio
+
     run: Callable[[argparse.Namespace], Any] = args.run
     timeout = getattr(args, "timeout", None)
     if timeout is None:
@@ -222,6 +266,8 @@ async def run_within_timeout(args: argparse.Namespace) -> int:
     except TimeoutError:
         if not bound.expired():
             raise
+        from foot_cli.connection import nats_target, no_foot
+
         target = getattr(args, "connecting_to", None) or nats_target(args)
         if not getattr(args, "connected", False):
             raise no_foot(target, f"no answer within {timeout:g}s") from None
@@ -239,6 +285,9 @@ class CommandTimeoutError(FootError):
 
 def report(exc: FootError | OSError) -> None:
     """A failed command as a person reads it: one line (and the problems of an object)."""
+    from foot_cli.connection import NoFootError
+    from foot_cli.console import err
+
     if isinstance(exc, NoFootError | CommandTimeoutError):
         err.print(f"foot: {exc.message}", markup=False)
         return
@@ -250,10 +299,15 @@ def report(exc: FootError | OSError) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    import asyncio
+    import logging
+
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["agent"]:  # every option after it is the agent's own
+        from foot_cli.cluster import exec_agent
+
         exec_agent(words[1:])
-    args = parser().parse_args(words)
+    args = parser(words[0] if words else None).parse_args(words)
     # The CLI speaks through its own output: library warnings (a NATS client's complaint,
     # an unclosed session at exit) are not for the person at the terminal.
     logging.getLogger().addHandler(logging.NullHandler())
