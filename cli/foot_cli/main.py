@@ -299,15 +299,15 @@ def report(exc: FootError | OSError) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    import asyncio
-    import logging
-
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["agent"]:  # every option after it is the agent's own
         from foot_cli.cluster import exec_agent
 
         exec_agent(words[1:])
     args = parser(words[0] if words else None).parse_args(words)
+    import asyncio
+    import logging
+
     # The CLI speaks through its own output: library warnings (a NATS client's complaint,
     # an unclosed session at exit) are not for the person at the terminal.
     logging.getLogger().addHandler(logging.NullHandler())
