@@ -12,6 +12,7 @@ naming the URL tried and where it came from, not a retry loop.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import os
 from dataclasses import dataclass
@@ -103,11 +104,21 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def start_the_clock(args: argparse.Namespace) -> None:
+    """--timeout runs from the command's first reach for FOOT to its end: the deadline the
+    command runs under (main's `args.deadline`, unset until now) is set at the first
+    connection. What came before (imports, reading files) is not FOOT's to answer for."""
+    deadline: asyncio.Timeout | None = getattr(args, "deadline", None)
+    if deadline is not None and deadline.when() is None:
+        deadline.reschedule(asyncio.get_running_loop().time() + float(args.timeout))
+
+
 async def connect(args: argparse.Namespace) -> Bus:
     """One connection for one command: tried once, never re-established (NoFootError when
     nothing answers at the URL)."""
     from foot.bus import Bus
 
+    start_the_clock(args)
     target = nats_target(args)
     args.connecting_to = target
     timeout = min(CONNECT_TIMEOUT_SECONDS, float(getattr(args, "timeout", None) or 5.0))

@@ -31,7 +31,8 @@ where FOOT is (first found wins):
   the state file of `foot up`    HOME/up.json, HOME from --home, else FOOT_HOME, else ~/.foot
   nats://127.0.0.1:4222          otherwise
 the CLI's NATS user: FOOT_NATS_CREDENTIALS_FILE, else the one `foot up` made in HOME.
-Every command that talks to FOOT gives up after --timeout seconds (connecting included)."""
+Every command that talks to FOOT gives up --timeout seconds after it first reaches for it
+(connecting included)."""
 
 
 def read_files(paths: Sequence[str]) -> list[dict[str, Any]]:
@@ -145,7 +146,8 @@ def with_nats(
         "--timeout",
         type=float,
         default=timeout,
-        help=f"seconds the whole command may take, connecting included (default {timeout:g})",
+        help="seconds all of the command's talk with FOOT may take, connecting included "
+        f"(default {timeout:g})",
     )
     return sub
 
@@ -253,7 +255,8 @@ def kind_spellings() -> str:
 
 
 async def run_within_timeout(args: argparse.Namespace) -> int:
-    """Run a command that talks to FOOT, all of it (connecting included) within --timeout."""
+    """Run a command that talks to FOOT within --timeout, from its first connection (which
+    sets the deadline: foot_cli.connection.start_the_clock) to its end."""
     import asyncio
 
     run: Callable[[argparse.Namespace], Any] = args.run
@@ -261,7 +264,8 @@ async def run_within_timeout(args: argparse.Namespace) -> int:
     if timeout is None:
         return int(await run(args))
     try:
-        async with asyncio.timeout(timeout) as bound:
+        async with asyncio.timeout(None) as bound:
+            args.deadline = bound
             return int(await run(args))
     except TimeoutError:
         if not bound.expired():

@@ -25,10 +25,10 @@ from foot.natsauth import CLI_IDENTITY, service_creds_path
 from foot.runtime.settings import default_home
 from foot_cli.natsserver import EmbeddedNats
 
-START_ALLOWANCE_SECONDS = 15.0
+START_ALLOWANCE_SECONDS = 30.0
 """The interpreter's start-up on a loaded machine, on top of --timeout (the bug this guards
 against never ended at all)."""
-GIVE_UP_SECONDS = 60.0
+GIVE_UP_SECONDS = 90.0
 
 
 def closed_port_url() -> str:
