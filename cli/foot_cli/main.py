@@ -2,8 +2,8 @@
 
 Every command that talks to FOOT finds it the same way (foot_cli.connection): `--nats-url`,
 else `FOOT_NATS_URL`, else the state file of the running `foot up` of `--home` (else
-`FOOT_HOME`, else `~/.foot`), else nats://127.0.0.1:4222; `--timeout` bounds the whole
-command, connecting included. Modules a command does not need are imported when it runs,
+`FOOT_HOME`, else `~/.foot`), else nats://127.0.0.1:4222; `--timeout` bounds all of its
+talk with FOOT, connecting included. Modules a command does not need are imported when it runs,
 so start-up stays short.
 """
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from foot.api import ObjectResult
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
-"""How long a command may take by default, connecting included."""
+"""How long a command's talk with FOOT may take by default, connecting included."""
 MEMBER_TIMEOUT_SECONDS = 60.0
 """The default for commands that wait on a member cluster's API server (join, unjoin)."""
 ENVIRONMENT_HELP = """\
@@ -270,13 +270,15 @@ async def run_within_timeout(args: argparse.Namespace) -> int:
     except TimeoutError:
         if not bound.expired():
             raise
+        from foot.redaction import redact
         from foot_cli.connection import nats_target, no_foot
 
         target = getattr(args, "connecting_to", None) or nats_target(args)
         if not getattr(args, "connected", False):
             raise no_foot(target, f"no answer within {timeout:g}s") from None
         raise CommandTimeoutError(
-            f"FOOT at {target.url} did not finish within {timeout:g}s (--timeout {timeout:g})"
+            f"FOOT at {redact(target.url)} did not finish within {timeout:g}s "
+            f"(--timeout {timeout:g})"
         ) from None
 
 
@@ -290,11 +292,12 @@ class CommandTimeoutError(FootError):
 def report(exc: FootError | OSError) -> None:
     """A failed command as a person reads it: one line (and the problems of an object)."""
     from foot_cli.connection import NoFootError
-    from foot_cli.console import err
 
     if isinstance(exc, NoFootError | CommandTimeoutError):
-        err.print(f"foot: {exc.message}", markup=False)
+        print(f"foot: {exc.message}", file=sys.stderr)
         return
+    from foot_cli.console import err
+
     message = exc.message if isinstance(exc, FootError) else str(exc)
     err.print(f"[red]error[/red]: {message}")
     if isinstance(exc, InvalidObjectError):

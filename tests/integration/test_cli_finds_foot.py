@@ -19,8 +19,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from nats.aio.msg import Msg
 
 from foot.bus import Bus
+from foot.catalog import API_APPLY
 from foot.natsauth import CLI_IDENTITY, service_creds_path
 from foot.runtime.settings import default_home
 from foot_cli.natsserver import EmbeddedNats
@@ -193,3 +195,24 @@ async def test_the_url_s_precedence(foot_nats: str, tmp_path: Path) -> None:
         assert (code == 0) is reaches, (options, variables, stderr)
         if not reaches:
             assert_one_line_naming(stderr, dead, "connection refused")
+
+
+async def test_a_foot_that_never_answers_ends_at_the_timeout(
+    nats_server: EmbeddedNats, bus: Bus, tmp_path: Path
+) -> None:
+    """Connected, then the request is never answered: --timeout ends the command, in one
+    line, counted from the connection."""
+    await bus.client.subscribe(API_APPLY, cb=never_answer)
+    await bus.flush()
+    home = make_home(tmp_path / "home", nats_server.url)
+    args = [*command_line("apply", tmp_path), "--home", str(home), "--timeout", "2"]
+    code, stdout, stderr, took = await foot(*args, env=cli_environment())
+    assert code == 1, (stdout, stderr)
+    assert stderr.strip().splitlines() == [
+        f"foot: FOOT at {nats_server.url} did not finish within 2s (--timeout 2)"
+    ]
+    assert 2 <= took < 2 + START_ALLOWANCE_SECONDS
+
+
+async def never_answer(_msg: Msg) -> None:
+    """A responder that takes requests and answers none."""
