@@ -12,20 +12,22 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import yaml
-
-from foot.registry_api import RegistryReply
-from foot.registry_client import RegistryClient
-from foot_cli.connection import connect
 from foot_cli.console import err, out
-from foot_cli.get import cmd_get
+
+if TYPE_CHECKING:
+    from foot.registry_api import RegistryReply
 
 Subparsers = Any  # argparse's _SubParsersAction is private
+# What only a command's run needs (the registry's client, the store, YAML) is imported
+# there: the parser is built for every command, so what it imports every command pays.
 
 
 async def _ask(args: argparse.Namespace, verb: str, body: dict[str, Any]) -> RegistryReply:
+    from foot.registry_client import RegistryClient
+    from foot_cli.connection import connect
+
     async with await connect(args) as bus:
         return await RegistryClient(bus, wait_seconds=args.timeout).ask(verb, body)
 
@@ -109,17 +111,22 @@ async def cmd_register(args: argparse.Namespace) -> int:
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
+    from foot_cli.get import cmd_get
+
     args.kind, args.name, args.namespace, args.all_namespaces = "clusters", None, None, False
     return await cmd_get(args)
 
 
 async def cmd_describe(args: argparse.Namespace) -> int:
+    import yaml
+
     reply = await _ask(args, "collect", {"name": args.name}) if args.refresh else None
     if reply is not None and not reply.ok:
         return _failed(reply)
     if reply is None:
         from foot.kinds import KINDS
         from foot.store import ObjectStore
+        from foot_cli.connection import connect
 
         info = KINDS.resolve("clusters")
         async with await connect(args) as bus:
@@ -146,8 +153,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def add_commands(
-    commands: Subparsers, with_nats: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+    commands: Subparsers,
+    with_nats: Callable[..., argparse.ArgumentParser],
+    *,
+    member_timeout: float,
 ) -> None:
+    """`with_nats(parser, timeout=...)` adds --home, --nats-url and --timeout; join and
+    unjoin wait on the member's API server, so their default is `member_timeout`."""
     cluster = commands.add_parser("cluster", help="join, register and inspect member clusters")
     verbs = cluster.add_subparsers(dest="cluster_command", required=True, metavar="VERB")
 
@@ -161,19 +173,26 @@ def add_commands(
         )
         sub.add_argument("--label", action="append", metavar="KEY=VALUE", help="cluster label")
 
-    join = with_nats(verbs.add_parser("join", help="push mode: set FOOT up in a cluster"))
+    join = with_nats(
+        verbs.add_parser("join", help="push mode: set FOOT up in a cluster"),
+        timeout=member_timeout,
+    )
     join.add_argument("name")
     join.add_argument("--kubeconfig", required=True, help="admin kubeconfig (not stored)")
     join.add_argument("--context", help="kubeconfig context (default: current-context)")
     join.add_argument(
         "--use-given-credential",
         action="store_true",
-        help="store the kubeconfig's own token instead of creating a ServiceAccount",
+        help="store the kubeconfig's own token instead of creating a ServiceAccount "
+        "(for a cluster without the TokenRequest API, such as foot-sim's)",
     )
     placement(join)
     join.set_defaults(run=cmd_join, is_async=True)
 
-    unjoin = with_nats(verbs.add_parser("unjoin", help="forget a cluster, remove FOOT from it"))
+    unjoin = with_nats(
+        verbs.add_parser("unjoin", help="forget a cluster, remove FOOT from it"),
+        timeout=member_timeout,
+    )
     unjoin.add_argument("name")
     unjoin.add_argument("--kubeconfig", help="admin kubeconfig: remove FOOT's objects at once")
     unjoin.add_argument("--context", help="kubeconfig context")

@@ -100,7 +100,7 @@ async def aggregated_statuses(
 async def get_through_admin_api(
     args: argparse.Namespace, info: KindInfo, namespace: str | None
 ) -> int:
-    endpoint = admin_endpoint(info.owner)
+    endpoint = admin_endpoint(info.owner, args)
     url = f"{endpoint.url}/admin/objects/{info.plural}"
     if args.name:
         url += f"/{args.name}"

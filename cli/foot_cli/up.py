@@ -27,23 +27,16 @@ from rich.table import Table
 
 from foot.natsauth import CLI_IDENTITY, NatsAuthHome
 from foot.redaction import redact
-from foot.runtime.settings import default_home
 from foot.secrets import SecretBox
+from foot_cli.home import ADMIN_TOKEN_FILE, READ_TOKEN_FILE, STATE_FILE
 from foot_cli.natsserver import EmbeddedNats
 from foot_cli.processes import free_port, port_open, spawn, stop, wait_until
 
 SERVICES = ("registry", "scheduler", "dispatcher", "gateway-sync", "storage")
-STATE_FILE = "up.json"
-ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name
-READ_TOKEN_FILE = "read.token"  # noqa: S105 - a file name
 HEALTH_TIMEOUT_SECONDS = 10.0
 STOP_GRACE_SECONDS = 4.0
 """Each service gets this long after SIGTERM; their own in-flight deadline is shorter."""
 SERVICE_SHUTDOWN_DEADLINE_SECONDS = 2.5
-
-
-def foot_home() -> Path:
-    return default_home()
 
 
 @dataclass(frozen=True)

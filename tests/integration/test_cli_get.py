@@ -44,8 +44,8 @@ from foot.natsauth import CLI_IDENTITY, service_creds_path
 from foot.runtime.settings import default_home
 from foot.secrets import FORMAT_PREFIX as SEALED_PREFIX
 from foot.secrets import SecretBox
+from foot_cli.home import STATE_FILE
 from foot_cli.natsserver import EmbeddedNats
-from foot_cli.up import STATE_FILE
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_sim.background import BackgroundSimulator
 from foot_sim.simulator import Simulator

@@ -26,6 +26,7 @@ from foot.kube import (
 )
 from foot.kube.errors import KubeConflictError
 from foot_registry.core.member_plan import (
+    SERVICE_ACCOUNT,
     MemberObject,
     created_uid,
     in_the_way,
@@ -43,6 +44,24 @@ KubeFactory = Callable[[KubeTarget, float], KubeClient]
 TOKEN_CHECK_SECONDS = 10.0
 UNAUTHORIZED = 401
 FORBIDDEN = 403
+
+
+GIVEN_CREDENTIAL_HINT = (
+    "for a cluster without it, join with --use-given-credential (useGivenCredential in "
+    "the API): FOOT then keeps the kubeconfig's own token"
+)
+
+
+def missing_token_request(exc: KubeNotFoundError) -> str:
+    """Why a TokenRequest was answered 404: the ServiceAccount is gone (deleted while
+    joining), or the API server has no TokenRequest API at all."""
+    details = exc.body.get("details") if isinstance(exc.body, dict) else None
+    if isinstance(details, dict) and details.get("kind") == "serviceaccounts":
+        return f"the ServiceAccount is gone from the member ({exc.status} {exc.reason})"
+    return (
+        f"the member's API server has no TokenRequest API ({exc.status} {exc.reason}); "
+        f"{GIVEN_CREDENTIAL_HINT}"
+    )
 
 
 def explain(exc: FootError, server: str) -> FootError:
@@ -98,15 +117,28 @@ class MemberSetup:
                 raise AlreadyExistsError(
                     f"{obj.what} appeared in the member while joining; nothing was changed"
                 ) from exc
+            except KubeNotFoundError as exc:
+                raise PermanentError(
+                    f"creating {obj.what} in the member failed: its API server does not serve "
+                    f"{obj.collection} ({exc.status} {exc.reason}); {GIVEN_CREDENTIAL_HINT}"
+                ) from exc
             self.created.append(obj)
             log.info("created %s in the member", obj.what, extra={"cluster": self.cluster})
             if index == 0:
                 namespace_uid = created_uid(created)
 
     async def mint_token(self, expiration_seconds: int) -> str:
-        answer = await self.kube.create(
-            token_request_path(self.namespace), token_request(expiration_seconds)
-        )
+        """A token for FOOT's ServiceAccount (TokenRequest); a member whose API server has
+        no TokenRequest API (the simulator, say) is told apart, with what to do instead."""
+        try:
+            answer = await self.kube.create(
+                token_request_path(self.namespace), token_request(expiration_seconds)
+            )
+        except KubeNotFoundError as exc:
+            raise PermanentError(
+                f"minting a token for ServiceAccount {self.namespace}/{SERVICE_ACCOUNT} "
+                f"failed: {missing_token_request(exc)}"
+            ) from exc
         return minted_token(answer)
 
     async def rollback(self) -> list[str]:

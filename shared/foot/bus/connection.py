@@ -47,6 +47,8 @@ class Bus:
         self._untrusted: asyncio.Future[Exception] | None = None
         """Set while connecting: the server's certificate failed verification, or the server
         refused our credentials."""
+        self._last_error: Exception | None = None
+        """The last error nats-py reported (why a connection attempt failed)."""
         self.secret_box: SecretBox | None = None
         """The installation's sealing key: sealed values are opened on read, and written
         sealed where the writer asks (see KvStore). Services install it at start."""
@@ -66,8 +68,14 @@ class Bus:
         ca_file: Path | None = None,
         credentials_file: Path | None = None,
         inbox_prefix: str | None = None,
+        reconnect: bool = True,
     ) -> Self:
         """Connect, reconnecting forever afterwards (the caller's readiness reflects the state).
+
+        `reconnect=False` (a command line's one-off connection) gives up at once: nats-py
+        tries the server twice (it cannot be told once), then TransportError with the
+        reason; a connection lost later is not re-established. The caller's command fails
+        instead of waiting for a NATS that is not there.
 
         A `tls://` URL is verified against the system's CAs, or only `ca_file`'s when given.
         `credentials_file` is the NATS user's `.creds` file (see foot.natsauth); a server that
@@ -92,9 +100,9 @@ class Bus:
                 # nats-py annotates these as int but uses them as float seconds;
                 # sub-second reconnects matter for failover.
                 connect_timeout=connect_timeout,  # type: ignore[arg-type]
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,  # type: ignore[arg-type]
+                allow_reconnect=reconnect,
+                max_reconnect_attempts=-1 if reconnect else 1,
+                reconnect_time_wait=0.5 if reconnect else 0.01,  # type: ignore[arg-type]
                 drain_timeout=drain_timeout,  # type: ignore[arg-type]
                 disconnected_cb=bus._on_disconnect,
                 reconnected_cb=bus._on_reconnect,
@@ -108,9 +116,13 @@ class Bus:
             # configuration problem, reported at once.
             waited: set[asyncio.Future[Any]] = {connecting, untrusted}
             await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
-            if not connecting.done():
+            # Without reconnecting, the refused attempt ends `connecting` too: the refusal
+            # explains it better than the error it ends with.
+            if not connecting.done() or (untrusted.done() and connecting.exception()):
                 connecting.cancel()
-                with contextlib.suppress(asyncio.CancelledError, nats.errors.Error, OSError):
+                with contextlib.suppress(
+                    asyncio.CancelledError, nats.errors.Error, OSError, TimeoutError
+                ):
                     await connecting
                 await bus.client.close()
                 refusal = untrusted.result()
@@ -126,7 +138,10 @@ class Bus:
                 )
             connecting.result()
         except (OSError, nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(f"cannot connect to NATS at {redact(url)}: {exc}") from exc
+            # Out of attempts, nats-py says only that: the last attempt's error says why.
+            last = bus._last_error if isinstance(exc, nats.errors.NoServersError) else None
+            cause = last or exc
+            raise TransportError(f"cannot connect to NATS at {redact(url)}: {cause}") from cause
         finally:
             connecting.cancel()
             bus._untrusted = None
@@ -141,6 +156,7 @@ class Bus:
         log.info("reconnected to NATS", extra={"nats_client": self.name})
 
     async def _on_error(self, exc: Exception) -> None:
+        self._last_error = exc
         if (
             isinstance(exc, ssl.SSLCertVerificationError | nats.errors.AuthorizationError)
             or _is_auth_violation(exc)
