@@ -318,6 +318,12 @@ class CephCli:
                 process.kill()
             await process.wait()
             raise CephUnavailableError(f"{what}: no answer within {self.timeout + 5:.0f}s") from exc
+        except asyncio.CancelledError:
+            # Stopped mid-call (a probe at shutdown): no child, and no pipes left to the GC.
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await asyncio.shield(process.communicate())
+            raise
         if process.returncode != 0:
             raise _cli_error(what, process.returncode or 1, stderr.decode(errors="replace"))
         text = stdout.decode().strip()

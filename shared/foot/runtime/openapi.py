@@ -22,6 +22,7 @@ from foot.api import ApiError, ApiReply
 from foot.objects import FrozenModel
 from foot.registry_api import (
     ClusterNameRequest,
+    EmptyRequest,
     JoinRequest,
     RegisterRequest,
     RegistryReply,
@@ -227,6 +228,9 @@ ROUTES: tuple[Route, ...] = (
     _registry_route("unjoin", UnjoinRequest, "Forget a cluster (registry)"),
     _registry_route("register", RegisterRequest, "Register a pull-mode cluster (registry)"),
     _registry_route("collect", ClusterNameRequest, "Collect a cluster's status now (registry)"),
+    _registry_route(
+        "sealing-key", EmptyRequest, "The registry's public key to seal kubeconfigs to (registry)"
+    ),
     Route(
         "GET",
         "/api/clusters",

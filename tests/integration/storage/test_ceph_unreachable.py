@@ -92,6 +92,10 @@ async def test_storage_without_a_reachable_ceph_is_not_ready_and_says_why(
     assert "ceph not checked yet (first probe pending)" in storage.readiness_problems()
     async with storage:
         await eventually(lambda: "unreachable" in (storage.ceph_problem or ""))
+        # Its caches sync meanwhile (another problem until then): wait for Ceph's alone.
+        await eventually(
+            lambda: [p.split(":")[0] for p in storage.readiness_problems()] == ["ceph unreachable"]
+        )
         async with (
             aiohttp.ClientSession() as http,
             http.get(f"{storage.admin.url}/readyz") as answer,
