@@ -62,9 +62,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, ValidationError
 
 from foot.catalog import work_deliver_subject, work_status_subject, work_sync_subject
@@ -78,12 +76,11 @@ from foot.kinds.works import (
     WorkStatusReport,
 )
 from foot.objects import FrozenModel
+from foot.secrets import KEY_BYTES, NONCE_BYTES, hkdf_key
 
 AGENT_KEY_CONTEXT = b"foot-agent-key-v1"
 WIRE_PREFIX = b"foot-channel-v1:"
-NONCE_BYTES = 12
 TAG_BYTES = 16
-KEY_BYTES = 32
 MAX_SKEW_SECONDS = 60.0
 """Default: how far a message's `sentAt` may be from the receiver's clock."""
 REPLAY_WINDOW = 4096
@@ -185,8 +182,7 @@ class ChannelKeys:
 
 
 def _derive(key: bytes, purpose: Purpose, cluster: str) -> bytes:
-    info = purpose.value.encode() + b"\x00" + cluster.encode()
-    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(key)
+    return hkdf_key(key, info=purpose.value.encode() + b"\x00" + cluster.encode())
 
 
 def check_fresh(subject: str, sent_at: datetime, now: datetime, max_skew_seconds: float) -> None:

@@ -57,7 +57,7 @@ class SecretBox:
         """A private key for sealed messages derived from this key for `purpose` (e.g.
         `registry-requests`): every holder of the sealing key derives the same one, so no
         second key file is needed and a restart keeps the public key."""
-        return BoxKey(_hkdf(self._key, info=f"foot-box-key-v1/{purpose}".encode()))
+        return BoxKey(hkdf_key(self._key, info=f"foot-box-key-v1/{purpose}".encode()))
 
     def __repr__(self) -> str:
         return "SecretBox(<key hidden>)"
@@ -111,7 +111,8 @@ class SecretBox:
             ) from exc
 
 
-def _hkdf(material: bytes, *, info: bytes) -> bytes:
+def hkdf_key(material: bytes, *, info: bytes) -> bytes:
+    """A 32-byte key derived from `material` for `info` (HKDF-SHA256, no salt)."""
     return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(material)
 
 
@@ -120,7 +121,7 @@ def _public_bytes(public_key: X25519PublicKey) -> bytes:
 
 
 def _box_aead(shared: bytes, sender: bytes, receiver: bytes) -> AESGCM:
-    return AESGCM(_hkdf(shared, info=b"foot-box-v1" + sender + receiver))
+    return AESGCM(hkdf_key(shared, info=b"foot-box-v1" + sender + receiver))
 
 
 def parse_public_key(text: str) -> X25519PublicKey:
