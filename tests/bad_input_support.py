@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import io
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,6 +23,7 @@ from foot.api import ApiError
 from foot.bus import Bus
 from foot.catalog import API_APPLY, POLICIES, TEMPLATES
 from foot.runtime.settings import ServiceSettings
+from foot_cli.natsserver import EmbeddedNats
 from foot_registry.service import RegistryService
 from foot_scheduler.service import SchedulerService
 from support import stored_values
@@ -226,3 +227,21 @@ async def assert_refused_everywhere(
     assert_all_rejected(answer, expected)
     assert await stored(nats_url) == before
     assert_no_tracebacks(caplog)
+
+
+@pytest.fixture(name="scheduler")
+async def owning_scheduler(
+    nats_server: EmbeddedNats, admin_credentials: AdminCredentials
+) -> AsyncIterator[SchedulerService]:
+    """The templates' and policies' owner, with the registry, on the admin tokens' files
+    (import it into a test module to use it as `scheduler`)."""
+    async with scheduler_and_registry(nats_server.url, admin_credentials) as owner:
+        yield owner
+
+
+def assert_distinct(cases: Sequence[tuple[str, dict[str, Any], Any]]) -> None:
+    """Every case has its own id and its own document (no case counted twice)."""
+    ids = [case_id for case_id, _, _ in cases]
+    assert len(set(ids)) == len(ids)
+    documents = {orjson.dumps(d, option=orjson.OPT_SORT_KEYS) for _, d, _ in cases}
+    assert len(documents) == len(cases)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,9 +18,11 @@ import pytest
 from foot.bus import Bus
 from foot.catalog import BUCKETS
 from foot.kube import KubeClient, KubeNotFoundError, KubeTarget
+from foot.natsauth import CLI_IDENTITY, service_creds_path
 from foot.registry_api import RegistryReply
 from foot.registry_client import RegistryClient
 from foot.runtime.logs import JsonFormatter
+from foot.runtime.settings import default_home
 from foot_cli.natsserver import EmbeddedNats
 from foot_registry.core.member_plan import JOINED_LABEL, SERVICE_ACCOUNT, role_name
 from foot_registry.service import RegistryService
@@ -128,3 +133,18 @@ async def wait_member_clean(
                 await asyncio.sleep(0.2)
     except TimeoutError:
         pytest.fail(f"still in the member after {within:.0f}s: {left}")
+
+
+async def foot_cli(
+    nats: EmbeddedNats, tmp_path: Path, *args: str, wait_seconds: float = 90.0
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process of its own (in a thread: the registry shares this event loop),
+    with the CLI's own NATS user as `foot up` made it in the run's home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOT_")}
+    env["FOOT_HOME"] = str(tmp_path / "home")
+    env["FOOT_NATS_CREDENTIALS_FILE"] = str(service_creds_path(default_home(), CLI_IDENTITY))
+    command = [sys.executable, "-m", "foot_cli.main", *args, "--nats-url", nats.url]
+    return await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, env=env, timeout=wait_seconds,
+        check=False,
+    )  # fmt: skip

@@ -78,8 +78,13 @@ async def stored_value(nats_url: str, bucket: str, key: str) -> bytes | None:
     return None if entry is None else entry.value
 
 
-async def run_foot(nats_url: str, *args: str) -> tuple[int, str, str]:
-    """Run the `foot` CLI as a user would: exit code, stdout and stderr."""
+async def run_foot(
+    nats_url: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """Run the `foot` CLI as a user would: exit code, stdout and stderr (`env`: the whole
+    environment; by default this one with 200 columns and no trace export)."""
+    if env is None:
+        env = {**os.environ, "COLUMNS": "200", "OTEL_TRACES_EXPORTER": "none"}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -89,7 +94,7 @@ async def run_foot(nats_url: str, *args: str) -> tuple[int, str, str]:
         nats_url,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "200", "OTEL_TRACES_EXPORTER": "none"},
+        env=env,
     )
     stdout, stderr = await process.communicate()
     assert process.returncode is not None

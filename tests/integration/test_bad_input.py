@@ -12,6 +12,7 @@ import aiohttp
 import orjson
 import pytest
 import yaml
+from bad_input_support import deployment
 
 from foot.api import ApiError, ApiReply, ApiRequest
 from foot.bus import Bus
@@ -28,24 +29,6 @@ TOKEN = "t" * 32
 BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{','.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
 )
-
-
-def deployment(name: str, **spec: Any) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "bad", "labels": {"app": name}},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
-            },
-        },
-    }
-    document["spec"].update(spec)
-    return document
 
 
 def with_ports(name: str, ports: list[dict[str, Any]]) -> dict[str, Any]:

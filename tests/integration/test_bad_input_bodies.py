@@ -12,7 +12,6 @@ from __future__ import annotations
 import resource
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -30,7 +29,6 @@ from bad_input_support import (
     deployment,
     over_http,
     over_nats,
-    scheduler_and_registry,
     stored,
 )
 
@@ -356,14 +354,6 @@ NATS_CASES: list[tuple[str, bytes, Expected]] = [
         [("objects.1", "must be a mapping")],
     ),
 ]
-
-
-@pytest.fixture
-async def scheduler(
-    nats_server: EmbeddedNats, admin_credentials: AdminCredentials
-) -> AsyncIterator[SchedulerService]:
-    async with scheduler_and_registry(nats_server.url, admin_credentials) as owner:
-        yield owner
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,17 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import yaml
-from admin_support import AdminCredentials
-from bad_input_support import changed, data_object, deployment, scheduler_and_registry, stored
+from bad_input_support import (  # noqa: F401 - the `scheduler` fixture
+    changed,
+    data_object,
+    deployment,
+    scheduler_and_registry,
+    stored,
+)
 
 from foot.yamlsafe import MAX_INPUT_BYTES
 from foot_cli.natsserver import EmbeddedNats
@@ -54,14 +58,6 @@ FILE_CASES: list[tuple[str, bytes, str]] = [
     ("nested-too-deep", b"a: " + b"[" * 150 + b"]" * 150 + b"\n", "nested deeper than 100 levels"),
     ("over-3mib", b"#" * MAX_INPUT_BYTES + b"\n", f"more than the limit of {MAX_INPUT_BYTES}"),
 ]
-
-
-@pytest.fixture
-async def scheduler(
-    nats_server: EmbeddedNats, admin_credentials: AdminCredentials
-) -> AsyncIterator[SchedulerService]:
-    async with scheduler_and_registry(nats_server.url, admin_credentials) as owner:
-        yield owner
 
 
 async def foot_apply(nats_url: str, path: str, stdin: bytes = b"") -> tuple[int, str, str]:

@@ -9,7 +9,6 @@ kinds and the policies: test_bad_input_kinds.py; bodies: test_bad_input_bodies.p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ from admin_support import AdminCredentials
 from bad_input_support import (
     Expected,
     assert_clear_error,
+    assert_distinct,
     assert_no_tracebacks,
     assert_refused_everywhere,
     changed,
@@ -26,7 +26,6 @@ from bad_input_support import (
     deployment,
     over_http,
     over_nats,
-    scheduler_and_registry,
     stored,
     without,
 )
@@ -230,18 +229,8 @@ CASES: list[tuple[str, dict[str, Any], Expected]] = [
 ]
 
 
-@pytest.fixture
-async def scheduler(
-    nats_server: EmbeddedNats, admin_credentials: AdminCredentials
-) -> AsyncIterator[SchedulerService]:
-    async with scheduler_and_registry(nats_server.url, admin_credentials) as owner:
-        yield owner
-
-
 def test_the_cases_are_distinct() -> None:
-    ids = [case_id for case_id, _, _ in CASES]
-    assert len(set(ids)) == len(ids)
-    assert len({orjson.dumps(d, option=orjson.OPT_SORT_KEYS) for _, d, _ in CASES}) == len(CASES)
+    assert_distinct(CASES)
 
 
 @pytest.mark.parametrize(("document", "expected"), [pytest.param(d, e, id=i) for i, d, e in CASES])

@@ -5,20 +5,18 @@ as in part 1 (test_bad_input_corpus.py), with the same checks of every answer.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 import pytest
 from admin_support import AdminCredentials
 from bad_input_support import (
     Expected,
+    assert_distinct,
     assert_refused_everywhere,
     changed,
     data_object,
     pod_owner,
     policy,
-    scheduler_and_registry,
     service,
     without,
 )
@@ -291,18 +289,8 @@ CASES: list[tuple[str, dict[str, Any], Expected]] = [
 ]
 
 
-@pytest.fixture
-async def scheduler(
-    nats_server: EmbeddedNats, admin_credentials: AdminCredentials
-) -> AsyncIterator[SchedulerService]:
-    async with scheduler_and_registry(nats_server.url, admin_credentials) as owner:
-        yield owner
-
-
 def test_the_cases_are_distinct() -> None:
-    ids = [case_id for case_id, _, _ in CASES]
-    assert len(set(ids)) == len(ids)
-    assert len({orjson.dumps(d, option=orjson.OPT_SORT_KEYS) for _, d, _ in CASES}) == len(CASES)
+    assert_distinct(CASES)
 
 
 @pytest.mark.parametrize(("document", "expected"), [pytest.param(d, e, id=i) for i, d, e in CASES])

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import os
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ from foot_cli.natsserver import EmbeddedNats
 from foot_dispatcher.service import DispatcherService, DispatcherSettings
 from foot_sim.background import BackgroundSimulator
 from foot_sim.simulator import Simulator
-from support import deployment_template, stored_values
+from support import deployment_template, run_foot, stored_values
 
 CLUSTER_KIND = KINDS.lookup("cluster.foot.dev/v1alpha1", "Cluster")
 BINDING_KIND = KINDS.lookup("work.foot.dev/v1alpha1", "ResourceBinding")
@@ -66,20 +65,7 @@ async def run_cli(home: Path, nats_url: str, *args: str) -> tuple[int, str, str]
         "FOOT_NATS_CREDENTIALS_FILE": str(service_creds_path(default_home(), CLI_IDENTITY)),
         "OTEL_TRACES_EXPORTER": "none",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "foot_cli.main",
-        *args,
-        "--nats-url",
-        nats_url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    stdout, stderr = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    return await run_foot(nats_url, *args, env=env)
 
 
 def rows(table: str) -> list[list[str]]:

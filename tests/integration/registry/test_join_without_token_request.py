@@ -5,20 +5,14 @@ leave nothing behind in the member, and with the flag the same cluster joins."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from admin_support import AdminCredentials
-from registry_support import registry_settings
+from registry_support import foot_cli, registry_settings
 
 from foot.bus import Bus
-from foot.natsauth import CLI_IDENTITY, service_creds_path
-from foot.runtime.settings import default_home
 from foot_cli.natsserver import EmbeddedNats
 from foot_registry.service import RegistryService
 from foot_sim.background import BackgroundSimulator
@@ -32,17 +26,6 @@ def sim() -> Iterator[BackgroundSimulator]:
         yield running
 
 
-async def foot(nats: EmbeddedNats, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI in a process of its own (in a thread: the registry shares this event loop)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOT_")}
-    env["FOOT_HOME"] = str(tmp_path / "home")
-    env["FOOT_NATS_CREDENTIALS_FILE"] = str(service_creds_path(default_home(), CLI_IDENTITY))
-    command = [sys.executable, "-m", "foot_cli.main", *args, "--nats-url", nats.url]
-    return await asyncio.to_thread(
-        subprocess.run, command, capture_output=True, text=True, env=env, timeout=90, check=False
-    )
-
-
 async def test_join_names_the_token_step_and_the_flag(
     sim: BackgroundSimulator,
     nats_server: EmbeddedNats,
@@ -54,7 +37,7 @@ async def test_join_names_the_token_step_and_the_flag(
     endpoint = sim.endpoints[0]
     join = ["cluster", "join", endpoint.name, "--kubeconfig", str(endpoint.kubeconfig_path)]
     async with RegistryService(settings) as registry:
-        refused = await foot(nats_server, tmp_path, *join)
+        refused = await foot_cli(nats_server, tmp_path, *join)
         assert refused.returncode == 1, refused.stdout
         assert "Traceback" not in refused.stderr
         message = refused.stderr.strip()
@@ -72,6 +55,6 @@ async def test_join_names_the_token_step_and_the_flag(
             ):
                 assert (await member.get(path)).status == 404, path
 
-        joined = await foot(nats_server, tmp_path, *join, "--use-given-credential")
+        joined = await foot_cli(nats_server, tmp_path, *join, "--use-given-credential")
         assert joined.returncode == 0, joined.stderr
         assert f"cluster {endpoint.name} joined" in joined.stdout

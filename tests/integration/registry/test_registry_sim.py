@@ -4,10 +4,6 @@ events), registration over HTTP behind the bearer token, unjoin."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,13 +12,11 @@ import aiohttp
 import pytest
 import yaml
 from admin_support import AdminCredentials
-from registry_support import registry_settings
+from registry_support import foot_cli, registry_settings
 
 from foot.bus import Bus
 from foot.catalog import HEALTH_PREFIX
 from foot.health import ClusterHealthEvent
-from foot.natsauth import CLI_IDENTITY, service_creds_path
-from foot.runtime.settings import default_home
 from foot_cli.natsserver import EmbeddedNats
 from foot_registry.service import RegistryService
 from foot_sim.background import BackgroundSimulator
@@ -35,18 +29,6 @@ from support import eventually
 def sim() -> Iterator[BackgroundSimulator]:
     with BackgroundSimulator(Simulator(2, simulate_workloads=False)) as running:
         yield running
-
-
-async def foot(nats: EmbeddedNats, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI in a process of its own (in a thread: the registry shares this event loop)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOT_")}
-    env["FOOT_HOME"] = str(tmp_path / "home")
-    # The CLI's own NATS user, as `foot up` made it in the run's home.
-    env["FOOT_NATS_CREDENTIALS_FILE"] = str(service_creds_path(default_home(), CLI_IDENTITY))
-    command = [sys.executable, "-m", "foot_cli.main", *args, "--nats-url", nats.url]
-    return await asyncio.to_thread(
-        subprocess.run, command, capture_output=True, text=True, env=env, timeout=60, check=False
-    )
 
 
 async def test_join_table_partition_and_unjoin_through_the_cli(
@@ -65,16 +47,23 @@ async def test_join_table_partition_and_unjoin_through_the_cli(
     settings = registry_settings(nats_server, tmp_path, **admin_credentials.settings())
     async with RegistryService(settings) as registry:
         endpoint = sim.endpoints[0]
-        joined = await foot(
+        joined = await foot_cli(
             nats_server, tmp_path, "cluster", "join", endpoint.name,
             "--kubeconfig", str(endpoint.kubeconfig_path), "--use-given-credential",
             "--region", "eu-west", "--label", "tier=gold", "--gateway-address", "10.1.2.3",
+            wait_seconds=60,
         )  # fmt: skip
         assert joined.returncode == 0, joined.stderr
         assert f"cluster {endpoint.name} joined" in joined.stdout
 
-        described = await foot(
-            nats_server, tmp_path, "cluster", "describe", endpoint.name, "--refresh"
+        described = await foot_cli(
+            nats_server,
+            tmp_path,
+            "cluster",
+            "describe",
+            endpoint.name,
+            "--refresh",
+            wait_seconds=60,
         )
         assert described.returncode == 0, described.stderr
         document = yaml.safe_load(described.stdout)
@@ -84,7 +73,7 @@ async def test_join_table_partition_and_unjoin_through_the_cli(
         assert document["status"]["resourceSummary"]["allocatable"]["cpu"] == "24"
         version = document["status"]["kubernetesVersion"]
 
-        table = await foot(nats_server, tmp_path, "get", "clusters")
+        table = await foot_cli(nats_server, tmp_path, "get", "clusters", wait_seconds=60)
         assert table.returncode == 0, table.stderr
         header, row = table.stdout.splitlines()[:2]
         assert header.split() == ["NAME", "MODE", "READY", "VERSION", "NODES", "REGION", "AGE"]
@@ -129,11 +118,15 @@ async def test_join_table_partition_and_unjoin_through_the_cli(
                     {"path": "", "reason": "the body must be a JSON object"}
                 ]
 
-        unjoined = await foot(nats_server, tmp_path, "cluster", "unjoin", endpoint.name)
+        unjoined = await foot_cli(
+            nats_server, tmp_path, "cluster", "unjoin", endpoint.name, wait_seconds=60
+        )
         assert unjoined.returncode == 0, unjoined.stderr
-        listed = await foot(nats_server, tmp_path, "cluster", "list")
+        listed = await foot_cli(nats_server, tmp_path, "cluster", "list", wait_seconds=60)
         assert endpoint.name not in listed.stdout
         assert "pull-one" in listed.stdout
-        again = await foot(nats_server, tmp_path, "cluster", "unjoin", endpoint.name)
+        again = await foot_cli(
+            nats_server, tmp_path, "cluster", "unjoin", endpoint.name, wait_seconds=60
+        )
         assert again.returncode == 1
         assert "is not joined" in again.stderr

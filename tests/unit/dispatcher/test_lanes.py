@@ -118,9 +118,8 @@ def cluster() -> Cluster:
     )
 
 
-async def test_a_report_that_came_while_the_apply_was_in_flight_is_folded_in_after(
-    cluster: Cluster,
-) -> None:
+async def lane_of(cluster: Cluster) -> tuple[ApplyLanes, WorksCache, Queue]:
+    """The lanes over one stored, not yet applied work of m1; and its status queue."""
     works = WorksCache(MemoryKv("works"))
     await works.put(KEY, lambda _current: work())
     status = Queue()
@@ -137,6 +136,13 @@ async def test_a_report_that_came_while_the_apply_was_in_flight_is_folded_in_aft
         spawn=lambda _name, _run: None,
         watch_member_status=True,
     )
+    return lanes, works, status
+
+
+async def test_a_report_that_came_while_the_apply_was_in_flight_is_folded_in_after(
+    cluster: Cluster,
+) -> None:
+    lanes, works, status = await lane_of(cluster)
     # The watch reported the replicas ready before the work was applied (dropped then).
     lanes._observed[("m1", identity(DEPLOYMENT))] = member_object(ready=2)
     await lanes.refresh_status(KEY)
@@ -160,21 +166,6 @@ async def test_a_report_that_came_while_the_apply_was_in_flight_is_folded_in_aft
 async def test_nothing_is_folded_again_where_the_watch_reported_nothing(
     cluster: Cluster,
 ) -> None:
-    works = WorksCache(MemoryKv("works"))
-    await works.put(KEY, lambda _current: work())
-    status = Queue()
-    queues = SimpleNamespace(
-        status=status, render=Queue(), aggregate_soon=lambda _binding: None, lane=None
-    )
-    parts = SimpleNamespace(
-        works=works, mirrors=SimpleNamespace(clusters={"m1": cluster}), queues=queues
-    )
-    lanes = ApplyLanes(
-        parts=cast("Any", parts),
-        members=cast("Any", Members()),
-        pull=cast("Any", None),
-        spawn=lambda _name, _run: None,
-        watch_member_status=True,
-    )
+    lanes, _works, status = await lane_of(cluster)
     await lanes.apply(KEY)
     assert status.added == []
